@@ -1,0 +1,51 @@
+# One entry point for people and CI. Everything a target needs, it installs:
+# a venv with the project and its test extra, and the Debian packages the
+# tests drive (prometheus/promtool, wrk, hey).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DEBIAN_TOOLS := prometheus promtool wrk hey
+DEBIAN_PACKAGES := prometheus wrk hey
+PYTEST_ARGS ?=
+
+.PHONY: help test lint demo bench soak proto system-deps venv clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+venv: $(STAMP)  ## create .venv with the project and its test tools
+
+system-deps:  ## apt-get install the Debian tools the tests use, if missing
+	@missing=""; for tool in $(DEBIAN_TOOLS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages for:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEBIAN_PACKAGES); \
+	fi
+
+lint: $(STAMP)  ## ruff and mypy (strict)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: system-deps $(STAMP) lint  ## everything CI runs: lint, then the whole test suite
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+demo: system-deps $(STAMP)  ## run the local demo (see README)
+	$(PY) -m demo $(DEMO_ARGS)
+
+bench: system-deps $(STAMP)  ## run the benchmarks; figures go to docs/BENCHMARKS.md by hand
+	$(PY) -m bench $(BENCH_ARGS)
+
+proto: $(STAMP)  ## regenerate scaler/_proto from proto/ (commit the result)
+	$(PY) -m scaler._proto.generate
+
+clean:  ## remove the venv and caches
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis out
