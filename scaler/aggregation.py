@@ -1,0 +1,161 @@
+"""Demand from bucket states: pure maths over one target's pods, time passed in.
+
+Each pod's demand is the growth of its `granted_total + denied_total` counter over
+its own `uptime_s`, so network delays do not bend the rate. The reported demand is
+the larger of the rate over the last two polls (rising load shows within one poll)
+and the average over `window` seconds (falling load fades smoothly).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from scaler.bucket_state import BucketState
+
+# Until pods have answered once, targets are computed from the rating service's defaults.
+DEFAULT_REFILL_PER_S = 50.0
+DEFAULT_CAPACITY = 100.0
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    uptime_s: float
+    requested_total: float
+
+
+@dataclass(slots=True)
+class PodSeries:
+    """What one pod said, one boot at a time."""
+
+    address: str
+    state: BucketState | None = None
+    samples: deque[Sample] = field(default_factory=deque)
+    last_ok_at: float = -math.inf
+    last_error: str | None = None
+    failed_last_poll: bool = False
+    restarts: int = 0
+
+    def observe(self, state: BucketState, now: float, keep_s: float) -> None:
+        previous = self.state
+        new_boot = previous is not None and previous.boot_id != state.boot_id
+        went_back = previous is not None and (
+            state.uptime_s < previous.uptime_s or state.requested_total < previous.requested_total
+        )
+        if new_boot or went_back:
+            # A restart starts a new series: never difference counters across boots.
+            self.samples.clear()
+            self.restarts += 1
+        if not self.samples or state.uptime_s > self.samples[-1].uptime_s:
+            self.samples.append(Sample(state.uptime_s, state.requested_total))
+        self._prune(keep_s)
+        self.state = state
+        self.last_ok_at = now
+        self.last_error = None
+        self.failed_last_poll = False
+
+    def fail(self, error: str) -> None:
+        self.last_error = error
+        self.failed_last_poll = True
+
+    def _prune(self, keep_s: float) -> None:
+        # Keep one sample at or before the window's start, so the average spans it all.
+        newest = self.samples[-1].uptime_s
+        while len(self.samples) > 2 and newest - self.samples[1].uptime_s >= keep_s:
+            self.samples.popleft()
+
+    def fast_rate(self) -> float:
+        """Tokens/s over the last two polls; from boot when seen only once."""
+        if len(self.samples) >= 2:
+            return _rate(self.samples[-2], self.samples[-1])
+        return _rate(Sample(0.0, 0.0), self.samples[-1]) if self.samples else 0.0
+
+    def window_rate(self, window_s: float) -> float:
+        """Tokens/s averaged over the last `window_s` seconds of pod time."""
+        if len(self.samples) < 2:
+            return self.fast_rate()
+        newest = self.samples[-1]
+        start = self.samples[-2]
+        for sample in reversed(self.samples):
+            start = sample
+            if newest.uptime_s - sample.uptime_s >= window_s:
+                break
+        return _rate(start, newest)
+
+
+def _rate(older: Sample, newer: Sample) -> float:
+    elapsed_s = newer.uptime_s - older.uptime_s
+    if elapsed_s <= 0:
+        return 0.0
+    return max(0.0, (newer.requested_total - older.requested_total) / elapsed_s)
+
+
+@dataclass(frozen=True, slots=True)
+class Aggregate:
+    """One target's pods, summed. A plain value handed from the poller to the RPCs."""
+
+    demand_per_s: float
+    fast_demand_per_s: float
+    window_demand_per_s: float
+    deficit_tokens: float
+    refill_per_s_per_pod: float
+    capacity_per_pod: float
+    pods_total: int
+    pods_fresh: int
+    pods_failed: int
+    extrapolated: bool
+    data_age_s: float
+
+    @property
+    def has_data(self) -> bool:
+        return self.pods_fresh > 0
+
+
+def aggregate(
+    pods: Iterable[PodSeries],
+    now: float,
+    window_s: float,
+    fresh_for_s: float,
+    fallback_refill_per_s: float = DEFAULT_REFILL_PER_S,
+    fallback_capacity: float = DEFAULT_CAPACITY,
+) -> Aggregate:
+    """Sum the fresh pods; scale up to all pods when some have gone stale.
+
+    A pod that missed a poll keeps its last rate while its last answer is younger than
+    `fresh_for_s`; after that the total is extrapolated from the pods that answer.
+    """
+    pods = list(pods)
+    fresh = [pod for pod in pods if pod.state is not None and now - pod.last_ok_at <= fresh_for_s]
+    fast = sum(pod.fast_rate() for pod in fresh)
+    windowed = sum(pod.window_rate(window_s) for pod in fresh)
+    deficit = sum(pod.state.capacity - pod.state.tokens for pod in fresh if pod.state)
+    scale = len(pods) / len(fresh) if fresh else 0.0
+    newest_ok = max((pod.last_ok_at for pod in pods), default=-math.inf)
+    states = [pod.state for pod in fresh if pod.state]
+    return Aggregate(
+        demand_per_s=max(fast, windowed) * scale,
+        fast_demand_per_s=fast * scale,
+        window_demand_per_s=windowed * scale,
+        deficit_tokens=deficit * scale,
+        refill_per_s_per_pod=_mean((s.refill_per_s for s in states), fallback_refill_per_s),
+        capacity_per_pod=_mean((s.capacity for s in states), fallback_capacity),
+        pods_total=len(pods),
+        pods_fresh=len(fresh),
+        pods_failed=sum(pod.failed_last_poll for pod in pods),
+        extrapolated=0 < len(fresh) < len(pods),
+        data_age_s=now - newest_ok,
+    )
+
+
+def _mean(values: Iterable[float], default: float) -> float:
+    values = list(values)
+    return sum(values) / len(values) if values else default
+
+
+def desired_replicas(value: float, target_per_pod: float) -> int:
+    """What the HPA asks for with an AverageValue target: ceil(value / target), at least 1."""
+    if target_per_pod <= 0 or not math.isfinite(value):
+        return 1
+    return max(1, math.ceil(value / target_per_pod - 1e-9))

@@ -1,0 +1,185 @@
+"""The scaler's configuration: flags, each also read from `RATING_SCALER_<FLAG>`.
+
+This is the only module that reads the environment. Values are checked at start-up
+and a bad one stops the process with a message that names the flag.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from scaler.trigger import HostPolicy
+
+ENV_PREFIX = "RATING_SCALER_"
+DEFAULT_ALLOWED_HOSTS = "*.svc.cluster.local,localhost,127.0.0.1"
+LOG_LEVELS = ("debug", "info", "warning", "error")
+DEFAULT_HOST_POLICY = HostPolicy(tuple(DEFAULT_ALLOWED_HOSTS.split(",")))
+
+
+@dataclass(frozen=True, slots=True)
+class ScalerConfig:
+    host: str = "0.0.0.0"
+    grpc_port: int = 6000
+    http_port: int = 9102
+    poll_interval_s: float = 1.0
+    pod_timeout_s: float = 0.25
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+    allowed_hosts: HostPolicy = DEFAULT_HOST_POLICY
+    dns_server: tuple[str, int] | None = None
+    forget_after_s: float = 600.0
+    shutdown_grace_s: float = 5.0
+    log_level: str = "info"
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
+
+
+class ConfigError(ValueError):
+    """A flag's value is unusable; the message names the flag."""
+
+
+def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rating-scaler",
+        description=(
+            "KEDA external scaler for the OpenClaw Rating API Edge: polls every rating pod's "
+            "token bucket about once a second and answers KEDA's ExternalScaler gRPC calls "
+            "from memory. Every flag can also be set as RATING_SCALER_<FLAG>, "
+            "e.g. RATING_SCALER_POLL_INTERVAL=0.5."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+
+    def flag(name: str, default: str | None, help_text: str) -> None:
+        env_name = ENV_PREFIX + name.upper().replace("-", "_")
+        parser.add_argument(
+            f"--{name}", default=env.get(env_name, default), help=f"{help_text} [{env_name}]"
+        )
+
+    flag("host", "0.0.0.0", "address both ports bind to")
+    flag(
+        "grpc-port", "6000", "gRPC port: externalscaler.ExternalScaler, grpc.health.v1, reflection"
+    )
+    flag("http-port", "9102", "HTTP port: /metrics, /healthz, /readyz, /v1/targets")
+    flag("poll-interval", "1.0", "seconds between polls of one target's pods")
+    flag("pod-timeout", "0.25", "seconds one pod may take to answer")
+    flag("tls-cert", None, "PEM certificate for the gRPC port (enables TLS)")
+    flag("tls-key", None, "PEM private key for --tls-cert")
+    flag(
+        "tls-client-ca",
+        None,
+        "PEM CA bundle; when set, clients must present a certificate it signed (mTLS)",
+    )
+    flag(
+        "allowed-hosts",
+        DEFAULT_ALLOWED_HOSTS,
+        "comma-separated host patterns (globs) that triggers may point at",
+    )
+    flag(
+        "dns-server",
+        None,
+        "host[:port] of the DNS server for `service` lookups (default: /etc/resolv.conf)",
+    )
+    flag("forget-after", "600", "seconds after which a target nobody asks about is forgotten")
+    flag("shutdown-grace", "5", "seconds in-flight calls may take to finish after SIGTERM")
+    flag("log-level", "info", f"one of {', '.join(LOG_LEVELS)}")
+    return parser
+
+
+def load(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> ScalerConfig:
+    """Parse flags (falling back to the environment) into a checked config."""
+    environment = os.environ if env is None else env
+    args = build_parser(environment).parse_args(argv)
+    config = ScalerConfig(
+        host=_host(args.host),
+        grpc_port=_port("--grpc-port", args.grpc_port),
+        http_port=_port("--http-port", args.http_port),
+        poll_interval_s=_seconds("--poll-interval", args.poll_interval, 0.05, 3600),
+        pod_timeout_s=_seconds("--pod-timeout", args.pod_timeout, 0.01, 60),
+        tls_cert=_file("--tls-cert", args.tls_cert),
+        tls_key=_file("--tls-key", args.tls_key),
+        tls_client_ca=_file("--tls-client-ca", args.tls_client_ca),
+        allowed_hosts=_hosts(args.allowed_hosts),
+        dns_server=_dns_server(args.dns_server),
+        forget_after_s=_seconds("--forget-after", args.forget_after, 1, 86400),
+        shutdown_grace_s=_seconds("--shutdown-grace", args.shutdown_grace, 0, 600),
+        log_level=_choice("--log-level", args.log_level, LOG_LEVELS),
+    )
+    _check_tls(config)
+    if config.pod_timeout_s >= config.poll_interval_s:
+        raise ConfigError(
+            f"--pod-timeout ({config.pod_timeout_s:g}s) must be shorter than --poll-interval "
+            f"({config.poll_interval_s:g}s), or polls would overlap"
+        )
+    return config
+
+
+def _host(value: str) -> str:
+    if not value or any(ch.isspace() for ch in value):
+        raise ConfigError(f"--host: {value!r} is not an address")
+    return value
+
+
+def _port(flag: str, value: str) -> int:
+    if not value.strip().isdigit() or not 0 <= int(value) <= 65535:
+        raise ConfigError(f"{flag}: {value!r} is not a port number (0-65535)")
+    return int(value)
+
+
+def _seconds(flag: str, value: str, low: float, high: float) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number) or not low <= number <= high:
+        raise ConfigError(f"{flag}: {value!r} is not a number of seconds in [{low:g}, {high:g}]")
+    return number
+
+
+def _file(flag: str, value: str | None) -> Path | None:
+    if not value:
+        return None
+    path = Path(value)
+    if not path.is_file():
+        raise ConfigError(f"{flag}: no such file: {value}")
+    return path
+
+
+def _hosts(value: str) -> HostPolicy:
+    patterns = tuple(part.strip() for part in value.split(",") if part.strip())
+    if not patterns:
+        raise ConfigError("--allowed-hosts: give at least one host pattern")
+    return HostPolicy(patterns)
+
+
+def _dns_server(value: str | None) -> tuple[str, int] | None:
+    if not value:
+        return None
+    host, sep, port = value.rpartition(":")
+    if not sep or (":" in host and not host.startswith("[")):
+        host, port = value, "53"
+    host = host.strip("[]")
+    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ConfigError(f"--dns-server: {value!r} is not host[:port]")
+    return host, int(port)
+
+
+def _choice(flag: str, value: str, choices: Sequence[str]) -> str:
+    if value.lower() not in choices:
+        raise ConfigError(f"{flag}: {value!r} is not one of {', '.join(choices)}")
+    return value.lower()
+
+
+def _check_tls(config: ScalerConfig) -> None:
+    if (config.tls_cert is None) != (config.tls_key is None):
+        raise ConfigError("--tls-cert and --tls-key must be given together")
+    if config.tls_client_ca is not None and config.tls_cert is None:
+        raise ConfigError("--tls-client-ca needs --tls-cert and --tls-key (mTLS is on top of TLS)")

@@ -1,0 +1,72 @@
+"""Finding a target's pods: a static list, or the A/AAAA records of a headless Service."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Protocol
+
+import dns.asyncresolver
+import dns.exception
+import dns.rdatatype
+import dns.resolver
+
+from scaler.trigger import TargetKey
+
+
+class DiscoveryError(Exception):
+    """The pod list could not be read this time; the previous list stays in use."""
+
+
+class Discovery(Protocol):
+    async def addresses(self) -> list[tuple[str, int]]:
+        """The pods' (host, port) pairs right now."""
+        ...
+
+
+class StaticDiscovery:
+    def __init__(self, endpoints: tuple[tuple[str, int], ...]) -> None:
+        self._endpoints = list(endpoints)
+
+    async def addresses(self) -> list[tuple[str, int]]:
+        return list(self._endpoints)
+
+
+class DnsDiscovery:
+    """Each A or AAAA record of a headless Service is one ready pod."""
+
+    def __init__(self, name: str, port: int, resolver: dns.asyncresolver.Resolver) -> None:
+        self._name = name if name.endswith(".") else name + "."
+        self._port = port
+        self._resolver = resolver
+
+    async def addresses(self) -> list[tuple[str, int]]:
+        ipv4, ipv6 = await asyncio.gather(self._lookup("A"), self._lookup("AAAA"))
+        return [(address, self._port) for address in sorted(set(ipv4)) + sorted(set(ipv6))]
+
+    async def _lookup(self, rdtype: str) -> list[str]:
+        try:
+            answer = await self._resolver.resolve(self._name, rdtype, search=False)
+        except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
+            return []  # a Service with no ready pods
+        except dns.exception.DNSException as exc:
+            raise DiscoveryError(f"DNS {rdtype} {self._name}: {exc}") from None
+        return [record.to_text() for record in answer]
+
+
+def make_resolver(server: tuple[str, int] | None, timeout_s: float) -> dns.asyncresolver.Resolver:
+    """The system's resolver (resolv.conf), or one that asks `server` (host, port) only."""
+    if server is None:
+        resolver = dns.asyncresolver.Resolver()
+    else:
+        resolver = dns.asyncresolver.Resolver(configure=False)
+        resolver.nameservers = [server[0]]
+        resolver.port = server[1]
+    resolver.lifetime = timeout_s
+    resolver.cache = None  # headless records change as pods come and go
+    return resolver
+
+
+def discovery_for(target: TargetKey, resolver: dns.asyncresolver.Resolver) -> Discovery:
+    if target.service is not None:
+        return DnsDiscovery(target.service, target.port, resolver)
+    return StaticDiscovery(target.endpoints)

@@ -1,0 +1,152 @@
+"""The scaler's own Prometheus metrics, on a registry of its own.
+
+Per-target and per-ScaledObject gauges are computed at scrape time from the
+pollers' memory by a collector that never raises.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from scaler.aggregation import desired_replicas
+from scaler.poller import TargetPoller
+from scaler.targets import Targets
+from scaler.trigger import TargetKey
+
+log = logging.getLogger("scaler.metrics")
+PREFIX = "openclaw_rating_scaler_"
+POLL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5)
+RPC_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1.0)
+RPC_METHODS = ("GetMetricSpec", "GetMetrics", "IsActive", "StreamIsActive")
+
+
+class ScalerMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.poll_duration = Histogram(
+            PREFIX + "poll_duration_seconds",
+            "Seconds one poll cycle of a target took (discovery plus all pods in parallel).",
+            ["target"],
+            buckets=POLL_BUCKETS,
+            registry=registry,
+        )
+        self.pod_errors = Counter(
+            PREFIX + "pod_errors",
+            "Failed polls of single pods, by reason (timeout, connect, http_status, too_large, "
+            "invalid, protocol).",
+            ["target", "reason"],
+            registry=registry,
+        )
+        self.rpc = Counter(
+            PREFIX + "rpc",
+            "ExternalScaler calls answered, by method and gRPC status code.",
+            ["method", "code"],
+            registry=registry,
+        )
+        self.rpc_duration = Histogram(
+            PREFIX + "rpc_duration_seconds",
+            "Seconds to answer one ExternalScaler call.",
+            ["method"],
+            buckets=RPC_BUCKETS,
+            registry=registry,
+        )
+        for method in RPC_METHODS:
+            self.rpc_duration.labels(method)
+            for code in ("OK", "UNAVAILABLE", "INVALID_ARGUMENT"):
+                self.rpc.labels(method, code)
+
+    def on_cycle(self, poller: TargetPoller, duration_s: float) -> None:
+        label = poller.target.label
+        self.poll_duration.labels(label).observe(duration_s)
+        for series in poller.pods.values():
+            if series.failed_last_poll and series.last_error:
+                self.pod_errors.labels(label, series.last_error.split(":", 1)[0]).inc()
+
+    def forget(self, target: TargetKey) -> None:
+        for metric in (self.poll_duration,):
+            metric.remove(target.label)
+        for labels in list(self.pod_errors._metrics):  # no public API lists children
+            if labels[0] == target.label:
+                self.pod_errors.remove(*labels)
+
+
+class TargetsCollector(Collector):
+    """Gauges read from the pollers at scrape time."""
+
+    def __init__(self, targets: Targets) -> None:
+        self._targets = targets
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            yield from self._collect()
+        except Exception:  # a scrape must never fail because of one odd target
+            log.exception("collecting target gauges failed")
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(self._families())
+
+    def _families(self) -> list[GaugeMetricFamily]:
+        per_target = ["target"]
+        per_object = ["namespace", "scaled_object", "metric"]
+        return [
+            GaugeMetricFamily(PREFIX + "targets", "Targets being polled."),
+            GaugeMetricFamily(PREFIX + "pods", "Pods discovered per target.", labels=per_target),
+            GaugeMetricFamily(
+                PREFIX + "pods_failed", "Pods whose last poll failed.", labels=per_target
+            ),
+            GaugeMetricFamily(
+                PREFIX + "data_age_seconds",
+                "Seconds since any pod of the target last answered.",
+                labels=per_target,
+            ),
+            GaugeMetricFamily(
+                PREFIX + "extrapolated",
+                "1 when the target's total is scaled up from fewer pods.",
+                labels=per_target,
+            ),
+            GaugeMetricFamily(
+                PREFIX + "metric_value",
+                "The value GetMetrics reports for a ScaledObject.",
+                labels=per_object,
+            ),
+            GaugeMetricFamily(
+                PREFIX + "target_per_pod",
+                "The per-pod target GetMetricSpec reports.",
+                labels=per_object,
+            ),
+            GaugeMetricFamily(
+                PREFIX + "desired_replicas",
+                "ceil(metric_value / target_per_pod): what the HPA will ask for.",
+                labels=per_object,
+            ),
+        ]
+
+    def _collect(self) -> list[GaugeMetricFamily]:
+        targets, pods, failed, age, extrapolated, value, target, desired = self._families()
+        now = time.monotonic()
+        targets.add_metric([], len(self._targets.pollers))
+        for key, poller in list(self._targets.pollers.items()):
+            agg = poller.aggregate(poller.fresh_for_s)
+            newest = max((series.last_ok_at for series in poller.pods.values()), default=-math.inf)
+            pods.add_metric([key.label], agg.pods_total)
+            failed.add_metric([key.label], agg.pods_failed)
+            age.add_metric([key.label], now - newest if math.isfinite(newest) else math.inf)
+            extrapolated.add_metric([key.label], float(agg.extrapolated))
+        for so_key, use in list(self._targets.scaled_objects.items()):
+            user_poller = self._targets.pollers.get(use.trigger.target)
+            if user_poller is None:
+                continue
+            agg = user_poller.aggregate(use.trigger.window_s)
+            labels = [so_key.namespace, so_key.name, so_key.metric]
+            metric_value, per_pod = use.trigger.metric_value(agg), use.trigger.target_value(agg)
+            value.add_metric(labels, metric_value)
+            target.add_metric(labels, per_pod)
+            desired.add_metric(labels, desired_replicas(metric_value, per_pod))
+        return [targets, pods, failed, age, extrapolated, value, target, desired]

@@ -1,0 +1,74 @@
+"""One bounded HTTP GET of a pod's bucket state, over a shared keep-alive pool."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+
+from scaler.bucket_state import BucketState, BucketStateError, parse_bucket_state
+
+BUCKET_PATH = "/v1/bucket"
+MAX_BODY_BYTES = 64 * 1024
+
+
+class PodError(Exception):
+    """A pod did not give a usable answer. `reason` is a short label for metrics."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+
+
+class PodClient:
+    """Fetches `/v1/bucket` from many pods at once; every request is bounded in time and size."""
+
+    def __init__(self, timeout_s: float, max_body_bytes: int = MAX_BODY_BYTES) -> None:
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._timeout_s = timeout_s
+        self._max_body_bytes = max_body_bytes
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30, ttl_dns_cache=None)
+            self._session = aiohttp.ClientSession(
+                connector=connector, timeout=self._timeout, auto_decompress=False
+            )
+        return self._session
+
+    async def fetch(self, host: str, port: int) -> BucketState:
+        authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        url = f"http://{authority}{BUCKET_PATH}"
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                body = await self._get(url)
+        except TimeoutError:
+            raise PodError("timeout", f"no answer within {self._timeout_s:g}s") from None
+        except aiohttp.ClientConnectorError as exc:
+            raise PodError("connect", str(exc.os_error or exc)) from None
+        except (aiohttp.ClientError, asyncio.IncompleteReadError, OSError, ValueError) as exc:
+            raise PodError("protocol", f"{type(exc).__name__}: {exc}") from None
+        try:
+            return parse_bucket_state(body)
+        except BucketStateError as exc:
+            raise PodError("invalid", str(exc)) from None
+
+    async def _get(self, url: str) -> bytes:
+        async with self._client().get(url, allow_redirects=False) as response:
+            if response.status != 200:
+                raise PodError("http_status", f"HTTP {response.status}")
+            if (response.content_length or 0) > self._max_body_bytes:
+                raise PodError("too_large", f"Content-Length {response.content_length}")
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.content.iter_any():
+                size += len(chunk)
+                if size > self._max_body_bytes:
+                    raise PodError("too_large", f"body over {self._max_body_bytes} bytes")
+                chunks.append(chunk)
+            return b"".join(chunks)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()

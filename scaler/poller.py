@@ -1,0 +1,203 @@
+"""The background poller of one target: every interval, all its pods in parallel.
+
+RPCs never wait on pods: they read what the last cycle left in memory. The poller
+takes its pod lookup and its fetch function as arguments, so tests can drive it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from scaler.aggregation import (
+    DEFAULT_CAPACITY,
+    DEFAULT_REFILL_PER_S,
+    Aggregate,
+    PodSeries,
+    aggregate,
+)
+from scaler.bucket_state import BucketState
+from scaler.discovery import Discovery, DiscoveryError
+from scaler.pod_client import PodError
+from scaler.trigger import TargetKey
+
+log = logging.getLogger("scaler.poller")
+
+Fetch = Callable[[str, int], Awaitable[BucketState]]
+Clock = Callable[[], float]
+CycleObserver = Callable[["TargetPoller", float], None]
+STALE_AFTER_POLLS = 3  # a pod's last answer counts this many intervals after it came
+
+
+def address_label(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class TargetPoller:
+    def __init__(
+        self,
+        target: TargetKey,
+        discovery: Discovery,
+        fetch: Fetch,
+        *,
+        poll_interval_s: float,
+        clock: Clock = time.monotonic,
+        on_cycle: CycleObserver | None = None,
+    ) -> None:
+        self.target = target
+        self.poll_interval_s = poll_interval_s
+        self.pods: dict[str, PodSeries] = {}
+        self.discovery_error: str | None = None
+        self.cycles = 0
+        self.last_cycle_at = -1.0
+        self.last_used_at = clock()
+        self._discovery = discovery
+        self._fetch = fetch
+        self._clock = clock
+        self._on_cycle = on_cycle
+        self._addresses: list[tuple[str, int]] = []
+        self._keep_s = 5.0
+        self._cache: dict[float, Aggregate] = {}
+        self._last_refill_per_s = DEFAULT_REFILL_PER_S
+        self._last_capacity = DEFAULT_CAPACITY
+        self._cycle_done = asyncio.Condition()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def fresh_for_s(self) -> float:
+        return STALE_AFTER_POLLS * self.poll_interval_s
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"poll {self.target.label}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    def touch(self, window_s: float) -> None:
+        """Someone asked about this target; keep enough history for their window."""
+        self.last_used_at = self._clock()
+        self._keep_s = max(self._keep_s, window_s + self.poll_interval_s)
+
+    async def _run(self) -> None:
+        next_at = self._clock()
+        while True:
+            try:
+                await self.poll_once()
+            except Exception:
+                log.exception("target %s: poll cycle failed", self.target.label)
+            next_at += self.poll_interval_s
+            delay = next_at - self._clock()
+            if delay < 0:  # a slow cycle: skip the missed ticks rather than burst
+                next_at, delay = self._clock(), 0.0
+            await asyncio.sleep(delay)
+
+    async def poll_once(self) -> None:
+        started = self._clock()
+        await self._discover()
+        results = await asyncio.gather(*(self._poll(host, port) for host, port in self._addresses))
+        now = self._clock()
+        newly_failed: list[str] = []
+        for (host, port), result in zip(self._addresses, results, strict=True):
+            newly_failed += self._record(address_label(host, port), result, now)
+        if newly_failed:
+            shown = "; ".join(newly_failed[:5])
+            more = f" (and {len(newly_failed) - 5} more)" if len(newly_failed) > 5 else ""
+            log.warning(
+                "target %s: %d pod(s) failing: %s%s",
+                self.target.label,
+                len(newly_failed),
+                shown,
+                more,
+            )
+        self._finish_cycle(now, now - started)
+        async with self._cycle_done:
+            self._cycle_done.notify_all()
+
+    async def _discover(self) -> None:
+        try:
+            addresses = await self._discovery.addresses()
+        except DiscoveryError as exc:
+            if self.discovery_error is None:
+                log.warning("target %s: %s; keeping the last pod list", self.target.label, exc)
+            self.discovery_error = str(exc)
+            return
+        if self.discovery_error is not None:
+            log.info("target %s: discovery works again", self.target.label)
+        self.discovery_error = None
+        self._addresses = addresses
+        present = {address_label(host, port) for host, port in addresses}
+        for gone in self.pods.keys() - present:
+            del self.pods[gone]
+        for address in present - self.pods.keys():
+            self.pods[address] = PodSeries(address)
+
+    async def _poll(self, host: str, port: int) -> BucketState | PodError:
+        try:
+            return await self._fetch(host, port)
+        except PodError as exc:
+            return exc
+
+    def _record(self, address: str, result: BucketState | PodError, now: float) -> list[str]:
+        series = self.pods[address]
+        if isinstance(result, PodError):
+            was_ok = not series.failed_last_poll
+            series.fail(str(result))
+            return [f"{address} {result}"] if was_ok else []
+        if series.failed_last_poll:
+            log.info("target %s: pod %s (%s) answers again", self.target.label, address, result.pod)
+        series.observe(result, now, self._keep_s)
+        return []
+
+    def _finish_cycle(self, now: float, duration_s: float) -> None:
+        self.cycles += 1
+        self.last_cycle_at = now
+        self._cache.clear()
+        fresh = self.aggregate(self._keep_s)
+        if fresh.has_data:
+            self._last_refill_per_s = fresh.refill_per_s_per_pod
+            self._last_capacity = fresh.capacity_per_pod
+        if self._on_cycle is not None:
+            self._on_cycle(self, duration_s)
+
+    def aggregate(self, window_s: float) -> Aggregate:
+        """The target now, from memory; cached until the next cycle."""
+        cached = self._cache.get(window_s)
+        if cached is None:
+            cached = aggregate(
+                self.pods.values(),
+                now=self._clock(),
+                window_s=window_s,
+                fresh_for_s=self.fresh_for_s,
+                fallback_refill_per_s=self._last_refill_per_s,
+                fallback_capacity=self._last_capacity,
+            )
+            self._cache[window_s] = cached
+        return cached
+
+    async def wait_first_cycle(self, timeout_s: float) -> None:
+        await self.wait_cycle_after(0, timeout_s)
+
+    async def wait_cycle_after(self, cycle: int, timeout_s: float | None = None) -> None:
+        """Wait until a cycle later than `cycle` has finished (or the timeout passes)."""
+        async with self._cycle_done:
+            try:
+                async with asyncio.timeout(timeout_s):
+                    await self._cycle_done.wait_for(lambda: self.cycles > cycle)
+            except TimeoutError:
+                pass
+
+    def failure_summary(self) -> str:
+        """Why there is no fresh data, in one line for an UNAVAILABLE status."""
+        if self.cycles == 0:
+            return f"target {self.target.label}: first poll still running"
+        if not self.pods:
+            why = self.discovery_error or "no pods found"
+            return f"target {self.target.label}: {why}"
+        failing = [f"{addr} {pod.last_error}" for addr, pod in self.pods.items() if pod.last_error]
+        more = f" (and {len(failing) - 5} more)" if len(failing) > 5 else ""
+        detail = "; ".join(failing[:5]) + more or "not polled yet"
+        return f"target {self.target.label}: no fresh data from {len(self.pods)} pod(s): {detail}"

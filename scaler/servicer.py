@@ -1,0 +1,156 @@
+"""KEDA's ExternalScaler RPCs: thin handlers that read the pollers' memory.
+
+No pod I/O happens on the request path, except the bounded first poll of a target
+that nobody asked about before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
+
+import grpc
+
+from scaler._proto import externalscaler_pb2 as pb
+from scaler._proto import externalscaler_pb2_grpc as pb_grpc
+from scaler.aggregation import Aggregate
+from scaler.metrics import ScalerMetrics
+from scaler.poller import TargetPoller
+from scaler.targets import Targets
+from scaler.trigger import HostPolicy, MetadataError, TriggerConfig, parse_trigger
+
+log = logging.getLogger("scaler.servicer")
+
+if TYPE_CHECKING:
+    Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
+Request = TypeVar("Request")
+Response = TypeVar("Response")
+Handler = Callable[["ExternalScalerServicer", Request, "Context"], Awaitable[Response]]
+
+
+def observed(method: str) -> Callable[[Handler[Request, Response]], Handler[Request, Response]]:
+    """Count and time a unary RPC by its final status code."""
+
+    def decorate(handler: Handler[Request, Response]) -> Handler[Request, Response]:
+        @functools.wraps(handler)
+        async def wrapper(
+            self: ExternalScalerServicer, request: Request, context: Context
+        ) -> Response:
+            started = time.perf_counter()
+            try:
+                return await handler(self, request, context)
+            finally:
+                code = context.code() or grpc.StatusCode.OK
+                name = code.name if isinstance(code, grpc.StatusCode) else str(code)
+                self.metrics.rpc.labels(method, name).inc()
+                self.metrics.rpc_duration.labels(method).observe(time.perf_counter() - started)
+
+        return wrapper
+
+    return decorate
+
+
+class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
+    def __init__(self, targets: Targets, hosts: HostPolicy, metrics: ScalerMetrics) -> None:
+        self.targets = targets
+        self.metrics = metrics
+        self._hosts = hosts
+        self._closing = asyncio.Event()
+
+    @property
+    def closing(self) -> bool:
+        return self._closing.is_set()
+
+    def close(self) -> None:
+        """Refuse new calls and end open streams (SIGTERM)."""
+        self._closing.set()
+
+    async def _resolve(
+        self, ref: pb.ScaledObjectRef, context: Context
+    ) -> tuple[TriggerConfig, TargetPoller]:
+        if self._closing.is_set():
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "scaler is shutting down")
+        try:
+            trigger = _parse(ref, self._hosts)
+        except MetadataError as exc:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, f"{ref.namespace}/{ref.name}: {exc}"
+            )
+        poller = await self.targets.poller_for(ref.namespace, ref.name, trigger)
+        return trigger, poller
+
+    async def _fresh(
+        self, ref: pb.ScaledObjectRef, context: Context
+    ) -> tuple[TriggerConfig, Aggregate]:
+        trigger, poller = await self._resolve(ref, context)
+        agg = poller.aggregate(trigger.window_s)
+        if not agg.has_data:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, poller.failure_summary())
+        return trigger, agg
+
+    @observed("GetMetricSpec")
+    async def GetMetricSpec(
+        self, request: pb.ScaledObjectRef, context: Context
+    ) -> pb.GetMetricSpecResponse:
+        trigger, poller = await self._resolve(request, context)
+        # With no fresh data the target comes from the pods' last answer (or the defaults):
+        # the HPA's spec needs a target even while pods are away.
+        target = trigger.target_value(poller.aggregate(trigger.window_s))
+        spec = pb.MetricSpec(
+            metricName=trigger.metric_name, targetSize=max(1, round(target)), targetSizeFloat=target
+        )
+        return pb.GetMetricSpecResponse(metricSpecs=[spec])
+
+    @observed("GetMetrics")
+    async def GetMetrics(
+        self, request: pb.GetMetricsRequest, context: Context
+    ) -> pb.GetMetricsResponse:
+        trigger, agg = await self._fresh(request.scaledObjectRef, context)
+        value = trigger.metric_value(agg)
+        metric = pb.MetricValue(
+            metricName=trigger.metric_name, metricValue=round(value), metricValueFloat=value
+        )
+        return pb.GetMetricsResponse(metricValues=[metric])
+
+    @observed("IsActive")
+    async def IsActive(self, request: pb.ScaledObjectRef, context: Context) -> pb.IsActiveResponse:
+        trigger, agg = await self._fresh(request, context)
+        return pb.IsActiveResponse(result=trigger.is_active(agg))
+
+    async def StreamIsActive(
+        self, request: pb.ScaledObjectRef, context: Context
+    ) -> AsyncIterator[pb.IsActiveResponse]:
+        """The current state at once, then only changes; ends when the client or we go away."""
+        self.metrics.rpc.labels("StreamIsActive", "OK").inc()
+        trigger, poller = await self._resolve(request, context)
+        last: bool | None = None
+        while not self._closing.is_set():
+            agg = poller.aggregate(trigger.window_s)
+            if agg.has_data and trigger.is_active(agg) != last:
+                last = trigger.is_active(agg)
+                yield pb.IsActiveResponse(result=last)
+            poller.touch(trigger.window_s)
+            await self._next_cycle(poller)
+
+    async def _next_cycle(self, poller: TargetPoller) -> None:
+        closing = asyncio.ensure_future(self._closing.wait())
+        cycle = asyncio.ensure_future(poller.wait_cycle_after(poller.cycles))
+        try:
+            await asyncio.wait({closing, cycle}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            closing.cancel()
+            cycle.cancel()
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_cached(items: frozenset[tuple[str, str]], hosts: HostPolicy) -> TriggerConfig:
+    return parse_trigger(dict(items), hosts)
+
+
+def _parse(ref: pb.ScaledObjectRef, hosts: HostPolicy) -> TriggerConfig:
+    """Parse the metadata; KEDA sends the same map on every call, so cache it."""
+    return _parse_cached(frozenset(ref.scalerMetadata.items()), hosts)

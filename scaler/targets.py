@@ -1,0 +1,97 @@
+"""All targets the scaler polls, and the ScaledObjects that ask about them.
+
+One poller per distinct set of pods; a target nobody asks about for `idle_s`
+(10 minutes) is stopped and forgotten.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from scaler.poller import Clock, TargetPoller
+from scaler.trigger import TargetKey, TriggerConfig
+
+log = logging.getLogger("scaler.targets")
+
+PollerFactory = Callable[[TargetKey], TargetPoller]
+
+
+@dataclass(frozen=True, slots=True)
+class ScaledObjectKey:
+    namespace: str
+    name: str
+    metric: str
+
+
+@dataclass(slots=True)
+class ScaledObjectUse:
+    trigger: TriggerConfig
+    last_seen_at: float
+
+
+class Targets:
+    def __init__(
+        self,
+        make_poller: PollerFactory,
+        *,
+        first_poll_timeout_s: float,
+        idle_s: float = 600.0,
+        clock: Clock = time.monotonic,
+        on_forget: Callable[[TargetKey], None] | None = None,
+    ) -> None:
+        self.pollers: dict[TargetKey, TargetPoller] = {}
+        self.scaled_objects: dict[ScaledObjectKey, ScaledObjectUse] = {}
+        self._make_poller = make_poller
+        self._first_poll_timeout_s = first_poll_timeout_s
+        self._idle_s = idle_s
+        self._clock = clock
+        self._on_forget = on_forget
+
+    async def poller_for(self, namespace: str, name: str, trigger: TriggerConfig) -> TargetPoller:
+        """The target's poller, started on first use; waits (bounded) for its first poll."""
+        poller = self.pollers.get(trigger.target)
+        if poller is None:
+            poller = self._make_poller(trigger.target)
+            self.pollers[trigger.target] = poller
+            log.info("new target %s (asked by %s/%s)", trigger.target.label, namespace, name)
+            poller.start()
+        poller.touch(trigger.window_s)
+        key = ScaledObjectKey(namespace, name, trigger.metric)
+        self.scaled_objects[key] = ScaledObjectUse(trigger, self._clock())
+        if poller.cycles == 0:
+            await poller.wait_first_cycle(self._first_poll_timeout_s)
+        return poller
+
+    async def forget_idle(self) -> None:
+        now = self._clock()
+        for key, use in list(self.scaled_objects.items()):
+            if now - use.last_seen_at > self._idle_s:
+                del self.scaled_objects[key]
+        for target, poller in list(self.pollers.items()):
+            if now - poller.last_used_at > self._idle_s:
+                log.info("forgetting target %s: nobody asked for %.0fs", target.label, self._idle_s)
+                del self.pollers[target]
+                await poller.stop()
+                if self._on_forget is not None:
+                    self._on_forget(target)
+
+    async def forget_idle_forever(self, every_s: float = 30.0) -> None:
+        while True:
+            await asyncio.sleep(every_s)
+            await self.forget_idle()
+
+    def has_fresh_data(self) -> bool:
+        """True when there is no target yet, or at least one target has fresh data."""
+        if not self.pollers:
+            return True
+        return any(
+            poller.aggregate(poller.fresh_for_s).has_data for poller in self.pollers.values()
+        )
+
+    async def close(self) -> None:
+        pollers, self.pollers = list(self.pollers.values()), {}
+        await asyncio.gather(*(poller.stop() for poller in pollers))

@@ -1,0 +1,218 @@
+"""Trigger metadata (`ScaledObject.spec.triggers[].metadata`) parsed into a frozen config.
+
+KEDA sends every key, its own `scalerAddress` included; unknown keys are ignored. A
+bad value raises `MetadataError` naming the key and what it accepts, which the RPC
+layer turns into INVALID_ARGUMENT.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from typing import Literal
+
+from scaler.aggregation import Aggregate
+
+Metric = Literal["demand", "deficit"]
+METRICS: tuple[Metric, ...] = ("demand", "deficit")
+MAX_ENDPOINTS = 5000
+MAX_WINDOW_S = 300.0
+_DNS_NAME = re.compile(
+    r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\.?$"
+)
+
+
+class MetadataError(ValueError):
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"metadata {key!r}: {problem}")
+        self.key = key
+
+
+@dataclass(frozen=True, slots=True)
+class HostPolicy:
+    """Which hosts the scaler may poll: glob patterns such as `*.svc.cluster.local`."""
+
+    patterns: tuple[str, ...]
+
+    def allows(self, host: str) -> bool:
+        host = host.lower().rstrip(".")
+        return any(fnmatchcase(host, pattern.lower()) for pattern in self.patterns)
+
+
+@dataclass(frozen=True, slots=True)
+class TargetKey:
+    """A set of rating pods: ScaledObjects that name the same pods share one poller."""
+
+    service: str | None
+    endpoints: tuple[tuple[str, int], ...]
+    port: int
+
+    @property
+    def label(self) -> str:
+        """Short, stable name for logs and metric labels."""
+        if self.service is not None:
+            return f"{self.service}:{self.port}"
+        joined = ",".join(_join_host_port(host, port) for host, port in self.endpoints)
+        if len(self.endpoints) <= 3:
+            return joined
+        digest = hashlib.sha256(joined.encode()).hexdigest()[:10]
+        first = _join_host_port(*self.endpoints[0])
+        return f"{first}+{len(self.endpoints) - 1}more#{digest}"
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerConfig:
+    target: TargetKey
+    metric: Metric
+    target_utilization: float
+    target_per_pod: float | None
+    activation_demand: float
+    window_s: float
+
+    @property
+    def metric_name(self) -> str:
+        return f"openclaw-{self.metric}"
+
+    def target_value(self, agg: Aggregate) -> float:
+        """Target per pod for the HPA's AverageValue, from what the pods report."""
+        if self.target_per_pod is not None:
+            return self.target_per_pod
+        per_pod = agg.refill_per_s_per_pod if self.metric == "demand" else agg.capacity_per_pod
+        return per_pod * self.target_utilization
+
+    def metric_value(self, agg: Aggregate) -> float:
+        return agg.demand_per_s if self.metric == "demand" else agg.deficit_tokens
+
+    def is_active(self, agg: Aggregate) -> bool:
+        return agg.demand_per_s > self.activation_demand
+
+
+def parse_trigger(metadata: Mapping[str, str], hosts: HostPolicy) -> TriggerConfig:
+    port = _integer(metadata, "port", 9090, 1, 65535)
+    return TriggerConfig(
+        target=_target(metadata, port, hosts),
+        metric=_metric(metadata),
+        target_utilization=_number(metadata, "targetUtilization", 0.8, low=0.0, high=1.0),
+        target_per_pod=_optional_number(metadata, "targetPerPod", low=0.0),
+        activation_demand=_number(metadata, "activationDemand", 0.0, low=0.0, inclusive=True),
+        window_s=_number(metadata, "window", 5.0, low=0.0, high=MAX_WINDOW_S),
+    )
+
+
+def _value(metadata: Mapping[str, str], key: str) -> str | None:
+    value = metadata.get(key)
+    return value.strip() if value is not None and value.strip() else None
+
+
+def _target(metadata: Mapping[str, str], port: int, hosts: HostPolicy) -> TargetKey:
+    service, endpoints = _value(metadata, "service"), _value(metadata, "endpoints")
+    if service and endpoints:
+        raise MetadataError("endpoints", "give either service or endpoints, not both")
+    if service:
+        name = service.lower().rstrip(".")
+        if not _DNS_NAME.match(name):
+            raise MetadataError("service", f"{service[:80]!r} is not a DNS name")
+        _check_allowed("service", name, hosts)
+        return TargetKey(service=name, endpoints=(), port=port)
+    if endpoints:
+        return TargetKey(service=None, endpoints=_endpoints(endpoints, port, hosts), port=port)
+    raise MetadataError(
+        "service", "required: the headless Service of the rating pods (or endpoints)"
+    )
+
+
+def _endpoints(raw: str, default_port: int, hosts: HostPolicy) -> tuple[tuple[str, int], ...]:
+    items = [item.strip() for item in raw.split(",") if item.strip()]
+    if len(items) > MAX_ENDPOINTS:
+        raise MetadataError("endpoints", f"at most {MAX_ENDPOINTS} entries, got {len(items)}")
+    parsed = [_host_port(item, default_port) for item in items]
+    for host, _ in parsed:
+        _check_allowed("endpoints", host, hosts)
+    return tuple(sorted(set(parsed)))
+
+
+def _host_port(item: str, default_port: int) -> tuple[str, int]:
+    host, sep, port_text = item.rpartition(":")
+    if not sep or (host.count(":") and not host.startswith("[")):
+        host, port_text = item, ""  # no port, or a bare IPv6 address
+    host = host.strip("[]").lower()
+    port = default_port
+    if port_text:
+        if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+            raise MetadataError("endpoints", f"{item[:80]!r}: port must be 1..65535")
+        port = int(port_text)
+    if not _is_ip(host) and not _DNS_NAME.match(host):
+        raise MetadataError("endpoints", f"{item[:80]!r}: expected host:port")
+    return host, port
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _join_host_port(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _check_allowed(key: str, host: str, hosts: HostPolicy) -> None:
+    if not hosts.allows(host):
+        allowed = ",".join(hosts.patterns)
+        raise MetadataError(key, f"host {host!r} is not allowed by --allowed-hosts ({allowed})")
+
+
+def _metric(metadata: Mapping[str, str]) -> Metric:
+    value = _value(metadata, "metric") or "demand"
+    for metric in METRICS:
+        if value == metric:
+            return metric
+    raise MetadataError("metric", f"{value[:40]!r} is not one of {', '.join(METRICS)}")
+
+
+def _integer(metadata: Mapping[str, str], key: str, default: int, low: int, high: int) -> int:
+    value = _value(metadata, key)
+    if value is None:
+        return default
+    if not value.isascii() or not value.isdigit() or not low <= int(value) <= high:
+        raise MetadataError(key, f"{value[:40]!r} is not an integer in {low}..{high}")
+    return int(value)
+
+
+def _optional_number(
+    metadata: Mapping[str, str], key: str, low: float, high: float = math.inf
+) -> float | None:
+    if _value(metadata, key) is None:
+        return None
+    return _number(metadata, key, 0.0, low=low, high=high)
+
+
+def _number(
+    metadata: Mapping[str, str],
+    key: str,
+    default: float,
+    low: float,
+    high: float = math.inf,
+    inclusive: bool = False,
+) -> float:
+    """A finite number above `low` (or at it, if `inclusive`) and at most `high`."""
+    value = _value(metadata, key)
+    if value is None:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    above_low = number >= low if inclusive else number > low
+    if not math.isfinite(number) or not above_low or number > high:
+        bound = "[" if inclusive else "("
+        upper = f"{high:g}]" if math.isfinite(high) else "inf)"
+        raise MetadataError(key, f"{value[:40]!r} is not a number in {bound}{low:g}, {upper}")
+    return number

@@ -1,0 +1,167 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from scaler.aggregation import PodSeries, aggregate, desired_replicas
+from scaler.bucket_state import BucketState
+
+FRESH_FOR_S = 3.0
+
+
+def state(
+    requested: float,
+    uptime_s: float,
+    *,
+    boot_id: str = "boot-1",
+    tokens: float = 50.0,
+    capacity: float = 100.0,
+    refill_per_s: float = 50.0,
+) -> BucketState:
+    return BucketState(
+        pod="pod", boot_id=boot_id, uptime_s=uptime_s, capacity=capacity,
+        refill_per_s=refill_per_s, tokens=tokens, granted_total=requested, denied_total=0.0,
+    )  # fmt: skip
+
+
+def feed(series: PodSeries, points: list[tuple[float, float]], keep_s: float = 10.0) -> None:
+    """points: (uptime_s, requested_total); the scaler's clock follows the pod's."""
+    for uptime_s, requested in points:
+        series.observe(state(requested, uptime_s), now=uptime_s, keep_s=keep_s)
+
+
+def test_rate_comes_from_counter_growth_over_pod_uptime() -> None:
+    pod = PodSeries("a")
+    feed(pod, [(10.0, 1000.0), (11.0, 1060.0)])
+    assert pod.fast_rate() == pytest.approx(60.0)
+
+
+def test_first_sample_reports_the_average_since_boot() -> None:
+    pod = PodSeries("a")
+    feed(pod, [(4.0, 200.0)])
+    assert pod.fast_rate() == pytest.approx(50.0)
+
+
+def test_denied_tokens_count_as_demand() -> None:
+    pod = PodSeries("a")
+    first = BucketState("p", "b", 1.0, 100, 50, 0, granted_total=50, denied_total=0)
+    second = BucketState("p", "b", 2.0, 100, 50, 0, granted_total=100, denied_total=70)
+    pod.observe(first, now=1.0, keep_s=10)
+    pod.observe(second, now=2.0, keep_s=10)
+    assert pod.fast_rate() == pytest.approx(120.0)
+
+
+def test_restart_starts_a_new_series_and_never_goes_negative() -> None:
+    pod = PodSeries("a")
+    feed(pod, [(100.0, 5000.0), (101.0, 5050.0)])
+    pod.observe(state(30.0, 0.5, boot_id="boot-2"), now=102.0, keep_s=10)
+    assert pod.restarts == 1
+    assert pod.fast_rate() == pytest.approx(60.0)  # 30 tokens over 0.5 s since the new boot
+    pod.observe(state(90.0, 1.5, boot_id="boot-2"), now=103.0, keep_s=10)
+    assert pod.fast_rate() == pytest.approx(60.0)
+
+
+def test_counter_going_backwards_within_a_boot_is_treated_as_a_restart() -> None:
+    pod = PodSeries("a")
+    feed(pod, [(10.0, 500.0), (11.0, 550.0), (12.0, 20.0)])
+    assert pod.restarts == 1
+    assert pod.fast_rate() >= 0.0
+
+
+def test_window_rate_averages_and_fast_rate_follows_the_last_poll() -> None:
+    pod = PodSeries("a")
+    # 100 tokens/s for 5 s, then nothing for 1 s
+    feed(pod, [(float(t), 100.0 * t) for t in range(6)] + [(6.0, 500.0)])
+    assert pod.fast_rate() == pytest.approx(0.0)
+    assert pod.window_rate(5.0) == pytest.approx(400.0 / 5.0)
+    assert pod.window_rate(2.0) == pytest.approx(100.0 / 2.0)
+
+
+def test_samples_older_than_the_window_are_pruned_but_one_spans_it() -> None:
+    pod = PodSeries("a")
+    feed(pod, [(float(t), 10.0 * t) for t in range(100)], keep_s=5.0)
+    assert len(pod.samples) <= 7
+    assert pod.samples[-1].uptime_s - pod.samples[0].uptime_s >= 5.0
+
+
+def pods_at(now: float, *series: tuple[str, list[tuple[float, float]]]) -> list[PodSeries]:
+    result = []
+    for name, points in series:
+        pod = PodSeries(name)
+        feed(pod, points)
+        result.append(pod)
+    return result
+
+
+def test_demand_is_the_larger_of_last_poll_and_window_average() -> None:
+    rising = pods_at(5.0, ("a", [(0.0, 0.0), (4.0, 0.0), (5.0, 100.0)]))
+    agg = aggregate(rising, now=5.0, window_s=5.0, fresh_for_s=FRESH_FOR_S)
+    assert agg.fast_demand_per_s == pytest.approx(100.0)
+    assert agg.window_demand_per_s == pytest.approx(20.0)
+    assert agg.demand_per_s == pytest.approx(100.0)
+
+    falling = pods_at(5.0, ("a", [(0.0, 0.0), (4.0, 400.0), (5.0, 400.0)]))
+    agg = aggregate(falling, now=5.0, window_s=5.0, fresh_for_s=FRESH_FOR_S)
+    assert agg.demand_per_s == pytest.approx(80.0)
+
+
+def test_sum_over_pods_with_deficit_and_targets() -> None:
+    a, b = PodSeries("a"), PodSeries("b")
+    a.observe(state(0, 1.0, tokens=20.0), now=1.0, keep_s=10)
+    a.observe(state(30, 2.0, tokens=20.0), now=2.0, keep_s=10)
+    b.observe(state(0, 1.0, tokens=90.0, refill_per_s=30.0), now=1.0, keep_s=10)
+    b.observe(state(10, 2.0, tokens=90.0, refill_per_s=30.0), now=2.0, keep_s=10)
+    agg = aggregate([a, b], now=2.0, window_s=5.0, fresh_for_s=FRESH_FOR_S)
+    assert agg.demand_per_s == pytest.approx(40.0)
+    assert agg.deficit_tokens == pytest.approx(80.0 + 10.0)
+    assert agg.refill_per_s_per_pod == pytest.approx(40.0)
+    assert agg.pods_fresh == 2 and not agg.extrapolated
+
+
+def test_failed_pod_keeps_its_rate_while_fresh_then_total_is_extrapolated() -> None:
+    a, b = PodSeries("a"), PodSeries("b")
+    for pod, rate in ((a, 30.0), (b, 10.0)):
+        pod.observe(state(0, 1.0), now=1.0, keep_s=10)
+        pod.observe(state(rate, 2.0), now=2.0, keep_s=10)
+    b.fail("timeout: no answer")
+    agg = aggregate([a, b], now=4.0, window_s=1.0, fresh_for_s=FRESH_FOR_S)
+    assert agg.demand_per_s == pytest.approx(40.0) and not agg.extrapolated
+    assert agg.pods_failed == 1
+
+    a.observe(state(60, 6.0), now=6.0, keep_s=10)  # a answers again, b is now stale
+    agg = aggregate([a, b], now=6.0, window_s=1.0, fresh_for_s=FRESH_FOR_S)
+    assert agg.extrapolated
+    assert agg.pods_fresh == 1 and agg.pods_total == 2
+    assert agg.demand_per_s == pytest.approx(2 * 7.5)
+
+
+def test_no_fresh_pod_means_no_data() -> None:
+    pod = PodSeries("a")
+    pod.observe(state(0, 1.0), now=1.0, keep_s=10)
+    agg = aggregate([pod], now=10.0, window_s=5.0, fresh_for_s=FRESH_FOR_S)
+    assert not agg.has_data
+    assert agg.demand_per_s == 0.0
+    assert agg.data_age_s == pytest.approx(9.0)
+    assert not aggregate([], now=1.0, window_s=5.0, fresh_for_s=FRESH_FOR_S).has_data
+
+
+def test_targets_fall_back_to_given_defaults_without_data() -> None:
+    agg = aggregate([], 1.0, 5.0, FRESH_FOR_S, fallback_refill_per_s=7.0, fallback_capacity=9.0)
+    assert (agg.refill_per_s_per_pod, agg.capacity_per_pod) == (7.0, 9.0)
+
+
+@pytest.mark.parametrize(
+    ("value", "target", "expected"),
+    [
+        pytest.param(0.0, 40.0, 1, id="idle-is-one"),
+        pytest.param(40.0, 40.0, 1, id="exact"),
+        pytest.param(40.1, 40.0, 2, id="just-over"),
+        pytest.param(150.0, 40.0, 4, id="several"),
+        pytest.param(120.0, 40.0, 3, id="float-noise"),
+        pytest.param(math.inf, 40.0, 1, id="inf-guarded"),
+        pytest.param(10.0, 0.0, 1, id="zero-target-guarded"),
+    ],
+)
+def test_desired_replicas(value: float, target: float, expected: int) -> None:
+    assert desired_replicas(value, target) == expected
