@@ -1,0 +1,242 @@
+"""The two Starlette apps of one pod: the public API and the admin port.
+
+Handlers are thin: the bucket decides, `api.batch` validates and rates, and this module
+turns their outcome into HTTP. A 429 is decided before the body is read, so a refused
+request does no work.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import orjson
+from prometheus_client.exposition import choose_encoder
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ExceptionHandler, Scope
+
+from api.batch import InvalidInput, rate_payload
+from api.bucket import Clock, TokenBucket
+from api.config import ApiConfig
+from api.headers import policy_value, ratelimit_value, seconds_until_token
+from api.metrics import RatingMetrics
+from api.middleware import RequestMetrics
+from api.openapi import openapi_document
+from api.problems import (
+    BATCH_TOO_LARGE,
+    BODY_TOO_LARGE,
+    INTERNAL_ERROR,
+    INVALID_VALUE,
+    MALFORMED_JSON,
+    METHOD_NOT_ALLOWED,
+    NOT_FOUND,
+    RATE_LIMITED,
+    UNSUPPORTED_MEDIA_TYPE,
+    ProblemError,
+    ProblemType,
+    problem_response,
+)
+
+JSON_MEDIA_TYPE = "application/json"
+BUCKET_SCHEMA = "openclaw.bucket/v1"
+
+
+@dataclass
+class Service:
+    """What both ports share: one bucket, its metrics, and whether the pod is draining."""
+
+    config: ApiConfig
+    bucket: TokenBucket
+    metrics: RatingMetrics
+    clock: Clock
+    started_s: float
+    boot_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    draining: bool = False
+
+    @classmethod
+    def create(cls, config: ApiConfig, clock: Clock = time.monotonic) -> Service:
+        bucket = TokenBucket(config.bucket_capacity, config.bucket_rate, clock)
+        return cls(config, bucket, RatingMetrics(bucket), clock, started_s=clock())
+
+
+class PublicEndpoints:
+    """`POST /v1/rate`, the probes and the OpenAPI document."""
+
+    def __init__(self, service: Service) -> None:
+        config = service.config
+        self._service = service
+        self._bucket = service.bucket
+        self._refill_per_s = config.bucket_rate
+        self._policy = policy_value(config.bucket_capacity, config.bucket_rate)
+        self._max_batch = config.max_batch
+        self._max_body_bytes = config.max_body_bytes
+        self._openapi = orjson.dumps(openapi_document(config))
+
+    async def rate(self, request: Request) -> Response:
+        bucket = self._bucket
+        if not bucket.try_acquire():
+            return self._rate_limited(bucket.tokens_left)
+        headers = {
+            "RateLimit-Policy": self._policy,
+            "RateLimit": ratelimit_value(bucket.tokens_left, self._refill_per_s),
+        }
+        try:
+            body = await self._read_json_body(request)
+            document = rate_payload(orjson.loads(body), self._max_batch)
+        except orjson.JSONDecodeError as exc:
+            return problem_response(
+                MALFORMED_JSON, f"the body is not valid JSON: {exc}", headers=headers
+            )
+        except InvalidInput as exc:
+            problem = BATCH_TOO_LARGE if exc.status == 413 else INVALID_VALUE
+            return problem_response(problem, str(exc), pointer=exc.pointer, headers=headers)
+        except ProblemError as exc:
+            return problem_response(exc.problem, exc.detail, headers=headers)
+        return Response(orjson.dumps(document), media_type=JSON_MEDIA_TYPE, headers=headers)
+
+    async def healthz(self, request: Request) -> Response:
+        return Response(b'{"status":"ok"}', media_type=JSON_MEDIA_TYPE)
+
+    async def readyz(self, request: Request) -> Response:
+        if self._service.draining:
+            return Response(b'{"status":"draining"}', status_code=503, media_type=JSON_MEDIA_TYPE)
+        return Response(b'{"status":"ready"}', media_type=JSON_MEDIA_TYPE)
+
+    async def openapi(self, request: Request) -> Response:
+        return Response(self._openapi, media_type=JSON_MEDIA_TYPE)
+
+    def _rate_limited(self, tokens: float) -> Response:
+        retry_after_s = seconds_until_token(tokens, self._refill_per_s)
+        headers = {
+            "Retry-After": str(retry_after_s),
+            "RateLimit-Policy": self._policy,
+            "RateLimit": ratelimit_value(tokens, self._refill_per_s),
+        }
+        detail = f"the token bucket is empty; a token is due in {retry_after_s} s"
+        return problem_response(RATE_LIMITED, detail, headers=headers)
+
+    async def _read_json_body(self, request: Request) -> bytes:
+        content_type, content_length = _content_headers(request.scope)
+        if not _is_json(content_type):
+            shown = content_type.decode("latin-1") or "none"
+            raise ProblemError(
+                UNSUPPORTED_MEDIA_TYPE, f"Content-Type must be application/json, got {shown}"
+            )
+        limit = self._max_body_bytes
+        if content_length is not None and content_length > limit:
+            raise ProblemError(
+                BODY_TOO_LARGE, f"the body has {content_length} bytes, the limit is {limit}"
+            )
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise ProblemError(BODY_TOO_LARGE, f"the body is over the limit of {limit} bytes")
+            chunks.append(chunk)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+class AdminEndpoints:
+    """`GET /metrics` for Prometheus and `GET /v1/bucket` for the scaler."""
+
+    def __init__(self, service: Service) -> None:
+        self._service = service
+
+    async def metrics(self, request: Request) -> Response:
+        encoder, content_type = choose_encoder(request.headers.get("accept", ""))
+        return Response(
+            encoder(self._service.metrics.registry), headers={"Content-Type": content_type}
+        )
+
+    async def bucket(self, request: Request) -> Response:
+        service = self._service
+        state = service.bucket.state()
+        document = {
+            "schema": BUCKET_SCHEMA,
+            "pod": service.config.pod_name,
+            "boot_id": service.boot_id,
+            "uptime_s": state.now_s - service.started_s,
+            "capacity": state.capacity,
+            "refill_per_s": state.refill_per_s,
+            "tokens": state.tokens,
+            "granted_total": state.granted_total,
+            "denied_total": state.denied_total,
+        }
+        return Response(
+            orjson.dumps(document),
+            media_type=JSON_MEDIA_TYPE,
+            headers={"Cache-Control": "no-store"},
+        )
+
+
+def public_app(service: Service) -> Starlette:
+    endpoints = PublicEndpoints(service)
+    return Starlette(
+        routes=[
+            Route("/v1/rate", endpoints.rate, methods=["POST"]),
+            Route("/healthz", endpoints.healthz, methods=["GET"]),
+            Route("/readyz", endpoints.readyz, methods=["GET"]),
+            Route("/openapi.json", endpoints.openapi, methods=["GET"]),
+        ],
+        middleware=[Middleware(RequestMetrics, metrics=service.metrics)],
+        exception_handlers=EXCEPTION_HANDLERS,
+    )
+
+
+def admin_app(service: Service) -> Starlette:
+    endpoints = AdminEndpoints(service)
+    return Starlette(
+        routes=[
+            Route("/metrics", endpoints.metrics, methods=["GET"]),
+            Route("/v1/bucket", endpoints.bucket, methods=["GET"]),
+        ],
+        exception_handlers=EXCEPTION_HANDLERS,
+    )
+
+
+def _content_headers(scope: Scope) -> tuple[bytes, int | None]:
+    """Content-Type and Content-Length, read from the raw headers without building a Headers."""
+    content_type = b""
+    content_length = None
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            content_type = value
+        elif name == b"content-length" and value.isdigit():
+            content_length = int(value)
+    return content_type, content_length
+
+
+def _is_json(content_type: bytes) -> bool:
+    if content_type == b"application/json":
+        return True
+    return content_type.split(b";", 1)[0].strip().lower() == b"application/json"
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        return problem_response(NOT_FOUND, f"nothing at {request.url.path} on this port")
+    if exc.status_code == 405:
+        allowed = (exc.headers or {}).get("Allow", "")
+        detail = f"{request.method} is not allowed on {request.url.path}; use {allowed}"
+        return problem_response(METHOD_NOT_ALLOWED, detail, headers=exc.headers)
+    return problem_response(
+        ProblemType.plain(exc.status_code), str(exc.detail), headers=exc.headers
+    )
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    return problem_response(INTERNAL_ERROR, "the server failed to answer; see its log")
+
+
+EXCEPTION_HANDLERS: dict[object, ExceptionHandler] = {
+    HTTPException: _http_error,
+    Exception: _internal_error,
+}

@@ -1,0 +1,126 @@
+"""Run the public and the admin server on one event loop, and shut them down gracefully.
+
+On SIGTERM or SIGINT: `/readyz` answers 503 at once; after `--shutdown-delay` both
+servers stop accepting, in-flight requests finish (at most `--drain-timeout`), and the
+process exits 0. A second signal stops at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import signal
+import socket
+from collections.abc import Iterator
+
+import uvicorn
+import uvloop
+from starlette.types import ASGIApp
+
+from api.app import Service, admin_app, public_app
+from api.config import ApiConfig, describe
+
+logger = logging.getLogger("api")
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+EXIT_OK = 0
+EXIT_CANNOT_LISTEN = 1
+
+
+class _Server(uvicorn.Server):
+    """A uvicorn server that leaves signals to `serve`: two of them share one process."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def run(*, config: ApiConfig) -> int:
+    """Serve until a signal asks to stop; returns the process exit code."""
+    logging.basicConfig(level=config.log_level.upper(), format=LOG_FORMAT, force=True)
+    logger.info("rating-api starting: %s", describe(config))
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(serve(config))
+
+
+async def serve(config: ApiConfig) -> int:
+    """Both servers on the running loop, until SIGTERM or SIGINT."""
+    try:
+        public_socket = _listen(config.host, config.port, "--port")
+        admin_socket = _listen(config.host, config.admin_port, "--admin-port")
+    except OSError as exc:
+        logger.error("cannot start: %s", exc)
+        return EXIT_CANNOT_LISTEN
+    service = Service.create(config)
+    servers = [_server(public_app(service), config), _server(admin_app(service), config)]
+    _handle_signals(service, servers, config.shutdown_delay_s)
+    logger.info(
+        "rating-api ready: public http://%s/ admin http://%s/ pod=%s boot_id=%s",
+        _address(public_socket),
+        _address(admin_socket),
+        config.pod_name,
+        service.boot_id,
+    )
+    await asyncio.gather(servers[0].serve([public_socket]), servers[1].serve([admin_socket]))
+    logger.info("rating-api stopped")
+    return EXIT_OK
+
+
+def _server(app: ASGIApp, config: ApiConfig) -> _Server:
+    return _Server(
+        uvicorn.Config(
+            app,
+            http="httptools",
+            loop="none",
+            lifespan="off",
+            access_log=False,
+            log_config=None,
+            timeout_graceful_shutdown=math.ceil(config.drain_timeout_s),
+        )
+    )
+
+
+def _listen(host: str, port: int, flag: str) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise OSError(
+            exc.errno, f"{flag}: cannot listen on {host}:{port}: {exc.strerror}"
+        ) from None
+    return sock
+
+
+def _handle_signals(service: Service, servers: list[_Server], shutdown_delay_s: float) -> None:
+    loop = asyncio.get_running_loop()
+
+    def stop_accepting() -> None:
+        for server in servers:
+            server.should_exit = True
+
+    def on_signal(signum: int) -> None:
+        if service.draining:
+            logger.warning("%s again: stopping now", signal.Signals(signum).name)
+            for server in servers:
+                server.should_exit = server.force_exit = True
+            return
+        service.draining = True
+        logger.info(
+            "%s: /readyz now answers 503; stopping in %.1f s, then finishing in-flight requests",
+            signal.Signals(signum).name,
+            shutdown_delay_s,
+        )
+        loop.call_later(shutdown_delay_s, stop_accepting)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+
+
+def _address(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
