@@ -1,0 +1,272 @@
+"""The kustomizations render, and what they render is what the issue asks for."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from tests.deploy.kube import (
+    BASE,
+    OVERLAYS,
+    PRODUCTION,
+    STAGING,
+    VARIANTS,
+    Obj,
+    Variant,
+    containers,
+    named,
+    namespace_of,
+    of_kind,
+    pod_spec,
+    render,
+    workloads,
+)
+
+CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition"}
+
+REQUIRED = [
+    ("Namespace", None),
+    ("Deployment", "rating-api"),
+    ("Service", "rating-api"),
+    ("Service", "rating-api-admin"),
+    ("PodDisruptionBudget", "rating-api"),
+    ("ServiceAccount", "rating-api"),
+    ("Deployment", "rating-scaler"),
+    ("Service", "rating-scaler"),
+    ("PodDisruptionBudget", "rating-scaler"),
+    ("ServiceAccount", "rating-scaler"),
+    ("ScaledObject", "rating-api"),
+    ("NetworkPolicy", "default-deny-ingress"),
+    ("PodMonitor", "rating-api"),
+    ("PodMonitor", "rating-scaler"),
+    ("PrometheusRule", None),
+    ("ConfigMap", None),
+]
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=str)
+def test_renders_the_required_objects(variant: Variant) -> None:
+    objects = render(variant)
+    present = {(obj["kind"], obj["metadata"]["name"]) for obj in objects}
+    kinds = {kind for kind, _ in present}
+    missing = [
+        (kind, name)
+        for kind, name in REQUIRED
+        if (kind, name) not in present and not (name is None and kind in kinds)
+    ]
+    assert not missing, f"{variant}: missing {missing}"
+    assert len(present) == len(objects), f"{variant}: duplicate kind/name pairs"
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=str)
+def test_everything_lives_in_the_one_namespace(variant: Variant) -> None:
+    objects = render(variant)
+    namespace = namespace_of(objects)
+    misplaced = [
+        f"{obj['kind']}/{obj['metadata']['name']}: {obj['metadata'].get('namespace')}"
+        for obj in objects
+        if obj["kind"] not in CLUSTER_SCOPED and obj["metadata"].get("namespace") != namespace
+    ]
+    assert not misplaced, f"{variant}: not in {namespace}: {misplaced}"
+
+
+@pytest.mark.parametrize(
+    ("variant", "namespace"),
+    [
+        (BASE, "openclaw-rating"),
+        (STAGING, "openclaw-rating-staging"),
+        (PRODUCTION, "openclaw-rating"),
+    ],
+    ids=str,
+)
+def test_namespace_per_environment(variant: Variant, namespace: str) -> None:
+    assert namespace_of(render(variant)) == namespace
+
+
+def test_namespace_enforces_the_restricted_pod_security_standard() -> None:
+    for variant in (BASE, *OVERLAYS):
+        (namespace,) = of_kind(render(variant), "Namespace")
+        assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+def _differences_allowed_between_environments(objects: list[Obj]) -> list[Obj]:
+    """Blank out what the overlays may change: namespace, image tag, replica bounds."""
+    namespace = namespace_of(objects)
+    text_namespace = re.compile(rf"(?<![\w-]){re.escape(namespace)}(?![\w-])")
+
+    def scrub(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {key: scrub(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [scrub(item) for item in value]
+        if isinstance(value, str):
+            return text_namespace.sub("<namespace>", value)
+        return value
+
+    scrubbed: list[Obj] = scrub(objects)
+    for workload in workloads(scrubbed):
+        for container in containers(workload):
+            container["image"] = container["image"].rsplit(":", 1)[0] + ":<tag>"
+    for scaled_object in of_kind(scrubbed, "ScaledObject"):
+        spec = scaled_object["spec"]
+        spec["minReplicaCount"] = spec["maxReplicaCount"] = spec["fallback"]["replicas"] = "<bound>"
+    return scrubbed
+
+
+def test_overlays_differ_only_in_namespace_image_tag_and_replica_bounds() -> None:
+    staging = _differences_allowed_between_environments(render(STAGING))
+    production = _differences_allowed_between_environments(render(PRODUCTION))
+    assert staging == production
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=str)
+def test_one_image_two_commands(variant: Variant) -> None:
+    objects = render(variant)
+    api = named(objects, "Deployment", "rating-api")
+    scaler = named(objects, "Deployment", "rating-scaler")
+    images = {c["image"] for w in (api, scaler) for c in containers(w)}
+    assert len(images) == 1, f"{variant}: more than one image: {images}"
+    (image,) = images
+    name, _, tag = image.rpartition(":")
+    assert name and tag and tag != "latest" and "/" not in tag, f"{variant}: unpinned {image}"
+    assert [c.get("command") for c in containers(api)] == [["rating-api"]]
+    assert [c.get("command") for c in containers(scaler)] == [["rating-scaler"]]
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=str)
+def test_every_pod_runs_locked_down(variant: Variant) -> None:
+    for workload in workloads(render(variant)):
+        where = f"{variant}: {workload['metadata']['name']}"
+        spec = pod_spec(workload)
+        pod = spec.get("securityContext", {})
+        assert pod.get("runAsNonRoot") is True, where
+        assert pod.get("seccompProfile", {}).get("type") == "RuntimeDefault", where
+        for key in ("hostNetwork", "hostPID", "hostIPC"):
+            assert not spec.get(key), f"{where}: {key}"
+        assert not [v for v in spec.get("volumes", []) if "hostPath" in v], where
+        for container in containers(workload):
+            context = container.get("securityContext", {})
+            effective = {**pod, **context}
+            for key in ("runAsUser", "runAsGroup"):
+                value = effective.get(key)
+                assert isinstance(value, int) and value > 0, f"{where}: {key}={value!r}"
+            assert effective.get("runAsNonRoot") is True, where
+            assert context.get("allowPrivilegeEscalation") is False, where
+            assert context.get("readOnlyRootFilesystem") is True, where
+            assert context.get("capabilities", {}).get("drop") == ["ALL"], where
+            assert not context.get("capabilities", {}).get("add"), where
+            assert not context.get("privileged"), where
+            assert effective.get("seccompProfile", {}).get("type") == "RuntimeDefault", where
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=str)
+def test_writable_paths_are_empty_dirs(variant: Variant) -> None:
+    """With a read-only root, /tmp must be an emptyDir (Python's tempfile needs it)."""
+    for workload in workloads(render(variant)):
+        volumes = {v["name"]: v for v in pod_spec(workload).get("volumes", [])}
+        for container in containers(workload):
+            mounts = {m["mountPath"]: m for m in container.get("volumeMounts", [])}
+            assert "/tmp" in mounts, f"{variant}: {container['name']} has no /tmp"
+            assert "emptyDir" in volumes[mounts["/tmp"]["name"]]
+            for mount in mounts.values():
+                volume = volumes[mount["name"]]
+                if "emptyDir" not in volume:
+                    assert mount.get("readOnly") is True, f"{variant}: {mount} is writable"
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=str)
+def test_requests_and_limits(variant: Variant) -> None:
+    for workload in workloads(render(variant)):
+        for container in containers(workload):
+            resources = container.get("resources", {})
+            for kind in ("requests", "limits"):
+                assert set(resources.get(kind, {})) >= {"cpu", "memory"}, (
+                    f"{variant}: {container['name']} {kind}"
+                )
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=str)
+def test_service_accounts_carry_no_token(variant: Variant) -> None:
+    objects = render(variant)
+    accounts = {sa["metadata"]["name"]: sa for sa in of_kind(objects, "ServiceAccount")}
+    for workload in workloads(objects):
+        spec = pod_spec(workload)
+        account = spec.get("serviceAccountName")
+        assert account in accounts, f"{variant}: {workload['metadata']['name']} uses {account}"
+        assert accounts[account].get("automountServiceAccountToken") is False
+        assert spec.get("automountServiceAccountToken") is False
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=str)
+def test_rating_api_pod(variant: Variant) -> None:
+    api = named(render(variant), "Deployment", "rating-api")
+    assert "replicas" not in api["spec"], "the HPA owns rating-api's replica count"
+    (container,) = containers(api)
+    env = {e["name"]: e for e in container["env"]}
+    assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    annotations = api["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert int(annotations["prometheus.io/port"]) == 9090
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=str)
+def test_scaler_pod(variant: Variant) -> None:
+    scaler = named(render(variant), "Deployment", "rating-scaler")
+    assert scaler["spec"]["replicas"] == 2
+    (container,) = containers(scaler)
+    probes = {"readinessProbe": "readiness", "livenessProbe": "liveness"}
+    if "mtls" in variant.components:
+        # kubelet's gRPC probes cannot do TLS: the component moves them to HTTP.
+        for probe in probes:
+            assert "grpc" not in container[probe] and "httpGet" in container[probe]
+    else:
+        for probe, service in probes.items():
+            assert container[probe]["grpc"]["service"] == service
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=str)
+def test_scaled_object(variant: Variant) -> None:
+    (scaled_object,) = of_kind(render(variant), "ScaledObject")
+    spec = scaled_object["spec"]
+    low, high = spec["minReplicaCount"], spec["maxReplicaCount"]
+    assert 1 <= low <= high, f"{variant}: bounds {low}..{high}"
+    assert low <= spec["fallback"]["replicas"] <= high
+    assert spec["fallback"]["failureThreshold"] >= 1
+    (trigger,) = spec["triggers"]
+    expected = "external-push" if "push" in variant.components else "external"
+    assert trigger["type"] == expected
+    assert trigger.get("metricType", "AverageValue") == "AverageValue"
+    metadata = trigger["metadata"]
+    assert metadata["metric"] in ("demand", "deficit")
+    assert 0 < float(metadata["targetUtilization"]) <= 1
+    assert float(metadata["activationDemand"]) >= 0
+    assert float(metadata["window"]) > 0
+    behavior = spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
+    assert behavior["scaleUp"]["stabilizationWindowSeconds"] == 0, "scale up at once"
+    assert behavior["scaleDown"]["stabilizationWindowSeconds"] >= 120, "scale down calmly"
+
+
+@pytest.mark.parametrize(
+    ("variant", "bounds"),
+    [(BASE, (1, 20)), (STAGING, (1, 4)), (PRODUCTION, (2, 20))],
+    ids=str,
+)
+def test_replica_bounds_per_environment(variant: Variant, bounds: tuple[int, int]) -> None:
+    (scaled_object,) = of_kind(render(variant), "ScaledObject")
+    spec = scaled_object["spec"]
+    assert (spec["minReplicaCount"], spec["maxReplicaCount"]) == bounds
+
+
+def test_dashboard_config_map_carries_the_sidecar_label() -> None:
+    for variant in (BASE, *OVERLAYS):
+        dashboards = [
+            cm
+            for cm in of_kind(render(variant), "ConfigMap")
+            if cm["metadata"].get("labels", {}).get("grafana_dashboard") == "1"
+        ]
+        assert len(dashboards) == 1, variant
+        assert [key for key in dashboards[0]["data"] if key.endswith(".json")]
