@@ -1,0 +1,277 @@
+"""Names that point at other objects point at something that exists, in every variant.
+
+Kubernetes accepts a Service that selects no pod, a probe on a port nobody
+listens on or a ScaledObject whose scalerAddress names another namespace
+without a word; these tests are where such mistakes show.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+
+import pytest
+
+from tests.deploy.kube import (
+    ROOT,
+    VARIANTS,
+    Obj,
+    Variant,
+    container_ports,
+    containers,
+    label_selector_matches,
+    named,
+    of_kind,
+    parse_service_host,
+    pod_labels,
+    pod_spec,
+    render,
+    scaled_object_triggers,
+    selected_workloads,
+    service_selected_workloads,
+    workloads,
+)
+
+ENV_PORTS = {
+    "RATING_API_PORT": "http",
+    "RATING_API_ADMIN_PORT": "admin",
+    "RATING_SCALER_GRPC_PORT": "grpc",
+    "RATING_SCALER_HTTP_PORT": "http",
+}
+METRICS_PORT = {"rating-api": "admin", "rating-scaler": "http"}
+# Where the "Deploy to Kubernetes" instructions live (README.md takes them over).
+DEPLOY_DOCS = (ROOT / "docs" / "DEPLOY.md", ROOT / "README.md")
+
+
+def _port_name(workload: Obj, port: int | str) -> str:
+    """The container port a Service/NetworkPolicy/probe port resolves to, by name."""
+    ports = container_ports(workload)
+    if isinstance(port, str):
+        assert port in ports, f"{workload['metadata']['name']} has no port named {port!r}"
+        return port
+    names = [name for name, number in ports.items() if number == port]
+    assert names, f"{workload['metadata']['name']} has no container port {port}"
+    return names[0]
+
+
+def _headless_service(objects: list[Obj], name: str, namespace: str) -> Obj:
+    services = [
+        s
+        for s in of_kind(objects, "Service")
+        if s["metadata"]["name"] == name and s["metadata"]["namespace"] == namespace
+    ]
+    assert services, f"no Service {namespace}/{name}"
+    (service,) = services
+    assert service["spec"].get("clusterIP") == "None", f"Service {name} is not headless"
+    return service
+
+
+def _service_port(service: Obj, number: int) -> Obj:
+    ports = [p for p in service["spec"]["ports"] if p["port"] == number]
+    assert ports, f"Service {service['metadata']['name']} has no port {number}"
+    return dict(ports[0])
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=str)
+def test_services_select_pods_and_name_their_ports(variant: Variant) -> None:
+    objects = render(variant)
+    for service in of_kind(objects, "Service"):
+        selected = service_selected_workloads(objects, service)
+        assert selected, f"{variant}: Service {service['metadata']['name']} selects no pods"
+        for port in service["spec"]["ports"]:
+            for workload in selected:
+                _port_name(workload, port.get("targetPort", port["port"]))
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=str)
+def test_probes_use_ports_the_container_has(variant: Variant) -> None:
+    for workload in workloads(render(variant)):
+        ports = container_ports(workload)
+        for container in containers(workload):
+            for kind in ("readinessProbe", "livenessProbe", "startupProbe"):
+                probe = container.get(kind)
+                if probe is None:
+                    continue
+                if "grpc" in probe:
+                    assert probe["grpc"]["port"] == ports["grpc"], f"{variant}: {kind}"
+                for handler in ("httpGet", "tcpSocket"):
+                    if handler in probe:
+                        _port_name(workload, probe[handler]["port"])
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=str)
+def test_processes_listen_where_the_manifests_say(variant: Variant) -> None:
+    for workload in workloads(render(variant)):
+        ports = container_ports(workload)
+        name = workload["metadata"]["name"]
+        for container in containers(workload):
+            for env in container.get("env", []):
+                if env["name"] in ENV_PORTS:
+                    expected = ports[ENV_PORTS[env["name"]]]
+                    assert int(env["value"]) == expected, f"{variant}: {name} {env['name']}"
+        annotations = workload["spec"]["template"]["metadata"].get("annotations", {})
+        assert int(annotations["prometheus.io/port"]) == ports[METRICS_PORT[name]]
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=str)
+def test_scaled_object_targets_the_rating_api_deployment(variant: Variant) -> None:
+    objects = render(variant)
+    for scaled_object in of_kind(objects, "ScaledObject"):
+        ref = scaled_object["spec"]["scaleTargetRef"]
+        assert ref.get("kind", "Deployment") == "Deployment"
+        assert ref.get("apiVersion", "apps/v1") == "apps/v1"
+        target = named(objects, "Deployment", ref["name"])
+        assert [c["command"] for c in containers(target)] == [["rating-api"]]
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=str)
+def test_scaler_address_resolves_to_the_scaler_service(variant: Variant) -> None:
+    objects = render(variant)
+    for scaled_object, trigger in scaled_object_triggers(objects):
+        host, _, port = trigger["metadata"]["scalerAddress"].rpartition(":")
+        name, namespace = parse_service_host(host)
+        assert namespace == scaled_object["metadata"]["namespace"], f"{variant}: {host}"
+        service = _headless_service(objects, name, namespace)
+        service_port = _service_port(service, int(port))
+        (scaler,) = service_selected_workloads(objects, service)
+        assert [c["command"] for c in containers(scaler)] == [["rating-scaler"]]
+        assert _port_name(scaler, service_port.get("targetPort", int(port))) == "grpc"
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=str)
+def test_trigger_service_is_the_headless_admin_service_of_the_target(variant: Variant) -> None:
+    objects = render(variant)
+    for scaled_object, trigger in scaled_object_triggers(objects):
+        metadata = trigger["metadata"]
+        name, namespace = parse_service_host(metadata["service"])
+        assert namespace == scaled_object["metadata"]["namespace"], f"{variant}: {namespace}"
+        service = _headless_service(objects, name, namespace)
+        service_port = _service_port(service, int(metadata["port"]))
+        selected = service_selected_workloads(objects, service)
+        target = scaled_object["spec"]["scaleTargetRef"]["name"]
+        assert [w["metadata"]["name"] for w in selected] == [target]
+        assert _port_name(selected[0], service_port.get("targetPort", service_port["port"])) == (
+            "admin"
+        )
+
+
+def _peers(objects: list[Obj], rule: Obj) -> set[str]:
+    """Who an ingress rule admits, as readable strings."""
+    if not rule.get("from"):
+        return {"anyone"}
+    peers = set()
+    for peer in rule["from"]:
+        assert "ipBlock" not in peer, "no ipBlock rules expected"
+        parts = []
+        if "namespaceSelector" in peer:
+            labels = peer["namespaceSelector"].get("matchLabels", {})
+            parts.append(f"namespace:{labels['kubernetes.io/metadata.name']}")
+        if "podSelector" in peer:
+            selected = selected_workloads(objects, peer["podSelector"])
+            assert selected, f"podSelector {peer['podSelector']} selects no pods"
+            parts.append("pods:" + ",".join(sorted(w["metadata"]["name"] for w in selected)))
+        peers.add("/".join(parts))
+    return peers
+
+
+def _ingress_access(objects: list[Obj]) -> dict[tuple[str, str], set[str]]:
+    """(workload, port name) -> the peers that NetworkPolicies admit to it."""
+    access: dict[tuple[str, str], set[str]] = {
+        (w["metadata"]["name"], port): set()
+        for w in workloads(objects)
+        for port in container_ports(w)
+    }
+    for policy in of_kind(objects, "NetworkPolicy"):
+        spec = policy["spec"]
+        assert "Ingress" in spec.get("policyTypes", ["Ingress"])
+        selected = selected_workloads(objects, spec["podSelector"]) if spec["podSelector"] else []
+        if spec["podSelector"]:
+            assert selected, f"NetworkPolicy {policy['metadata']['name']} selects no pods"
+        for rule in spec.get("ingress", []):
+            peers = _peers(objects, rule)
+            for workload in selected:
+                ports = [p["port"] for p in rule.get("ports", [])] or list(
+                    container_ports(workload)
+                )
+                for port in ports:
+                    access[(workload["metadata"]["name"], _port_name(workload, port))] |= peers
+    return access
+
+
+EXPECTED_ACCESS = {
+    ("rating-api", "http"): {"anyone"},
+    ("rating-api", "admin"): {"pods:rating-scaler", "namespace:monitoring"},
+    ("rating-scaler", "grpc"): {"namespace:keda"},
+    ("rating-scaler", "http"): {"namespace:monitoring"},
+}
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=str)
+def test_network_policies_admit_exactly_what_they_mean_to(variant: Variant) -> None:
+    objects = render(variant)
+    deny = named(objects, "NetworkPolicy", "default-deny-ingress")["spec"]
+    assert deny["podSelector"] == {} and deny["policyTypes"] == ["Ingress"]
+    assert "ingress" not in deny
+    assert _ingress_access(objects) == EXPECTED_ACCESS
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=str)
+def test_disruption_budgets_and_spread_select_their_own_pods(variant: Variant) -> None:
+    objects = render(variant)
+    for budget in of_kind(objects, "PodDisruptionBudget"):
+        selected = selected_workloads(objects, budget["spec"]["selector"])
+        assert [w["metadata"]["name"] for w in selected] == [budget["metadata"]["name"]]
+    for workload in workloads(objects):
+        selector = workload["spec"]["selector"]
+        assert label_selector_matches(selector, pod_labels(workload))
+        for constraint in pod_spec(workload).get("topologySpreadConstraints", []):
+            selected = selected_workloads(objects, constraint["labelSelector"])
+            assert selected == [workload]
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=str)
+def test_pod_monitors_scrape_the_metrics_ports(variant: Variant) -> None:
+    objects = render(variant)
+    scraped = set()
+    for monitor in of_kind(objects, "PodMonitor"):
+        selected = selected_workloads(objects, monitor["spec"]["selector"])
+        assert len(selected) == 1, f"{variant}: {monitor['metadata']['name']}"
+        (workload,) = selected
+        name = workload["metadata"]["name"]
+        for endpoint in monitor["spec"]["podMetricsEndpoints"]:
+            assert _port_name(workload, endpoint["port"]) == METRICS_PORT[name]
+            assert endpoint.get("path", "/metrics") == "/metrics"
+        scraped.add(name)
+    assert scraped == set(METRICS_PORT)
+
+
+@pytest.mark.parametrize("variant", [v for v in VARIANTS if "mtls" in v.components], ids=str)
+def test_mtls_wiring(variant: Variant) -> None:
+    objects = render(variant)
+    secrets: set[str] = set()
+    for scaled_object, trigger in scaled_object_triggers(objects):
+        ref = trigger["authenticationRef"]
+        assert ref.get("kind", "TriggerAuthentication") == "TriggerAuthentication"
+        auth = named(objects, "TriggerAuthentication", ref["name"])
+        assert auth["metadata"]["namespace"] == scaled_object["metadata"]["namespace"]
+        parameters = {r["parameter"]: r for r in auth["spec"]["secretTargetRef"]}
+        assert set(parameters) == {"caCert", "tlsClientCert", "tlsClientKey"}
+        secrets |= {r["name"] for r in parameters.values()}
+    scaler = named(objects, "Deployment", "rating-scaler")
+    (container,) = containers(scaler)
+    volumes = {v["name"]: v for v in pod_spec(scaler)["volumes"]}
+    secret_mounts = {
+        PurePosixPath(m["mountPath"]): volumes[m["name"]]["secret"]["secretName"]
+        for m in container["volumeMounts"]
+        if "secret" in volumes[m["name"]]
+    }
+    env = {e["name"]: e.get("value", "") for e in container["env"]}
+    for flag in ("RATING_SCALER_TLS_CERT", "RATING_SCALER_TLS_KEY", "RATING_SCALER_TLS_CLIENT_CA"):
+        path = PurePosixPath(env[flag])
+        assert path.parent in secret_mounts, f"{flag}={path} is not in a mounted secret"
+        secrets.add(secret_mounts[path.parent])
+    assert len(secrets) == 2, f"one secret for the scaler, one for KEDA: {secrets}"
+    docs = [path for path in DEPLOY_DOCS if path.exists()]
+    assert docs, f"none of {DEPLOY_DOCS} exists"
+    text = "\n".join(path.read_text() for path in docs)
+    for secret in secrets:
+        assert secret in text, f"the deploy docs do not say how to create {secret}"
