@@ -1,0 +1,1 @@
+"""The local demo: `python -m demo` (or `make demo`)."""
