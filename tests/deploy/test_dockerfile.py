@@ -4,9 +4,12 @@ only the venv carried over, a numeric non-root user, no secrets)."""
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import subprocess
 import sys
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -269,3 +272,46 @@ def test_everything_the_build_copies_is_in_the_context() -> None:
             for source in sources:
                 assert not ignored(source.rstrip("/"), lines), f"{source} is dockerignored"
                 assert (ROOT / source).exists(), f"{source} is missing from the repository"
+
+
+def _build_context(destination: Path) -> None:
+    """Copy what `docker build .` would send, by the rules of .dockerignore."""
+    lines = DOCKERIGNORE.read_text().splitlines()
+    for directory, subdirectories, files in os.walk(ROOT):
+        relative = Path(directory).relative_to(ROOT)
+        subdirectories[:] = [
+            name
+            for name in subdirectories
+            if not ignored((relative / name).as_posix(), lines)
+            or any(line.startswith(f"!{(relative / name).as_posix()}/") for line in lines)
+        ]
+        for name in files:
+            path = (relative / name).as_posix()
+            if not ignored(path, lines):
+                (destination / path).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(ROOT / path, destination / path)
+
+
+def test_the_build_context_installs_both_commands(tmp_path: Path) -> None:
+    """What the build stage's `pip install .` gets from the context: build the wheel
+    offline (setuptools from this venv) and look inside."""
+    context = tmp_path / "context"
+    _build_context(context)
+    result = subprocess.run(
+        [
+            sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+            "--no-index", "--quiet", "--wheel-dir", str(tmp_path / "wheels"), str(context),
+        ],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    (wheel,) = (tmp_path / "wheels").glob("*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
+        scripts = archive.read(entry_points).decode()
+    assert "rating-api = api.__main__:main" in scripts
+    assert "rating-scaler = scaler.__main__:main" in scripts
+    assert {"api/__main__.py", "scaler/__main__.py"} <= names
+    assert [n for n in names if n.startswith("scaler/_proto/") and n.endswith("_pb2.py")]
+    assert not [n for n in names if n.startswith("tests/")]
