@@ -7,6 +7,7 @@ and a bad one stops the process with a message that names the flag.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -86,7 +87,7 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     flag(
         "dns-server",
         None,
-        "host[:port] of the DNS server for `service` lookups (default: /etc/resolv.conf)",
+        "IP[:port] of the DNS server for `service` lookups (default: /etc/resolv.conf)",
     )
     flag("forget-after", "600", "seconds after which a target nobody asks about is forgotten")
     flag("shutdown-grace", "5", "seconds in-flight calls may take to finish after SIGTERM")
@@ -167,8 +168,12 @@ def _dns_server(value: str | None) -> tuple[str, int] | None:
     if not sep or (":" in host and not host.startswith("[")):
         host, port = value, "53"
     host = host.strip("[]")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        host = ""
     if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise ConfigError(f"--dns-server: {value!r} is not host[:port]")
+        raise ConfigError(f"--dns-server: {value!r} is not an IP address with an optional :port")
     return host, int(port)
 
 

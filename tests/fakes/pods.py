@@ -36,6 +36,7 @@ class FakePod:
     _requested_total: float = 0.0
     _last_change: float = field(default_factory=time.monotonic)
     _server: asyncio.Server | None = None
+    _connections: set[asyncio.StreamWriter] = field(default_factory=set)
 
     def set_demand(self, demand_per_s: float) -> None:
         self._requested_total = self._requested_now()
@@ -74,11 +75,14 @@ class FakePod:
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
+            for writer in list(self._connections):  # like a killed pod: no keep-alive survives
+                writer.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 1.0)
             self._server = None
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._connections.add(writer)
         try:
             while await reader.readuntil(b"\r\n\r\n"):
                 self.requests += 1
@@ -87,6 +91,7 @@ class FakePod:
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
             pass
         finally:
+            self._connections.discard(writer)
             writer.close()
 
     async def _answer(self, writer: asyncio.StreamWriter) -> bool:

@@ -1,0 +1,251 @@
+"""The ExternalScaler RPCs against a real grpc.aio server and real HTTP pods on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.request
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+import pytest
+
+from scaler._proto import externalscaler_pb2 as pb
+from scaler._proto import externalscaler_pb2_grpc as pb_grpc
+from scaler.server import Scaler
+from tests.fakes.pods import FakePod
+from tests.scaler.conftest import ref
+
+PodFactory = Callable[..., Awaitable[FakePod]]
+Stub = pb_grpc.ExternalScalerStub
+
+
+async def keda_poll(stub: Stub, so_ref: pb.ScaledObjectRef) -> tuple[float, float, bool]:
+    """What KEDA does on each poll: GetMetricSpec, then GetMetrics, then IsActive."""
+    spec = await stub.GetMetricSpec(so_ref)
+    name = spec.metricSpecs[0].metricName
+    metrics = await stub.GetMetrics(pb.GetMetricsRequest(scaledObjectRef=so_ref, metricName=name))
+    active = await stub.IsActive(so_ref)
+    return (
+        spec.metricSpecs[0].targetSizeFloat,
+        metrics.metricValues[0].metricValueFloat,
+        active.result,
+    )
+
+
+async def settle(seconds: float = 0.7) -> None:
+    await asyncio.sleep(seconds)
+
+
+async def targets_view(scaler: Scaler) -> dict[str, Any]:
+    """GET /v1/targets from a thread: the server runs in this test's event loop."""
+
+    def get() -> dict[str, Any]:
+        url = f"http://127.0.0.1:{scaler.http_port}/v1/targets"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return json.loads(response.read())  # type: ignore[no-any-return]
+
+    return await asyncio.to_thread(get)
+
+
+async def test_keda_sequence_reports_total_demand_and_target(
+    stub: Stub, fake_pods: PodFactory
+) -> None:
+    pods = [await fake_pods(demand_per_s=rate) for rate in (10.0, 20.0, 30.0)]
+    so_ref = ref(pods, window="1")
+    target, _, _ = await keda_poll(stub, so_ref)
+    await settle()
+    target, value, active = await keda_poll(stub, so_ref)
+    assert target == pytest.approx(50.0 * 0.8)
+    assert value == pytest.approx(60.0, rel=0.05)
+    assert active is True
+    spec = await stub.GetMetricSpec(so_ref)
+    assert spec.metricSpecs[0].metricName == "openclaw-demand"
+    assert spec.metricSpecs[0].targetSize == 40
+
+
+async def test_metric_value_carries_both_int_and_float(stub: Stub, fake_pods: PodFactory) -> None:
+    pods = [await fake_pods(demand_per_s=12.4)]
+    so_ref = ref(pods, window="1")
+    await stub.GetMetricSpec(so_ref)
+    await settle()
+    response = await stub.GetMetrics(pb.GetMetricsRequest(scaledObjectRef=so_ref, metricName="x"))
+    value = response.metricValues[0]
+    assert value.metricValueFloat == pytest.approx(12.4, rel=0.05)
+    assert value.metricValue == round(value.metricValueFloat)
+
+
+async def test_deficit_metric_and_explicit_target(stub: Stub, fake_pods: PodFactory) -> None:
+    pods = [await fake_pods(capacity=100.0) for _ in range(2)]  # each reports tokens = 50
+    so_ref = ref(pods, metric="deficit", targetPerPod="25")
+    target, value, _ = await keda_poll(stub, so_ref)
+    assert target == 25.0
+    assert value == pytest.approx(100.0)
+
+
+async def test_activation_threshold(stub: Stub, fake_pods: PodFactory) -> None:
+    pods = [await fake_pods(demand_per_s=5.0)]
+    await keda_poll(stub, ref(pods, activationDemand="10", window="1"))
+    await settle()
+    assert (await stub.IsActive(ref(pods, activationDemand="10", window="1"))).result is False
+    assert (await stub.IsActive(ref(pods, activationDemand="1", window="1"))).result is True
+
+
+@pytest.mark.parametrize(
+    ("metadata", "key"),
+    [
+        pytest.param({"metric": "fill"}, "metric", id="metric"),
+        pytest.param({"window": "-1"}, "window", id="window"),
+        pytest.param({"targetUtilization": "80%"}, "targetUtilization", id="utilization"),
+        pytest.param({"endpoints": "10.0.0.1:9090"}, "endpoints", id="ssrf-endpoint"),
+        pytest.param(
+            {"endpoints": "", "service": "kubernetes.default"}, "service", id="ssrf-service"
+        ),
+        pytest.param({"endpoints": ""}, "service", id="no-target"),
+    ],
+)
+async def test_bad_metadata_is_invalid_argument_naming_the_key(
+    stub: Stub, fake_pods: PodFactory, scaler: Scaler, metadata: dict[str, str], key: str
+) -> None:
+    pods = [await fake_pods()]
+    for call in (stub.GetMetricSpec, stub.IsActive):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await call(ref(pods, **metadata))
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert repr(key) in (caught.value.details() or "")
+    assert not scaler.targets.pollers  # refused before any request was sent
+
+
+async def test_refused_hosts_are_never_contacted(stub: Stub, fake_pods: PodFactory) -> None:
+    pod = await fake_pods()
+    bad = pb.ScaledObjectRef(
+        name="x", namespace="y", scalerMetadata={"endpoints": f"localhost.evil:{pod.port}"}
+    )
+    with pytest.raises(grpc.aio.AioRpcError):
+        await stub.GetMetricSpec(bad)
+    await settle(0.3)
+    assert pod.requests == 0
+
+
+async def test_pods_sharing_a_target_share_one_poller(
+    stub: Stub, fake_pods: PodFactory, scaler: Scaler
+) -> None:
+    pods = [await fake_pods(demand_per_s=1.0) for _ in range(2)]
+    await stub.GetMetricSpec(ref(pods, name="a", window="1"))
+    await stub.GetMetricSpec(ref(list(reversed(pods)), name="b", metric="deficit"))
+    assert len(scaler.targets.pollers) == 1
+    assert len(scaler.targets.scaled_objects) == 2
+
+
+async def test_failed_pods_keep_their_rate_then_total_is_extrapolated(
+    stub: Stub, fake_pods: PodFactory, scaler: Scaler
+) -> None:
+    pods = [await fake_pods(demand_per_s=20.0) for _ in range(3)]
+    so_ref = ref(pods, window="1")
+    await keda_poll(stub, so_ref)
+    await settle()
+    pods[0].behaviour = "hang"
+    await settle(0.35)  # a failed poll or two, still within 3 intervals
+    _, value, _ = await keda_poll(stub, so_ref)
+    assert value == pytest.approx(60.0, rel=0.1)
+    await settle(1.0)  # now stale: extrapolated from the two that answer
+    _, value, _ = await keda_poll(stub, so_ref)
+    assert value == pytest.approx(60.0, rel=0.1)
+    [target] = (await targets_view(scaler))["targets"]
+    assert target["extrapolated"] is True
+    assert target["pods_fresh"] == 2
+    hung = next(pod for pod in target["pods"] if pod["address"].endswith(f":{pods[0].port}"))
+    assert hung["error"].startswith("timeout")
+
+
+@pytest.mark.parametrize("behaviour", ["garbage", "endless", "error", "huge", "absurd"])
+async def test_misbehaving_pod_is_rejected_alone(
+    stub: Stub, fake_pods: PodFactory, scaler: Scaler, behaviour: str
+) -> None:
+    good = await fake_pods(demand_per_s=30.0)
+    bad = await fake_pods(demand_per_s=1000.0, behaviour=behaviour)
+    so_ref = ref([good, bad], window="1")
+    await keda_poll(stub, so_ref)
+    await settle()
+    _, value, _ = await keda_poll(stub, so_ref)
+    assert value == pytest.approx(60.0, rel=0.1)  # good pod's 30/s, extrapolated to 2 pods
+    [target] = (await targets_view(scaler))["targets"]
+    errors = {pod["address"]: pod["error"] for pod in target["pods"]}
+    assert errors[f"127.0.0.1:{bad.port}"]
+    assert errors[f"127.0.0.1:{good.port}"] is None
+
+
+async def test_restarted_pod_starts_a_new_series(
+    stub: Stub, fake_pods: PodFactory, scaler: Scaler
+) -> None:
+    pod = await fake_pods(demand_per_s=25.0)
+    so_ref = ref([pod], window="1")
+    await keda_poll(stub, so_ref)
+    await settle()
+    pod.restart()
+    for _ in range(6):
+        await settle(0.2)
+        _, value, _ = await keda_poll(stub, so_ref)
+        assert 0.0 <= value <= 40.0
+    assert value == pytest.approx(25.0, rel=0.15)
+    [target] = (await targets_view(scaler))["targets"]
+    assert target["pods"][0]["restarts"] == 1
+
+
+async def test_all_pods_gone_is_unavailable_then_recovers(
+    stub: Stub, fake_pods: PodFactory
+) -> None:
+    pods = [await fake_pods(demand_per_s=10.0) for _ in range(2)]
+    ports = [pod.port for pod in pods]
+    so_ref = ref(pods, window="1")
+    await keda_poll(stub, so_ref)
+    for pod in pods:
+        await pod.stop()
+    await settle(1.0)
+    for call in (
+        stub.IsActive(so_ref),
+        stub.GetMetrics(pb.GetMetricsRequest(scaledObjectRef=so_ref)),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await call
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert "connect" in (caught.value.details() or "")
+        assert str(ports[0]) in (caught.value.details() or "")
+    spec = await stub.GetMetricSpec(so_ref)  # the HPA keeps its target meanwhile
+    assert spec.metricSpecs[0].targetSizeFloat == pytest.approx(40.0)
+    for pod, port in zip(pods, ports, strict=True):
+        await pod.start(port)
+    await settle(0.5)
+    _, value, _ = await keda_poll(stub, so_ref)
+    assert value == pytest.approx(20.0, rel=0.15)
+
+
+async def test_stream_sends_state_at_once_then_only_changes(
+    stub: Stub, fake_pods: PodFactory
+) -> None:
+    pod = await fake_pods(demand_per_s=0.0)
+    call = stub.StreamIsActive(ref([pod], window="0.5"))
+    first = await asyncio.wait_for(call.read(), 2.0)
+    assert first.result is False
+    pod.set_demand(20.0)
+    second = await asyncio.wait_for(call.read(), 2.0)
+    assert second.result is True
+    with pytest.raises(TimeoutError):  # no repeats while nothing changes
+        await asyncio.wait_for(asyncio.shield(call.read()), 1.0)
+    call.cancel()
+
+
+async def test_stream_ends_when_the_client_goes_away(
+    stub: Stub, fake_pods: PodFactory, scaler: Scaler
+) -> None:
+    pod = await fake_pods(demand_per_s=5.0)
+    calls = [stub.StreamIsActive(ref([pod], name=f"so-{i}")) for i in range(5)]
+    for call in calls:
+        await asyncio.wait_for(call.read(), 2.0)
+    for call in calls:
+        call.cancel()
+    await settle(0.5)
+    streams = [t for t in asyncio.all_tasks() if "StreamIsActive" in repr(t.get_coro())]
+    assert streams == []
+    assert (await stub.IsActive(ref([pod]))).result is True  # the server is fine
