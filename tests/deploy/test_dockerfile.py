@@ -35,9 +35,8 @@ class Stage:
 
 def parse(text: str) -> tuple[dict[str, str], list[Stage]]:
     """Global ARG defaults and the stages of a Dockerfile (continuations joined)."""
-    joined = re.sub(r"\\\n", " ", "\n".join(
-        line for line in text.splitlines() if not line.lstrip().startswith("#")
-    ))  # fmt: skip
+    lines = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
+    joined = re.sub(r"\\\n", " ", "\n".join(lines))
     global_args: dict[str, str] = {}
     stages: list[Stage] = []
     for line in joined.splitlines():
