@@ -36,7 +36,7 @@ class FakePod:
     _requested_total: float = 0.0
     _last_change: float = field(default_factory=time.monotonic)
     _server: asyncio.Server | None = None
-    _connections: set[asyncio.StreamWriter] = field(default_factory=set)
+    _connections: dict[asyncio.StreamWriter, asyncio.Task[None]] = field(default_factory=dict)
 
     def set_demand(self, demand_per_s: float) -> None:
         self._requested_total = self._requested_now()
@@ -75,14 +75,17 @@ class FakePod:
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
-            for writer in list(self._connections):  # like a killed pod: no keep-alive survives
+            for writer, task in list(self._connections.items()):  # like a killed pod
                 writer.close()
+                task.cancel()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 1.0)
             self._server = None
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._connections.add(writer)
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections[writer] = task
         try:
             while await reader.readuntil(b"\r\n\r\n"):
                 self.requests += 1
@@ -90,8 +93,10 @@ class FakePod:
                     break
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
             pass
+        except asyncio.CancelledError:
+            return
         finally:
-            self._connections.discard(writer)
+            self._connections.pop(writer, None)
             writer.close()
 
     async def _answer(self, writer: asyncio.StreamWriter) -> bool:
