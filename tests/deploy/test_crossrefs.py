@@ -39,7 +39,7 @@ ENV_PORTS = {
 }
 METRICS_PORT = {"rating-api": "admin", "rating-scaler": "http"}
 # Where the "Deploy to Kubernetes" instructions live (README.md takes them over).
-DEPLOY_DOCS = (ROOT / "docs" / "DEPLOY.md", ROOT / "README.md")
+DEPLOY_DOCS = (ROOT / "README.md",)
 
 
 def _port_name(workload: Obj, port: int | str) -> str:
