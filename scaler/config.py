@@ -34,6 +34,7 @@ class ScalerConfig:
     tls_client_ca: Path | None = None
     allowed_hosts: HostPolicy = DEFAULT_HOST_POLICY
     dns_server: tuple[str, int] | None = None
+    pod_token_file: Path | None = None
     forget_after_s: float = 600.0
     shutdown_grace_s: float = 5.0
     log_level: str = "info"
@@ -89,6 +90,11 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         None,
         "IP[:port] of the DNS server for `service` lookups (default: /etc/resolv.conf)",
     )
+    flag(
+        "pod-token-file",
+        None,
+        "file holding a bearer token sent to the pods' /v1/bucket (re-read when it changes)",
+    )
     flag("forget-after", "600", "seconds after which a target nobody asks about is forgotten")
     flag("shutdown-grace", "5", "seconds in-flight calls may take to finish after SIGTERM")
     flag("log-level", "info", f"one of {', '.join(LOG_LEVELS)}")
@@ -110,6 +116,7 @@ def load(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         tls_client_ca=_file("--tls-client-ca", args.tls_client_ca),
         allowed_hosts=_hosts(args.allowed_hosts),
         dns_server=_dns_server(args.dns_server),
+        pod_token_file=_file("--pod-token-file", args.pod_token_file),
         forget_after_s=_seconds("--forget-after", args.forget_after, 1, 86400),
         shutdown_grace_s=_seconds("--shutdown-grace", args.shutdown_grace, 0, 600),
         log_level=_choice("--log-level", args.log_level, LOG_LEVELS),

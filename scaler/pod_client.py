@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
 
 import aiohttp
 
@@ -20,10 +23,40 @@ class PodError(Exception):
         self.reason = reason
 
 
+class TokenFile:
+    """A bearer token in a file mounted from a Secret, re-read when the file changes."""
+
+    def __init__(self, path: Path, check_every_s: float = 1.0) -> None:
+        self._path = path
+        self._check_every_s = check_every_s
+        self._checked_at = -float("inf")
+        self._mtime_ns: int | None = None
+        self._token: str | None = None
+
+    def __call__(self) -> str | None:
+        now = time.monotonic()
+        if now - self._checked_at >= self._check_every_s:
+            self._checked_at = now
+            try:
+                mtime_ns = self._path.stat().st_mtime_ns
+                if mtime_ns != self._mtime_ns:
+                    self._token = self._path.read_text().strip() or None
+                    self._mtime_ns = mtime_ns
+            except OSError:
+                pass  # a Secret being swapped: keep the token we had
+        return self._token
+
+
 class PodClient:
     """Fetches `/v1/bucket` from many pods at once; every request is bounded in time and size."""
 
-    def __init__(self, timeout_s: float, max_body_bytes: int = MAX_BODY_BYTES) -> None:
+    def __init__(
+        self,
+        timeout_s: float,
+        max_body_bytes: int = MAX_BODY_BYTES,
+        token: Callable[[], str | None] = lambda: None,
+    ) -> None:
+        self._token = token
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._timeout_s = timeout_s
         self._max_body_bytes = max_body_bytes
@@ -55,7 +88,12 @@ class PodClient:
             raise PodError("invalid", str(exc)) from None
 
     async def _get(self, url: str) -> bytes:
-        async with self._client().get(url, allow_redirects=False) as response:
+        token = self._token()
+        headers = {"Authorization": f"Bearer {token}"} if token else None
+        async with self._client().get(url, allow_redirects=False, headers=headers) as response:
+            if response.status in (401, 403):
+                hint = "the pod wants a bearer token: check --pod-token-file"
+                raise PodError("unauthorized", f"HTTP {response.status}: {hint}")
             if response.status != 200:
                 raise PodError("http_status", f"HTTP {response.status}")
             if (response.content_length or 0) > self._max_body_bytes:

@@ -20,7 +20,7 @@ from scaler.config import ScalerConfig
 from scaler.discovery import discovery_for, make_resolver
 from scaler.http import make_app
 from scaler.metrics import ScalerMetrics, TargetsCollector
-from scaler.pod_client import PodClient
+from scaler.pod_client import PodClient, TokenFile
 from scaler.poller import TargetPoller
 from scaler.servicer import ExternalScalerServicer
 from scaler.targets import Targets
@@ -78,7 +78,8 @@ class Scaler:
 async def start(config: ScalerConfig) -> Scaler:
     registry = CollectorRegistry()
     metrics = ScalerMetrics(registry)
-    client = PodClient(config.pod_timeout_s)
+    token = TokenFile(config.pod_token_file) if config.pod_token_file else lambda: None
+    client = PodClient(config.pod_timeout_s, token=token)
     resolver = make_resolver(config.dns_server, timeout_s=max(config.pod_timeout_s, 1.0))
 
     def make_poller(target: TargetKey) -> TargetPoller:

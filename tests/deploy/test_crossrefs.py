@@ -38,7 +38,7 @@ ENV_PORTS = {
     "RATING_SCALER_HTTP_PORT": "http",
 }
 METRICS_PORT = {"rating-api": "admin", "rating-scaler": "http"}
-# Where the "Deploy to Kubernetes" instructions live (README.md takes them over).
+# Where the "Deploy to Kubernetes" instructions live.
 DEPLOY_DOCS = (ROOT / "README.md",)
 
 

@@ -30,6 +30,7 @@ class FakePod:
     refill_per_s: float = 50.0
     name: str = field(default_factory=lambda: f"fake-{uuid.uuid4().hex[:6]}")
     port: int = 0
+    required_token: str | None = None
     requests: int = 0
     _boot_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     _booted_at: float = field(default_factory=time.monotonic)
@@ -87,8 +88,11 @@ class FakePod:
         assert task is not None
         self._connections[writer] = task
         try:
-            while await reader.readuntil(b"\r\n\r\n"):
+            while head := await reader.readuntil(b"\r\n\r\n"):
                 self.requests += 1
+                if not self._authorized(head):
+                    writer.write(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n")
+                    continue
                 if not await self._answer(writer):
                     break
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
@@ -98,6 +102,12 @@ class FakePod:
         finally:
             self._connections.pop(writer, None)
             writer.close()
+
+    def _authorized(self, head: bytes) -> bool:
+        if self.required_token is None:
+            return True
+        expected = f"authorization: bearer {self.required_token}\r\n".encode()
+        return expected in head.lower()
 
     async def _answer(self, writer: asyncio.StreamWriter) -> bool:
         if self.behaviour == "hang":
