@@ -1,0 +1,297 @@
+"""One poll cycle of the scaler over N pods (N = 10, 100, 1000), against a bare aiohttp floor.
+
+The fake pods (`python -m tests.fakes.pods`) run in their own process pinned to core 1;
+this process, pinned to core 0 with uvloop, drives (b) the scaler's real poller
+(TargetPoller + PodClient + StaticDiscovery, with the metrics observer the server wires
+in) and, cycle for cycle in alternation, (a) a bare aiohttp fan-out that only GETs
+and decodes the same JSON. Reported per N: cycle time median and p99, CPU seconds of
+this process per cycle (and the part of it spent in the garbage collector), CPU of
+the pods' process per cycle, failed pods, and b/a.
+
+`--max-in-flight K` puts the poller's fetch behind a semaphore of K (the pod timeout
+then starts when a request is sent, not when the cycle starts): a what-if for a fix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import gc
+import io
+import pstats
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import aiohttp
+import orjson
+import uvloop
+from prometheus_client import CollectorRegistry
+
+from bench._scaler_procs import (
+    HOST,
+    FakePods,
+    fake_pods,
+    machine,
+    percentile,
+    pin_self,
+    raise_fd_limit,
+    table,
+)
+from scaler.bucket_state import BucketState
+from scaler.discovery import StaticDiscovery
+from scaler.metrics import ScalerMetrics
+from scaler.pod_client import BUCKET_PATH, PodClient
+from scaler.poller import TargetPoller
+from scaler.trigger import TargetKey
+
+POLLER_CORE, PODS_CORE = 0, 1
+TARGET_MS = 250.0
+TARGET_PODS = 1000
+
+
+@dataclass
+class Cycles:
+    """Per-cycle figures of one fan-out kind at one N."""
+
+    wall_s: list[float] = field(default_factory=list)
+    cpu_s: list[float] = field(default_factory=list)
+    gc_s: list[float] = field(default_factory=list)
+    pods_cpu_s: float = 0.0
+    failures: int = 0
+    cycles_with_failures: int = 0
+    cold_s: float = 0.0
+    cold_failures: int = 0
+
+
+@dataclass(frozen=True)
+class SizeResult:
+    pods: int
+    bare: Cycles
+    poller: Cycles
+
+
+FanOut = Callable[[], Awaitable[int]]  # one cycle; returns how many pods failed
+Fetch = Callable[[str, int], Awaitable[BucketState]]
+
+
+class GcTimer:
+    """Seconds spent in the cyclic garbage collector, from `gc.callbacks`."""
+
+    def __init__(self) -> None:
+        self.total_s = 0.0
+        self._started = 0.0
+
+    def __enter__(self) -> GcTimer:
+        gc.callbacks.append(self._on_gc)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.total_s += time.perf_counter() - self._started
+
+
+def main(argv: list[str]) -> None:
+    args = parse_args(argv)
+    raise_fd_limit(max(args.sizes) * 2 + 256)
+    where = pin_self(POLLER_CORE)
+    results, profiles = [], []
+    for count in args.sizes:
+        bound_s = 60 + args.cycles * 2  # the pods' process ends by itself after this
+        with fake_pods(count, demand_per_s=10.0, seconds=bound_s, core=PODS_CORE) as pods:
+            result, profiled = uvloop.run(measure(pods, args))
+        results.append(result)
+        profiles += [profiled] if profiled else []
+    print_report(results, args, where)
+    for text in profiles:
+        print(text)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench scaler_fanout", description=__doc__)
+    parser.add_argument("--sizes", type=_sizes, default=[10, 100, 1000], help="pod counts")
+    parser.add_argument("--cycles", type=int, default=30, help="measured cycles per kind")
+    parser.add_argument("--warmup", type=int, default=3, help="warm-up cycles per kind")
+    parser.add_argument("--gap", type=float, default=0.2, help="seconds between cycles")
+    parser.add_argument("--pod-timeout", type=float, default=0.25, help="PodClient timeout")
+    parser.add_argument(
+        "--max-in-flight", type=int, default=0, help="what-if: bound the poller's fetches"
+    )
+    parser.add_argument("--profile", action="store_true", help="cProfile the largest N")
+    parser.add_argument("--quick", action="store_true", help="10 cycles, 2 warm-up, gap 0.1 s")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.cycles, args.warmup, args.gap = 10, 2, 0.1
+    return args
+
+
+def _sizes(text: str) -> list[int]:
+    return [int(part) for part in text.split(",") if part.strip()]
+
+
+async def measure(pods: FakePods, args: argparse.Namespace) -> tuple[SizeResult, str]:
+    client = PodClient(args.pod_timeout)
+    poller = make_poller(pods.ports, bounded(client.fetch, args.max_in_flight))
+    connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        kinds: dict[str, tuple[FanOut, Cycles]] = {
+            "bare": (lambda: bare_cycle(session, pods.ports), Cycles()),
+            "poller": (lambda: poller_cycle(poller, len(pods.ports)), Cycles()),
+        }
+        for fan_out, cycles in kinds.values():
+            await warm_up(fan_out, cycles, args)
+        with GcTimer() as gc_timer:
+            for index in range(args.cycles):
+                order = list(kinds.values()) if index % 2 == 0 else list(kinds.values())[::-1]
+                for fan_out, cycles in order:
+                    await one_cycle(fan_out, cycles, pods, gc_timer)
+                    await asyncio.sleep(args.gap)
+        profiled = ""
+        if args.profile and len(pods.ports) == max(args.sizes):
+            profiled = await profile(kinds["poller"][0], len(pods.ports), args)
+    await client.close()
+    return SizeResult(len(pods.ports), kinds["bare"][1], kinds["poller"][1]), profiled
+
+
+def make_poller(ports: list[int], fetch: Fetch) -> TargetPoller:
+    """The scaler's poller as `scaler.server` wires it, metrics observer included."""
+    endpoints = tuple((HOST, port) for port in ports)
+    return TargetPoller(
+        TargetKey(service=None, endpoints=endpoints, port=9090),
+        StaticDiscovery(endpoints),
+        fetch,
+        poll_interval_s=1.0,
+        on_cycle=ScalerMetrics(CollectorRegistry()).on_cycle,
+    )
+
+
+def bounded(fetch: Fetch, max_in_flight: int) -> Fetch:
+    if max_in_flight <= 0:
+        return fetch
+    gate = asyncio.Semaphore(max_in_flight)
+
+    async def fetch_when_free(host: str, port: int) -> BucketState:
+        async with gate:
+            return await fetch(host, port)
+
+    return fetch_when_free
+
+
+async def warm_up(fan_out: FanOut, cycles: Cycles, args: argparse.Namespace) -> None:
+    """A cold cycle, which also opens every connection, then a few unmeasured ones."""
+    started = time.perf_counter()
+    cycles.cold_failures = await fan_out()
+    cycles.cold_s = time.perf_counter() - started
+    for _ in range(args.warmup):
+        await asyncio.sleep(args.gap)
+        await fan_out()
+    await asyncio.sleep(args.gap)
+
+
+async def one_cycle(fan_out: FanOut, cycles: Cycles, pods: FakePods, gc_timer: GcTimer) -> None:
+    pods_cpu, gc_s = pods.cpu_seconds(), gc_timer.total_s
+    cpu, started = time.process_time(), time.perf_counter()
+    failed = await fan_out()
+    cycles.wall_s.append(time.perf_counter() - started)
+    cycles.cpu_s.append(time.process_time() - cpu)
+    cycles.gc_s.append(gc_timer.total_s - gc_s)
+    cycles.pods_cpu_s += pods.cpu_seconds() - pods_cpu
+    cycles.failures += failed
+    cycles.cycles_with_failures += failed > 0
+
+
+async def poller_cycle(poller: TargetPoller, count: int) -> int:
+    await poller.poll_once()
+    answered = sum(
+        not series.failed_last_poll and series.last_ok_at == poller.last_cycle_at
+        for series in poller.pods.values()
+    )
+    return count - answered
+
+
+async def bare_cycle(session: aiohttp.ClientSession, ports: list[int]) -> int:
+    async def get(port: int) -> bool:
+        try:
+            async with session.get(f"http://{HOST}:{port}{BUCKET_PATH}") as response:
+                return response.status == 200 and "pod" in orjson.loads(await response.read())
+        except (aiohttp.ClientError, OSError, ValueError):
+            return False
+
+    answers = await asyncio.gather(*(get(port) for port in ports))
+    return len(ports) - sum(answers)
+
+
+async def profile(fan_out: FanOut, count: int, args: argparse.Namespace) -> str:
+    profiler = cProfile.Profile()
+    for _ in range(args.cycles):
+        profiler.enable()
+        await fan_out()
+        profiler.disable()
+        await asyncio.sleep(args.gap)
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(25)
+    lines = [line.rstrip() for line in out.getvalue().splitlines() if line.strip()]
+    title = f"cProfile of {args.cycles} poller cycles over {count} pods, by own time"
+    return f"\n{title}:\n\n```text\n" + "\n".join(lines) + "\n```\n"
+
+
+def print_report(results: list[SizeResult], args: argparse.Namespace, where: str) -> None:
+    bound = f", fetches behind a semaphore of {args.max_in_flight}" if args.max_in_flight else ""
+    print(
+        f"{machine()}. Poller process on {where} with uvloop; fake pods' process on core "
+        f"{PODS_CORE}. Per N: 1 cold cycle, {args.warmup} warm-up and {args.cycles} measured "
+        f"cycles of each kind, alternating, {args.gap:g} s apart; keep-alive; pod timeout "
+        f"{args.pod_timeout:g} s. (a) bare aiohttp GET + JSON decode, (b) the scaler's "
+        f"TargetPoller.poll_once(){bound}. CPU and GC are means per cycle (this process); "
+        "GC is part of CPU.\n"
+    )
+    header = [
+        "pods", "kind", "cycle median ms", "cycle p99 ms", "CPU ms/cycle", "GC ms/cycle",
+        "pods' CPU ms/cycle", "failed pods (cycles)", "cold cycle ms (failed)",
+    ]  # fmt: skip
+    rows = []
+    for result in results:
+        for name, cycles in (("a) bare", result.bare), ("b) poller", result.poller)):
+            rows.append(row(result.pods, name, cycles))
+    print(table(header, rows, [True, False, True, True, True, True, True, True, True]))
+    print()
+    for result in results:
+        ratio = statistics.median(result.poller.wall_s) / statistics.median(result.bare.wall_s)
+        cpu_ratio = statistics.fmean(result.poller.cpu_s) / statistics.fmean(result.bare.cpu_s)
+        print(f"- {result.pods} pods: b/a cycle time {ratio:.2f}, b/a CPU {cpu_ratio:.2f}")
+    verdict(results)
+
+
+def row(pods: int, name: str, cycles: Cycles) -> list[str]:
+    measured = len(cycles.wall_s)
+    return [
+        str(pods),
+        name,
+        f"{statistics.median(cycles.wall_s) * 1e3:.1f}",
+        f"{percentile(cycles.wall_s, 99) * 1e3:.1f}",
+        f"{statistics.fmean(cycles.cpu_s) * 1e3:.1f}",
+        f"{statistics.fmean(cycles.gc_s) * 1e3:.1f}",
+        f"{cycles.pods_cpu_s / measured * 1e3:.1f}",
+        f"{cycles.failures} ({cycles.cycles_with_failures}/{measured})",
+        f"{cycles.cold_s * 1e3:.0f} ({cycles.cold_failures})",
+    ]
+
+
+def verdict(results: list[SizeResult]) -> None:
+    for result in results:
+        if result.pods != TARGET_PODS:
+            continue
+        median_ms = statistics.median(result.poller.wall_s) * 1e3
+        ok = median_ms < TARGET_MS and result.poller.failures == 0
+        print(
+            f"\n{TARGET_PODS} pods: poller cycle median **{median_ms:.0f} ms**, "
+            f"{result.poller.failures} failed polls in measured cycles: "
+            f"{'meets' if ok else 'misses'} the target (< {TARGET_MS:.0f} ms per cycle, one core)"
+        )
