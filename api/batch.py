@@ -13,8 +13,7 @@ from typing import Any, TypeGuard
 from api.ratings import (
     STAR_LEVELS,
     Prior,
-    star_average,
-    star_lower_bound,
+    rate_stars,
     wilson_lower_bound,
     z_for_confidence,
 )
@@ -51,7 +50,7 @@ def rate_payload(payload: object, max_batch: int) -> Json:
     confidence = _confidence(payload.get("confidence", DEFAULT_CONFIDENCE))
     items = _items(payload.get("items"), max_batch)
     z = z_for_confidence(confidence)
-    ratings = [_rate_item(item, f"/items/{index}", z) for index, item in enumerate(items)]
+    ratings = [_rate_item(item, index, z) for index, item in enumerate(items)]
     return {"confidence": confidence, "ratings": ratings}
 
 
@@ -68,21 +67,33 @@ def _items(value: object, max_batch: int) -> list[Any]:
     return value
 
 
-def _rate_item(item: object, pointer: str, z: float) -> Json:
-    if not isinstance(item, dict):
-        raise InvalidInput(pointer, "must be an object: {id, up, down} or {id, stars[, prior]}")
-    if "stars" in item:
-        return _rate_stars(item, pointer, z)
-    if "up" in item or "down" in item:
-        return _rate_votes(item, pointer, z)
-    raise InvalidInput(pointer, "must have `up` and `down` (votes) or `stars` (histogram)")
+def _rate_item(item: object, index: int, z: float) -> Json:
+    if type(item) is dict:
+        if "stars" in item:
+            return _rate_stars(item, index, z)
+        if "up" in item or "down" in item:
+            return _rate_votes(item, index, z)
+        raise InvalidInput(
+            f"/items/{index}", "must have `up` and `down` (votes) or `stars` (histogram)"
+        )
+    raise InvalidInput(
+        f"/items/{index}", "must be an object: {id, up, down} or {id, stars[, prior]}"
+    )
 
 
-def _rate_votes(item: Json, pointer: str, z: float) -> Json:
-    _refuse_unknown(item, _VOTE_FIELDS, pointer)
-    item_id = _id(item.get("id"), pointer)
-    up = _count(item.get("up"), f"{pointer}/up")
-    down = _count(item.get("down"), f"{pointer}/down")
+def _rate_votes(item: Json, index: int, z: float) -> Json:
+    # Pointers to fields are built only on errors: this runs for every item of every request.
+    if not item.keys() <= _VOTE_FIELDS:
+        _refuse_unknown(item, _VOTE_FIELDS, f"/items/{index}")
+    item_id = item.get("id")
+    if type(item_id) is not str or not 0 < len(item_id) <= MAX_ID_LENGTH:
+        raise _bad_id(index)
+    up, down = item.get("up"), item.get("down")
+    if not (
+        type(up) is int and type(down) is int and 0 <= up <= MAX_COUNT and 0 <= down <= MAX_COUNT
+    ):
+        up = _count(up, f"/items/{index}/up")
+        down = _count(down, f"/items/{index}/down")
     count = up + down
     return {
         "id": item_id,
@@ -93,17 +104,20 @@ def _rate_votes(item: Json, pointer: str, z: float) -> Json:
     }
 
 
-def _rate_stars(item: Json, pointer: str, z: float) -> Json:
-    _refuse_unknown(item, _STAR_FIELDS, pointer)
-    item_id = _id(item.get("id"), pointer)
-    stars = _histogram(item.get("stars"), f"{pointer}/stars")
-    prior = _prior(item.get("prior"), f"{pointer}/prior")
+def _rate_stars(item: Json, index: int, z: float) -> Json:
+    if not item.keys() <= _STAR_FIELDS:
+        _refuse_unknown(item, _STAR_FIELDS, f"/items/{index}")
+    item_id = item.get("id")
+    if type(item_id) is not str or not 0 < len(item_id) <= MAX_ID_LENGTH:
+        raise _bad_id(index)
+    stars = _histogram(item.get("stars"), index)
+    rating = rate_stars(stars, z, _prior(item.get("prior"), index))
     return {
         "id": item_id,
         "kind": "stars",
-        "count": sum(stars),
-        "average": star_average(stars, prior),
-        "lower_bound": star_lower_bound(stars, z),
+        "count": rating.votes,
+        "average": rating.average,
+        "lower_bound": rating.lower_bound,
     }
 
 
@@ -117,12 +131,9 @@ def _refuse_unknown(obj: Json, allowed: frozenset[str], pointer: str) -> None:
     )
 
 
-def _id(value: object, pointer: str) -> str:
-    if not isinstance(value, str) or not 1 <= len(value) <= MAX_ID_LENGTH:
-        raise InvalidInput(
-            f"{pointer}/id", f"required: a string of 1 to {MAX_ID_LENGTH} characters"
-        )
-    return value
+def _bad_id(index: int) -> InvalidInput:
+    message = f"required: a string of 1 to {MAX_ID_LENGTH} characters"
+    return InvalidInput(f"/items/{index}/id", message)
 
 
 def _count(value: object, pointer: str) -> int:
@@ -134,15 +145,21 @@ def _count(value: object, pointer: str) -> int:
     return value
 
 
-def _histogram(value: object, pointer: str) -> list[int]:
-    if not isinstance(value, list) or len(value) != STAR_LEVELS:
+def _histogram(value: object, index: int) -> list[int]:
+    pointer = f"/items/{index}/stars"
+    if type(value) is not list or len(value) != STAR_LEVELS:
         raise InvalidInput(pointer, "must be an array of 5 counts, the count of 1-star first")
-    return [_count(n, f"{pointer}/{level}") for level, n in enumerate(value)]
+    for n in value:
+        if type(n) is not int or not 0 <= n <= MAX_COUNT:
+            # Rare: whole floats to convert, or an error to name by its index.
+            return [_count(n, f"{pointer}/{level}") for level, n in enumerate(value)]
+    return value
 
 
-def _prior(value: object, pointer: str) -> Prior | None:
+def _prior(value: object, index: int) -> Prior | None:
     if value is None:
         return None
+    pointer = f"/items/{index}/prior"
     if not isinstance(value, dict):
         raise InvalidInput(pointer, "must be an object {mean, weight}")
     _refuse_unknown(value, _PRIOR_FIELDS, pointer)

@@ -28,6 +28,6 @@ def seconds_until_token(tokens: float, refill_per_s: float) -> int:
     return max(1, math.ceil((1.0 - tokens) / refill_per_s))
 
 
-def ratelimit_value(tokens: float, refill_per_s: float) -> str:
-    """`RateLimit`, e.g. `"bucket";r=37;t=0`."""
-    return f"{POLICY_NAME};r={math.floor(tokens)};t={seconds_until_token(tokens, refill_per_s)}"
+def ratelimit_value(tokens: float, refill_per_s: float) -> bytes:
+    """`RateLimit`, e.g. `"bucket";r=37;t=0`, as bytes: it goes on every response."""
+    return b'"bucket";r=%d;t=%d' % (tokens, seconds_until_token(tokens, refill_per_s))

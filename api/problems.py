@@ -74,14 +74,8 @@ ALL_TYPES = (
 )
 
 
-def problem_response(
-    problem: ProblemType,
-    detail: str,
-    *,
-    pointer: str | None = None,
-    headers: Mapping[str, str] | None = None,
-) -> Response:
-    """A problem+json response; `pointer` names the offending field of the body (RFC 6901)."""
+def problem_body(problem: ProblemType, detail: str, pointer: str | None = None) -> bytes:
+    """The problem+json document; `pointer` names the offending field of the body (RFC 6901)."""
     body: dict[str, object] = {
         "type": problem.uri,
         "title": problem.title,
@@ -91,8 +85,15 @@ def problem_response(
     if pointer is not None:
         # The `errors` member follows the example extension of RFC 9457, section 3.
         body["errors"] = [{"pointer": pointer, "detail": detail}]
+    return orjson.dumps(body)
+
+
+def problem_response(
+    problem: ProblemType, detail: str, *, headers: Mapping[str, str] | None = None
+) -> Response:
+    """A problem as a Starlette response, for the exception handlers."""
     return Response(
-        orjson.dumps(body),
+        problem_body(problem, detail),
         status_code=problem.status,
         headers=headers,
         media_type=PROBLEM_MEDIA_TYPE,

@@ -14,9 +14,15 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from operator import mul
 from statistics import NormalDist
+from typing import NamedTuple
 
 STAR_LEVELS = 5
+LEVELS = tuple(range(1, STAR_LEVELS + 1))
+LEVELS_SQUARED = tuple(level * level for level in LEVELS)
+_LEVEL_SUM = float(sum(LEVELS))
+_LEVEL_SQUARES_SUM = float(sum(LEVELS_SQUARED))
 _STANDARD_NORMAL = NormalDist()
 
 
@@ -52,24 +58,44 @@ def wilson_lower_bound(up: int, down: int, z: float) -> float:
     return max(0.0, (centre - margin) / (1.0 + z2_n))
 
 
+class StarRating(NamedTuple):
+    """A tuple, not a frozen dataclass: it is built for every rated item."""
+
+    votes: int
+    average: float | None
+    """Bayesian average stars; None with neither votes nor prior."""
+    lower_bound: float
+    """Lower bound of the mean under a Dirichlet(1, ..., 1) prior: rank by this."""
+
+
+def rate_stars(stars: Sequence[int], z: float, prior: Prior | None = None) -> StarRating:
+    """Count, average and ranking lower bound of a histogram, from one pass over it.
+
+    The lower bound adds one pseudo-vote to each level, so an item without votes sits
+    at the middle (3 stars) with a wide interval, and a few good votes never outrank
+    many good votes. It uses the normal approximation to the posterior of the mean.
+    """
+    votes = sum(stars)
+    total = sum(map(mul, LEVELS, stars))
+    weight, weighted_total = float(votes), float(total)
+    if prior is not None:
+        weight += prior.weight
+        weighted_total += prior.weight * prior.mean
+    average = weighted_total / weight if weight > 0.0 else None
+    # The pseudo-votes add 1 to every count: sum(level) = 15 and sum(level**2) = 55.
+    smoothed_votes = float(votes + STAR_LEVELS)
+    mean = (total + _LEVEL_SUM) / smoothed_votes
+    second_moment = (sum(map(mul, LEVELS_SQUARED, stars)) + _LEVEL_SQUARES_SUM) / smoothed_votes
+    variance = max(0.0, second_moment - mean * mean)
+    lower_bound = mean - z * math.sqrt(variance / (smoothed_votes + 1.0))
+    return StarRating(votes, average, lower_bound)
+
+
 def star_average(stars: Sequence[int], prior: Prior | None = None) -> float | None:
     """Mean stars, with `prior.weight` extra votes at `prior.mean`; None if there is nothing."""
-    count = float(sum(stars))
-    total = float(sum(level * n for level, n in enumerate(stars, start=1)))
-    if prior is not None:
-        count += prior.weight
-        total += prior.weight * prior.mean
-    return total / count if count > 0.0 else None
+    return rate_stars(stars, 0.0, prior).average
 
 
 def star_lower_bound(stars: Sequence[int], z: float) -> float:
-    """Lower bound of the mean stars under a Dirichlet(1, ..., 1) prior, for ranking.
-
-    With one pseudo-vote per level an item without votes sits at the middle (3 stars)
-    with a wide interval, so a few good votes never outrank many good votes.
-    """
-    count = float(sum(stars) + len(stars))
-    mean = sum(level * (n + 1) for level, n in enumerate(stars, start=1)) / count
-    second_moment = sum(level * level * (n + 1) for level, n in enumerate(stars, start=1)) / count
-    variance = max(0.0, second_moment - mean * mean)
-    return mean - z * math.sqrt(variance / (count + 1.0))
+    """Lower bound of the mean stars under a Dirichlet(1, ..., 1) prior, for ranking."""
+    return rate_stars(stars, z).lower_bound

@@ -31,7 +31,7 @@ def test_policy_states_burst_and_refill_window(
 def test_ratelimit_gives_whole_tokens_and_seconds_to_the_next(
     tokens: float, refill_per_s: float, expected: str
 ) -> None:
-    assert ratelimit_value(tokens, refill_per_s) == expected
+    assert ratelimit_value(tokens, refill_per_s) == expected.encode()
 
 
 def test_seconds_until_token_is_never_zero_while_empty() -> None:
