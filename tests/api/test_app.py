@@ -117,6 +117,21 @@ def test_bucket_counters_agree_with_the_requests_sent(rating_pod: RatingPodFacto
     assert samples["openclaw_rating_api_token_bucket_granted_total"] == 10
 
 
+def test_every_answered_request_counts_by_its_code(roomy_pod: Proc) -> None:
+    before = metric_samples(roomy_pod)
+    request(roomy_pod.url("public", "/nowhere"))
+    request(
+        roomy_pod.url("public", "/v1/rate"), "POST", b"{}", {"Content-Type": "application/json"}
+    )
+    rate(roomy_pod)
+    after = metric_samples(roomy_pod)
+    for code in ("200", "404", "422"):
+        series = f'openclaw_rating_api_requests_total{{code="{code}"}}'
+        assert after[series] - before.get(series, 0) == 1, code
+    count = "openclaw_rating_api_request_duration_seconds_count"
+    assert after[count] - before[count] == 3
+
+
 def test_uptime_grows_and_boot_id_is_per_process(rating_pod: RatingPodFactory) -> None:
     first, second = rating_pod(name="pod-a"), rating_pod(name="pod-b")
     before, after = bucket_state(first), bucket_state(first)
