@@ -1,0 +1,98 @@
+"""Resident memory and open file descriptors of every process, read from /proc."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from soak.cluster import Child, Clock
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    at: float
+    name: str
+    pid: int
+    rss_kib: int
+    fds: int
+
+
+def read_proc(pid: int) -> tuple[int, int] | None:
+    """(VmRSS in KiB, open fds) of a live process; None once it is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+        fds = len(os.listdir(f"/proc/{pid}/fd"))
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]), fds
+    return None  # a zombie has no VmRSS
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """One process from the end of warm-up to the end of the run."""
+
+    name: str
+    rss_start_kib: int
+    rss_end_kib: int
+    rss_max_kib: int
+    fds_start: int
+    fds_end: int
+    restarts: int  # new processes under this name after warm-up
+
+    @property
+    def rss_growth_pct(self) -> float:
+        return 100.0 * (self.rss_end_kib - self.rss_start_kib) / self.rss_start_kib
+
+    @property
+    def fd_growth(self) -> int:
+        return self.fds_end - self.fds_start
+
+
+@dataclass(slots=True)
+class Sampler:
+    samples: list[Sample] = field(default_factory=list)
+    scaler_gone_at: float | None = None
+
+    def sample(self, children: Sequence[Child], at: float) -> None:
+        for child in children:
+            pid = child.pid
+            got = read_proc(pid) if pid is not None and child.running else None
+            if got is not None and pid is not None:
+                self.samples.append(Sample(at, child.name, pid, *got))
+
+    async def run(
+        self, children: Sequence[Child], clock: Clock, every_s: float, until: float
+    ) -> None:
+        """Sample every `every_s` and once more at `until`; note if the scaler ever died."""
+        while (now := clock()) < until:
+            self.sample(children, now)
+            if not children[0].running and self.scaler_gone_at is None:
+                self.scaler_gone_at = now
+            await asyncio.sleep(min(every_s, max(0.0, until - clock())))
+        self.sample(children, clock())
+
+    def usage(self, warmup_s: float) -> list[Usage]:
+        """Per process name: first sample after warm-up against the last one."""
+        names = dict.fromkeys(sample.name for sample in self.samples)
+        out = []
+        for name in names:
+            mine = [s for s in self.samples if s.name == name and s.at >= warmup_s]
+            if len(mine) < 2:
+                continue
+            first, last = mine[0], mine[-1]
+            same = [s for s in mine if s.pid == last.pid]
+            restarts = len(dict.fromkeys(s.pid for s in mine)) - 1
+            start = first if restarts == 0 else same[0]
+            out.append(
+                Usage(
+                    name, start.rss_kib, last.rss_kib, max(s.rss_kib for s in same),
+                    start.fds, last.fds, restarts,
+                )
+            )  # fmt: skip
+        return out

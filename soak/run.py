@@ -1,0 +1,193 @@
+"""One soak or chaos run, start to finish: `run(settings=...)` is the programmatic API.
+
+Time 0 is when the load starts, once the scaler and every pod are ready. Until
+`duration_s` the load runs; the probe, the samplers and the chaos stop a little before,
+so that the last samples are taken under load. Then `hey` ends by itself, the scaler's
+own counters are read, and every process is stopped (the scaler with SIGTERM, and its
+exit code kept). Nothing here runs without a bound in time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import os
+import sys
+import time
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import grpc
+from prometheus_client.parser import text_string_to_metric_families
+
+from scaler._proto import externalscaler_pb2_grpc as pb_grpc
+from soak.chaos import Chaos
+from soak.checks import Check, Evidence, check_all
+from soak.cluster import Cluster
+from soak.load import Load
+from soak.measure import Sampler
+from soak.probe import Call, Probe, plan
+from soak.report import render
+from soak.settings import Settings
+from soak.truth import Truth
+
+PROBE_START_S = 1.0  # let the load reach the pods before KEDA asks
+TAIL_S = 1.0  # the probe, samplers and chaos end this long before the load
+HEY_GRACE_S = 30.0  # hey ends by itself; its in-flight requests are bounded by -t
+OVERALL_GRACE_S = 120.0
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    checks: list[Check]
+    report: str
+
+    @property
+    def ok(self) -> bool:
+        return all(check.ok for check in self.checks)
+
+
+class RunClock:
+    """Seconds since `reset`, for everything recorded in one run."""
+
+    def __init__(self) -> None:
+        self._origin = time.monotonic()
+
+    def reset(self) -> None:
+        self._origin = time.monotonic()
+
+    def __call__(self) -> float:
+        return time.monotonic() - self._origin
+
+
+def run(*, settings: Settings) -> Outcome:
+    """Run, judge and report; the report is also written to `settings.out_dir`."""
+    return asyncio.run(_bounded(settings))
+
+
+async def _bounded(settings: Settings) -> Outcome:
+    async with asyncio.timeout(settings.duration_s + OVERALL_GRACE_S):
+        return await _run(settings)
+
+
+async def _run(settings: Settings) -> Outcome:
+    settings.out_dir.mkdir(parents=True, exist_ok=True)
+    clock = RunClock()
+    cluster = Cluster(settings, settings.out_dir / "logs", clock)
+    load = Load(cluster.pods, settings, settings.out_dir / "logs")
+    async with aiohttp.ClientSession() as http:
+        try:
+            await cluster.start(http)
+            clock.reset()
+            for pod in cluster.pods:
+                cluster.timeline.mark(pod.index, "up", clock())
+            load.start(settings.duration_s)
+            parts = await _observe(settings, cluster, http, clock)
+            hey = await asyncio.to_thread(load.finish, HEY_GRACE_S)
+            rpc, pod_errors = await _scaler_counters(http, cluster)
+            scaler_exit = await cluster.close()
+        finally:
+            load.kill()
+            await cluster.close()
+    probe, sampler, truth, chaos = parts
+    ev = Evidence(
+        settings=settings,
+        objects=probe.objects,
+        calls=probe.calls,
+        streams=probe.streams,
+        timeline=cluster.timeline,
+        faults=chaos.faults if chaos else [],
+        truth=truth,
+        usage=sampler.usage(settings.warmup_s),
+        hey=hey,
+        scaler_gone_at=sampler.scaler_gone_at,
+        scaler_exit=scaler_exit,
+        scaler_rpc=rpc,
+        scaler_pod_errors=pod_errors,
+        logs={child.name: child.log_text() for child in cluster.children},
+        probe_end=settings.duration_s - TAIL_S,
+    )
+    checks = check_all(ev)
+    report = render(ev, checks, machine())
+    (settings.out_dir / "report.md").write_text(report)
+    _write_calls(settings.out_dir / "calls.csv", probe)
+    return Outcome(checks, report)
+
+
+async def _observe(
+    settings: Settings, cluster: Cluster, http: aiohttp.ClientSession, clock: RunClock
+) -> tuple[Probe, Sampler, Truth, Chaos | None]:
+    """Probe, samplers and chaos side by side until just before the load ends."""
+    until = settings.duration_s - TAIL_S
+    objects = plan(settings.scaled_objects, settings.pods, settings.streams)
+    refs = [so.ref(cluster.scaler.grpc_target, cluster.admin_addresses(so.pods)) for so in objects]
+    sampler, truth = Sampler(), Truth()
+    chaos = Chaos(cluster, http, settings, clock) if settings.chaos else None
+    async with grpc.aio.insecure_channel(cluster.scaler.grpc_target) as channel:
+        stub = pb_grpc.ExternalScalerStub(channel)  # type: ignore[no-untyped-call]
+        probe = Probe(stub, objects, refs, settings, clock)
+        jobs: list[Coroutine[Any, Any, None]] = [
+            _after(PROBE_START_S, probe.run(until)),
+            sampler.run(cluster.children, clock, settings.sample_every_s, until),
+            truth.run(http, cluster.pods, clock, settings.truth_every_s, until),
+        ]
+        if chaos is not None:
+            jobs.append(chaos.run(until))
+        async with asyncio.TaskGroup() as group:
+            for job in jobs:
+                group.create_task(job)
+    return probe, sampler, truth, chaos
+
+
+async def _after(delay_s: float, job: Coroutine[Any, Any, None]) -> None:
+    await asyncio.sleep(delay_s)
+    await job
+
+
+async def _scaler_counters(
+    http: aiohttp.ClientSession, cluster: Cluster
+) -> tuple[dict[tuple[str, str], float], dict[str, float]]:
+    """The scaler's own RPC counts by (method, code) and failed pod polls by reason."""
+    async with http.get(cluster.scaler.url("/metrics"), timeout=aiohttp.ClientTimeout(5)) as r:
+        text = await r.text()
+    rpc: dict[tuple[str, str], float] = {}
+    pod_errors: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "openclaw_rating_scaler_rpc_total":
+                rpc[(sample.labels["method"], sample.labels["code"])] = sample.value
+            elif sample.name == "openclaw_rating_scaler_pod_errors_total":
+                reason = sample.labels["reason"]
+                pod_errors[reason] = pod_errors.get(reason, 0.0) + sample.value
+    return rpc, pod_errors
+
+
+def _write_calls(path: Path, probe: Probe) -> None:
+    with path.open("w", newline="") as sink:
+        writer = csv.writer(sink)
+        writer.writerow(["so", "method", "started", "ended", "code", "value", "value_int"])
+        for call in probe.calls:
+            writer.writerow(_row(probe, call))
+
+
+def _row(probe: Probe, call: Call) -> list[str]:
+    return [
+        probe.objects[call.so].name, call.method, f"{call.started:.3f}", f"{call.ended:.3f}",
+        call.code, "" if call.value is None else f"{call.value:.3f}", str(call.value_int or ""),
+    ]  # fmt: skip
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    return (
+        f"{os.cpu_count()} cores ({model}), Python {sys.version.split()[0]}, "
+        f"load average at the end {load}"
+    )
