@@ -8,8 +8,10 @@ and decodes the same JSON. Reported per N: cycle time median and p99, CPU second
 this process per cycle (and the part of it spent in the garbage collector), CPU of
 the pods' process per cycle, failed pods, and b/a.
 
-`--max-in-flight K` puts the poller's fetch behind a semaphore of K (the pod timeout
-then starts when a request is sent, not when the cycle starts): a what-if for a fix.
+What-ifs for fixes: `--max-in-flight K` adds (c), the poller with its fetches behind a
+semaphore of K (each pod's timeout then starts when its request goes out, not when the
+cycle starts); `--gc-threshold A,B,C` and `--gc-freeze` tune the garbage collector for
+the whole run (freeze: after the imports and the warm-up).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from prometheus_client import CollectorRegistry
 from bench._scaler_procs import (
     HOST,
     FakePods,
+    cpu_noise,
     fake_pods,
     machine,
     percentile,
@@ -50,6 +53,7 @@ from scaler.trigger import TargetKey
 POLLER_CORE, PODS_CORE = 0, 1
 TARGET_MS = 250.0
 TARGET_PODS = 1000
+BARE, POLLER = "a) bare", "b) poller"
 
 
 @dataclass
@@ -69,8 +73,7 @@ class Cycles:
 @dataclass(frozen=True)
 class SizeResult:
     pods: int
-    bare: Cycles
-    poller: Cycles
+    kinds: dict[str, Cycles]  # "a) bare" first, then the poller(s)
 
 
 FanOut = Callable[[], Awaitable[int]]  # one cycle; returns how many pods failed
@@ -78,7 +81,7 @@ Fetch = Callable[[str, int], Awaitable[BucketState]]
 
 
 class GcTimer:
-    """Seconds spent in the cyclic garbage collector, from `gc.callbacks`."""
+    """CPU seconds spent in the cyclic garbage collector, from `gc.callbacks`."""
 
     def __init__(self) -> None:
         self.total_s = 0.0
@@ -93,15 +96,18 @@ class GcTimer:
 
     def _on_gc(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
-            self._started = time.perf_counter()
+            self._started = time.process_time()
         else:
-            self.total_s += time.perf_counter() - self._started
+            self.total_s += time.process_time() - self._started
 
 
 def main(argv: list[str]) -> None:
     args = parse_args(argv)
     raise_fd_limit(max(args.sizes) * 2 + 256)
+    noise = cpu_noise([POLLER_CORE, PODS_CORE])
     where = pin_self(POLLER_CORE)
+    if args.gc_threshold:
+        gc.set_threshold(*args.gc_threshold)
     results, profiles = [], []
     for count in args.sizes:
         bound_s = 60 + args.cycles * 2  # the pods' process ends by itself after this
@@ -109,7 +115,7 @@ def main(argv: list[str]) -> None:
             result, profiled = uvloop.run(measure(pods, args))
         results.append(result)
         profiles += [profiled] if profiled else []
-    print_report(results, args, where)
+    print_report(results, args, where, noise)
     for text in profiles:
         print(text)
 
@@ -117,18 +123,22 @@ def main(argv: list[str]) -> None:
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench scaler_fanout", description=__doc__)
     parser.add_argument("--sizes", type=_sizes, default=[10, 100, 1000], help="pod counts")
-    parser.add_argument("--cycles", type=int, default=30, help="measured cycles per kind")
-    parser.add_argument("--warmup", type=int, default=3, help="warm-up cycles per kind")
-    parser.add_argument("--gap", type=float, default=0.2, help="seconds between cycles")
+    parser.add_argument("--cycles", type=int, help="measured cycles per kind (default 30)")
+    parser.add_argument("--warmup", type=int, help="warm-up cycles per kind (default 3)")
+    parser.add_argument("--gap", type=float, help="seconds between cycles (default 0.2)")
     parser.add_argument("--pod-timeout", type=float, default=0.25, help="PodClient timeout")
     parser.add_argument(
         "--max-in-flight", type=int, default=0, help="what-if: bound the poller's fetches"
     )
+    parser.add_argument("--gc-threshold", type=_sizes, help="what-if: gc.set_threshold(A, B, C)")
+    parser.add_argument("--gc-freeze", action="store_true", help="what-if: gc.freeze()")
     parser.add_argument("--profile", action="store_true", help="cProfile the largest N")
     parser.add_argument("--quick", action="store_true", help="10 cycles, 2 warm-up, gap 0.1 s")
     args = parser.parse_args(argv)
-    if args.quick:
-        args.cycles, args.warmup, args.gap = 10, 2, 0.1
+    defaults = (10, 2, 0.1) if args.quick else (30, 3, 0.2)
+    for name, default in zip(("cycles", "warmup", "gap"), defaults, strict=True):
+        if getattr(args, name) is None:
+            setattr(args, name, default)
     return args
 
 
@@ -137,27 +147,47 @@ def _sizes(text: str) -> list[int]:
 
 
 async def measure(pods: FakePods, args: argparse.Namespace) -> tuple[SizeResult, str]:
-    client = PodClient(args.pod_timeout)
-    poller = make_poller(pods.ports, bounded(client.fetch, args.max_in_flight))
+    clients = [PodClient(args.pod_timeout)]
+    poller = make_poller(pods.ports, clients[0].fetch)
     connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30)
     async with aiohttp.ClientSession(connector=connector) as session:
         kinds: dict[str, tuple[FanOut, Cycles]] = {
-            "bare": (lambda: bare_cycle(session, pods.ports), Cycles()),
-            "poller": (lambda: poller_cycle(poller, len(pods.ports)), Cycles()),
+            BARE: (lambda: bare_cycle(session, pods.ports), Cycles()),
+            POLLER: (lambda: poller_cycle(poller, len(pods.ports)), Cycles()),
         }
-        for fan_out, cycles in kinds.values():
-            await warm_up(fan_out, cycles, args)
-        with GcTimer() as gc_timer:
-            for index in range(args.cycles):
-                order = list(kinds.values()) if index % 2 == 0 else list(kinds.values())[::-1]
-                for fan_out, cycles in order:
-                    await one_cycle(fan_out, cycles, pods, gc_timer)
-                    await asyncio.sleep(args.gap)
+        if args.max_in_flight:
+            clients.append(PodClient(args.pod_timeout))
+            gated = make_poller(pods.ports, bounded(clients[1].fetch, args.max_in_flight))
+            kinds[f"c) poller, semaphore {args.max_in_flight}"] = (
+                lambda: poller_cycle(gated, len(pods.ports)),
+                Cycles(),
+            )
+        await measure_kinds(list(kinds.values()), pods, args)
         profiled = ""
         if args.profile and len(pods.ports) == max(args.sizes):
-            profiled = await profile(kinds["poller"][0], len(pods.ports), args)
-    await client.close()
-    return SizeResult(len(pods.ports), kinds["bare"][1], kinds["poller"][1]), profiled
+            profiled = await profile(kinds[POLLER][0], len(pods.ports), args)
+    for client in clients:
+        await client.close()
+    return SizeResult(
+        len(pods.ports), {name: cycles for name, (_, cycles) in kinds.items()}
+    ), profiled
+
+
+async def measure_kinds(
+    kinds: list[tuple[FanOut, Cycles]], pods: FakePods, args: argparse.Namespace
+) -> None:
+    """Warm each kind up, then one measured cycle of each in turn, the order rotating."""
+    for fan_out, cycles in kinds:
+        await warm_up(fan_out, cycles, args)
+    if args.gc_freeze:
+        gc.collect()
+        gc.freeze()
+    with GcTimer() as gc_timer:
+        for index in range(args.cycles):
+            shift = index % len(kinds)
+            for fan_out, cycles in kinds[shift:] + kinds[:shift]:
+                await one_cycle(fan_out, cycles, pods, gc_timer)
+                await asyncio.sleep(args.gap)
 
 
 def make_poller(ports: list[int], fetch: Fetch) -> TargetPoller:
@@ -242,15 +272,22 @@ async def profile(fan_out: FanOut, count: int, args: argparse.Namespace) -> str:
     return f"\n{title}:\n\n```text\n" + "\n".join(lines) + "\n```\n"
 
 
-def print_report(results: list[SizeResult], args: argparse.Namespace, where: str) -> None:
-    bound = f", fetches behind a semaphore of {args.max_in_flight}" if args.max_in_flight else ""
+def print_report(
+    results: list[SizeResult], args: argparse.Namespace, where: str, noise: str
+) -> None:
+    bound = (
+        f"; (c) the same with its fetches behind a semaphore of {args.max_in_flight}"
+        if args.max_in_flight
+        else ""
+    )
     print(
         f"{machine()}. Poller process on {where} with uvloop; fake pods' process on core "
         f"{PODS_CORE}. Per N: 1 cold cycle, {args.warmup} warm-up and {args.cycles} measured "
         f"cycles of each kind, alternating, {args.gap:g} s apart; keep-alive; pod timeout "
         f"{args.pod_timeout:g} s. (a) bare aiohttp GET + JSON decode, (b) the scaler's "
         f"TargetPoller.poll_once(){bound}. CPU and GC are means per cycle (this process); "
-        "GC is part of CPU.\n"
+        f"GC is part of CPU; GC thresholds {gc.get_threshold()}"
+        f"{', frozen after warm-up' if args.gc_freeze else ''}. CPU noise just before: {noise}.\n"
     )
     header = [
         "pods", "kind", "cycle median ms", "cycle p99 ms", "CPU ms/cycle", "GC ms/cycle",
@@ -258,14 +295,17 @@ def print_report(results: list[SizeResult], args: argparse.Namespace, where: str
     ]  # fmt: skip
     rows = []
     for result in results:
-        for name, cycles in (("a) bare", result.bare), ("b) poller", result.poller)):
-            rows.append(row(result.pods, name, cycles))
+        rows += [row(result.pods, name, cycles) for name, cycles in result.kinds.items()]
     print(table(header, rows, [True, False, True, True, True, True, True, True, True]))
     print()
     for result in results:
-        ratio = statistics.median(result.poller.wall_s) / statistics.median(result.bare.wall_s)
-        cpu_ratio = statistics.fmean(result.poller.cpu_s) / statistics.fmean(result.bare.cpu_s)
-        print(f"- {result.pods} pods: b/a cycle time {ratio:.2f}, b/a CPU {cpu_ratio:.2f}")
+        bare = result.kinds[BARE]
+        for name, cycles in list(result.kinds.items())[1:]:
+            ratio = statistics.median(cycles.wall_s) / statistics.median(bare.wall_s)
+            cpu_ratio = statistics.fmean(cycles.cpu_s) / statistics.fmean(bare.cpu_s)
+            print(
+                f"- {result.pods} pods, {name[:1]}/a: cycle time {ratio:.2f}, CPU {cpu_ratio:.2f}"
+            )
     verdict(results)
 
 
@@ -288,10 +328,11 @@ def verdict(results: list[SizeResult]) -> None:
     for result in results:
         if result.pods != TARGET_PODS:
             continue
-        median_ms = statistics.median(result.poller.wall_s) * 1e3
-        ok = median_ms < TARGET_MS and result.poller.failures == 0
+        poller = result.kinds[POLLER]
+        median_ms = statistics.median(poller.wall_s) * 1e3
+        ok = median_ms < TARGET_MS and poller.failures == 0
         print(
             f"\n{TARGET_PODS} pods: poller cycle median **{median_ms:.0f} ms**, "
-            f"{result.poller.failures} failed polls in measured cycles: "
+            f"{poller.failures} failed polls in measured cycles: "
             f"{'meets' if ok else 'misses'} the target (< {TARGET_MS:.0f} ms per cycle, one core)"
         )

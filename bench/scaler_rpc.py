@@ -43,6 +43,7 @@ PHASE_BINS = 20  # of the 1 s poll period: 50 ms each
 TARGET_P99_MS = 5.0
 HISTOGRAM = "openclaw_rating_scaler_rpc_duration_seconds"
 POLL_HISTOGRAM = "openclaw_rating_scaler_poll_duration_seconds"
+POD_ERRORS = "openclaw_rating_scaler_pod_errors"
 BUSY_CLIENT = 0.8  # share of its core above which the client's own queueing shows
 
 
@@ -66,6 +67,7 @@ class Outcome:
     scaler_cpu_s: float
     server: dict[str, float]
     poll: dict[str, float]
+    pod_errors: float
 
 
 def main(argv: list[str]) -> None:
@@ -190,9 +192,19 @@ async def run(
     errors = sum(errors for _, errors in results)
     server = histogram_delta(before, after, HISTOGRAM, "GetMetrics")
     poll = histogram_delta(before, after, POLL_HISTOGRAM, None)
+    pod_errors = counter(after, POD_ERRORS) - counter(before, POD_ERRORS)
     latencies, sent_at = [latency for _, latency in calls], [sent for sent, _ in calls]
     return Outcome(
-        scenario, latencies, sent_at, errors, wall_s, client_cpu_s, scaler_cpu_s, server, poll
+        scenario,
+        latencies,
+        sent_at,
+        errors,
+        wall_s,
+        client_cpu_s,
+        scaler_cpu_s,
+        server,
+        poll,
+        pod_errors,
     )
 
 
@@ -245,6 +257,16 @@ def buckets(text: bytes, name: str, method: str | None) -> dict[str, float]:
     return found
 
 
+def counter(text: bytes, name: str) -> float:
+    """The sum of a counter over all its label sets."""
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text.decode())
+        for sample in family.samples
+        if sample.name == f"{name}_total"
+    )
+
+
 def bucket_quantile(delta: dict[str, float], q: float) -> str:
     """The bucket bound below which a share q of the observations fall, as '<= x ms'."""
     count = delta.get("count", 0.0)
@@ -287,7 +309,8 @@ def notes(outcome: Outcome) -> None:
         mean_ms = poll["sum"] / poll["count"] * 1e3
         print(
             f"- {name}: {poll['count']:.0f} poll cycles of {outcome.scenario.pods} pod(s) "
-            f"meanwhile, mean {mean_ms:.1f} ms each (the scaler's poll_duration histogram)"
+            f"meanwhile, mean {mean_ms:.1f} ms each (the scaler's poll_duration histogram), "
+            f"{outcome.pod_errors:.0f} failed pod polls"
         )
     busy = outcome.client_cpu_s / outcome.wall_s
     if busy > BUSY_CLIENT:
