@@ -148,6 +148,7 @@ def check_all(ev: Evidence) -> list[Check]:
     ]
     if ev.settings.chaos:
         checks.insert(8, _recovery(ev))
+        checks.insert(8, _no_stale_answers(ev))
     else:
         checks.insert(8, _scaler_counted_no_errors(ev))
     return checks
@@ -233,6 +234,33 @@ def _errors_only_without_fresh_pods(ev: Evidence) -> Check:
     failed = Counter(c.code for c in ev.calls if not c.ok)
     detail = _examples(bad) or f"{len(ev.calls)} calls; failed: {dict(failed) or 'none'}"
     return Check("errors only while no pod was fresh", not bad, detail)
+
+
+def stale_answers(ev: Evidence) -> list[Call]:
+    """Answers about pods that had all been away for longer than the scaler may keep an
+    answer: these should have been UNAVAILABLE. A poll cycle judges freshness (an answer
+    at most 3 intervals old) and its judgement stands until the next cycle, so the data
+    behind an answer may be one more interval older."""
+    s = ev.settings
+    slack = s.recovery_slack_s
+    out = []
+    for call in ev.calls:
+        if not call.ok or call.method == "GetMetricSpec":  # a spec needs no fresh data
+            continue
+        since = call.started - s.fresh_for_s - s.poll_interval_s - slack
+        pods = ev.objects[call.so].pods
+        if all(ev.timeline.away_throughout(pod, since, call.ended + slack) for pod in pods):
+            out.append(call)
+    return out
+
+
+def _no_stale_answers(ev: Evidence) -> Check:
+    bad = [
+        f"{c.method} {ev.objects[c.so].name} at {c.started:.1f} s -> {c.value}"
+        for c in stale_answers(ev)
+    ]
+    detail = _examples(bad) or "every answer came from data young enough"
+    return Check("UNAVAILABLE once no pod is fresh", not bad, detail)
 
 
 def _recovery(ev: Evidence) -> Check:

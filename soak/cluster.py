@@ -63,6 +63,15 @@ class Timeline:
         last = bisect.bisect_right(marks, end, key=lambda mark: mark[0])
         return all(state == "up" for _, state in marks[first:last])
 
+    def away_throughout(self, pod: int, start: float, end: float) -> bool:
+        """True when the pod was down or frozen over all of [start, end]."""
+        if self.state_at(pod, start) == "up":
+            return False
+        marks = self.transitions.get(pod, [])
+        first = bisect.bisect_right(marks, start, key=lambda mark: mark[0])
+        last = bisect.bisect_right(marks, end, key=lambda mark: mark[0])
+        return all(state != "up" for _, state in marks[first:last])
+
 
 @dataclass(slots=True)
 class Child:

@@ -44,6 +44,7 @@ OVERALL_GRACE_S = 120.0
 class Outcome:
     checks: list[Check]
     report: str
+    evidence: Evidence
 
     @property
     def ok(self) -> bool:
@@ -114,7 +115,7 @@ async def _run(settings: Settings) -> Outcome:
     report = render(ev, checks, machine())
     (settings.out_dir / "report.md").write_text(report)
     _write_calls(settings.out_dir / "calls.csv", probe)
-    return Outcome(checks, report)
+    return Outcome(checks, report, ev)
 
 
 async def _observe(
