@@ -208,11 +208,24 @@ print(sum(gaps), max(gaps, default=0.0))
 """
 
 
-def cpu_noise(cores: Sequence[int], seconds: float = 1.0) -> str:
+@dataclass(frozen=True)
+class CoreNoise:
+    core: int
+    taken_share: float  # of the probe's time in gaps over 1 ms, when others ran
+    longest_gap_s: float
+
+    def __str__(self) -> str:
+        return (
+            f"core {self.core}: {self.taken_share:.0%} of the time taken by others, "
+            f"longest gap {self.longest_gap_s * 1e3:.1f} ms"
+        )
+
+
+def measure_noise(cores: Sequence[int], seconds: float = 1.0) -> list[CoreNoise]:
     """How much of each core other tenants take: a spinning probe pinned to each core at
     once counts the gaps (over 1 ms) in which it did not run."""
     if not hasattr(os, "sched_setaffinity"):
-        return "not measured"
+        return []
     probes = [
         subprocess.Popen(
             [sys.executable, "-c", NOISE_PROBE, str(core), str(seconds)],
@@ -221,12 +234,13 @@ def cpu_noise(cores: Sequence[int], seconds: float = 1.0) -> str:
         )
         for core in cores
     ]
-    parts = []
+    noise = []
     for core, probe in zip(cores, probes, strict=True):
         out, _ = probe.communicate(timeout=seconds + 30)
         lost_s, longest_s = (float(value) for value in out.split())
-        parts.append(
-            f"core {core}: {lost_s / seconds:.0%} of the time taken by others, "
-            f"longest gap {longest_s * 1e3:.1f} ms"
-        )
-    return "; ".join(parts)
+        noise.append(CoreNoise(core, lost_s / seconds, longest_s))
+    return noise
+
+
+def cpu_noise(cores: Sequence[int], seconds: float = 1.0) -> str:
+    return "; ".join(str(core) for core in measure_noise(cores, seconds)) or "not measured"

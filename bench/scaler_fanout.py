@@ -35,9 +35,9 @@ from prometheus_client import CollectorRegistry
 from bench._scaler_procs import (
     HOST,
     FakePods,
-    cpu_noise,
     fake_pods,
     machine,
+    measure_noise,
     percentile,
     pin_self,
     raise_fd_limit,
@@ -70,10 +70,11 @@ class Cycles:
     cold_failures: int = 0
 
 
-@dataclass(frozen=True)
+@dataclass
 class SizeResult:
     pods: int
     kinds: dict[str, Cycles]  # "a) bare" first, then the poller(s)
+    noise: str = ""  # others' share of the two cores just before
 
 
 FanOut = Callable[[], Awaitable[int]]  # one cycle; returns how many pods failed
@@ -104,18 +105,19 @@ class GcTimer:
 def main(argv: list[str]) -> None:
     args = parse_args(argv)
     raise_fd_limit(max(args.sizes) * 2 + 256)
-    noise = cpu_noise([POLLER_CORE, PODS_CORE])
     where = pin_self(POLLER_CORE)
     if args.gc_threshold:
         gc.set_threshold(*args.gc_threshold)
     results, profiles = [], []
     for count in args.sizes:
         bound_s = 60 + args.cycles * 2  # the pods' process ends by itself after this
+        noise = measure_noise([POLLER_CORE, PODS_CORE])
         with fake_pods(count, demand_per_s=10.0, seconds=bound_s, core=PODS_CORE) as pods:
             result, profiled = uvloop.run(measure(pods, args))
+        result.noise = " / ".join(f"{core.taken_share:.0%}" for core in noise)
         results.append(result)
         profiles += [profiled] if profiled else []
-    print_report(results, args, where, noise)
+    print_report(results, args, where)
     for text in profiles:
         print(text)
 
@@ -272,9 +274,7 @@ async def profile(fan_out: FanOut, count: int, args: argparse.Namespace) -> str:
     return f"\n{title}:\n\n```text\n" + "\n".join(lines) + "\n```\n"
 
 
-def print_report(
-    results: list[SizeResult], args: argparse.Namespace, where: str, noise: str
-) -> None:
+def print_report(results: list[SizeResult], args: argparse.Namespace, where: str) -> None:
     bound = (
         f"; (c) the same with its fetches behind a semaphore of {args.max_in_flight}"
         if args.max_in_flight
@@ -287,16 +287,19 @@ def print_report(
         f"{args.pod_timeout:g} s. (a) bare aiohttp GET + JSON decode, (b) the scaler's "
         f"TargetPoller.poll_once(){bound}. CPU and GC are means per cycle (this process); "
         f"GC is part of CPU; GC thresholds {gc.get_threshold()}"
-        f"{', frozen after warm-up' if args.gc_freeze else ''}. CPU noise just before: {noise}.\n"
+        f"{', frozen after warm-up' if args.gc_freeze else ''}. Last column: share of core "
+        f"{POLLER_CORE} / core {PODS_CORE} that other tenants took in a 1 s probe just before.\n"
     )
     header = [
         "pods", "kind", "cycle median ms", "cycle p99 ms", "CPU ms/cycle", "GC ms/cycle",
-        "pods' CPU ms/cycle", "failed pods (cycles)", "cold cycle ms (failed)",
+        "pods' CPU ms/cycle", "failed pods (cycles)", "cold cycle ms (failed)", "others",
     ]  # fmt: skip
     rows = []
     for result in results:
-        rows += [row(result.pods, name, cycles) for name, cycles in result.kinds.items()]
-    print(table(header, rows, [True, False, True, True, True, True, True, True, True]))
+        rows += [
+            [*row(result.pods, name, cycles), result.noise] for name, cycles in result.kinds.items()
+        ]
+    print(table(header, rows, [True, False, *[True] * 8]))
     print()
     for result in results:
         bare = result.kinds[BARE]
