@@ -19,6 +19,7 @@ from api.ratings import (
 )
 
 DEFAULT_CONFIDENCE = 0.95
+DEFAULT_Z = z_for_confidence(DEFAULT_CONFIDENCE)
 MAX_COUNT = 2**53 - 1
 """Largest count accepted: every count and sum stays exact in a float."""
 MAX_ID_LENGTH = 256
@@ -47,9 +48,13 @@ def rate_payload(payload: object, max_batch: int) -> Json:
     if not isinstance(payload, dict):
         raise InvalidInput("", "the body must be a JSON object with an `items` array")
     _refuse_unknown(payload, _TOP_FIELDS, "")
-    confidence = _confidence(payload.get("confidence", DEFAULT_CONFIDENCE))
+    confidence = payload.get("confidence", DEFAULT_CONFIDENCE)
+    if confidence == DEFAULT_CONFIDENCE:
+        z = DEFAULT_Z
+    else:
+        confidence = _confidence(confidence)
+        z = z_for_confidence(confidence)
     items = _items(payload.get("items"), max_batch)
-    z = z_for_confidence(confidence)
     ratings = [_rate_item(item, index, z) for index, item in enumerate(items)]
     return {"confidence": confidence, "ratings": ratings}
 
@@ -111,13 +116,16 @@ def _rate_stars(item: Json, index: int, z: float) -> Json:
     if type(item_id) is not str or not 0 < len(item_id) <= MAX_ID_LENGTH:
         raise _bad_id(index)
     stars = _histogram(item.get("stars"), index)
-    rating = rate_stars(stars, z, _prior(item.get("prior"), index))
+    prior = item.get("prior")
+    votes, average, lower_bound = rate_stars(
+        stars, z, None if prior is None else _prior(prior, index)
+    )
     return {
         "id": item_id,
         "kind": "stars",
-        "count": rating.votes,
-        "average": rating.average,
-        "lower_bound": rating.lower_bound,
+        "count": votes,
+        "average": average,
+        "lower_bound": lower_bound,
     }
 
 

@@ -14,15 +14,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from operator import mul
 from statistics import NormalDist
-from typing import NamedTuple
 
 STAR_LEVELS = 5
-LEVELS = tuple(range(1, STAR_LEVELS + 1))
-LEVELS_SQUARED = tuple(level * level for level in LEVELS)
-_LEVEL_SUM = float(sum(LEVELS))
-_LEVEL_SQUARES_SUM = float(sum(LEVELS_SQUARED))
 _STANDARD_NORMAL = NormalDist()
 
 
@@ -58,44 +52,40 @@ def wilson_lower_bound(up: int, down: int, z: float) -> float:
     return max(0.0, (centre - margin) / (1.0 + z2_n))
 
 
-class StarRating(NamedTuple):
-    """A tuple, not a frozen dataclass: it is built for every rated item."""
-
-    votes: int
-    average: float | None
-    """Bayesian average stars; None with neither votes nor prior."""
-    lower_bound: float
-    """Lower bound of the mean under a Dirichlet(1, ..., 1) prior: rank by this."""
+StarRating = tuple[int, float | None, float]
+"""(votes, Bayesian average or None without votes nor prior, lower bound for ranking)."""
 
 
 def rate_stars(stars: Sequence[int], z: float, prior: Prior | None = None) -> StarRating:
-    """Count, average and ranking lower bound of a histogram, from one pass over it.
+    """Votes, average and ranking lower bound of a 5-level histogram, 1-star first.
 
     The lower bound adds one pseudo-vote to each level, so an item without votes sits
     at the middle (3 stars) with a wide interval, and a few good votes never outrank
     many good votes. It uses the normal approximation to the posterior of the mean.
     """
-    votes = sum(stars)
-    total = sum(map(mul, LEVELS, stars))
-    weight, weighted_total = float(votes), float(total)
-    if prior is not None:
-        weight += prior.weight
-        weighted_total += prior.weight * prior.mean
-    average = weighted_total / weight if weight > 0.0 else None
-    # The pseudo-votes add 1 to every count: sum(level) = 15 and sum(level**2) = 55.
-    smoothed_votes = float(votes + STAR_LEVELS)
-    mean = (total + _LEVEL_SUM) / smoothed_votes
-    second_moment = (sum(map(mul, LEVELS_SQUARED, stars)) + _LEVEL_SQUARES_SUM) / smoothed_votes
+    # Written out for the five levels: this runs for every rated item.
+    n1, n2, n3, n4, n5 = stars
+    votes = n1 + n2 + n3 + n4 + n5
+    total = n1 + 2 * n2 + 3 * n3 + 4 * n4 + 5 * n5
+    squares = n1 + 4 * n2 + 9 * n3 + 16 * n4 + 25 * n5
+    if prior is None:
+        average = total / votes if votes else None
+    else:
+        weight = votes + prior.weight
+        average = (total + prior.weight * prior.mean) / weight if weight > 0.0 else None
+    # One pseudo-vote per level adds 5 votes, 1+2+3+4+5 = 15 stars and 1+4+9+16+25 = 55.
+    smoothed_votes = votes + 5.0
+    mean = (total + 15.0) / smoothed_votes
+    second_moment = (squares + 55.0) / smoothed_votes
     variance = max(0.0, second_moment - mean * mean)
-    lower_bound = mean - z * math.sqrt(variance / (smoothed_votes + 1.0))
-    return StarRating(votes, average, lower_bound)
+    return votes, average, mean - z * math.sqrt(variance / (smoothed_votes + 1.0))
 
 
 def star_average(stars: Sequence[int], prior: Prior | None = None) -> float | None:
     """Mean stars, with `prior.weight` extra votes at `prior.mean`; None if there is nothing."""
-    return rate_stars(stars, 0.0, prior).average
+    return rate_stars(stars, 0.0, prior)[1]
 
 
 def star_lower_bound(stars: Sequence[int], z: float) -> float:
     """Lower bound of the mean stars under a Dirichlet(1, ..., 1) prior, for ranking."""
-    return rate_stars(stars, z).lower_bound
+    return rate_stars(stars, z)[2]
