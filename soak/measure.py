@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Sequence
+import statistics
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from soak.cluster import Child, Clock
+
+EDGE = 3  # samples at each end of the measured span
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,21 +81,31 @@ class Sampler:
         self.sample(children, clock())
 
     def usage(self, warmup_s: float) -> list[Usage]:
-        """Per process name: first sample after warm-up against the last one."""
+        """Per process name: the first samples after warm-up against the last ones (the
+        median of `EDGE` samples each, so that one busy moment does not decide)."""
         names = dict.fromkeys(sample.name for sample in self.samples)
         out = []
         for name in names:
             mine = [s for s in self.samples if s.name == name and s.at >= warmup_s]
             if len(mine) < 2:
                 continue
-            first, last = mine[0], mine[-1]
-            same = [s for s in mine if s.pid == last.pid]
+            same = [s for s in mine if s.pid == mine[-1].pid]
             restarts = len(dict.fromkeys(s.pid for s in mine)) - 1
-            start = first if restarts == 0 else same[0]
+            edge = min(EDGE, len(same) // 2) or 1
+            first, last = same[:edge], same[-edge:]
             out.append(
                 Usage(
-                    name, start.rss_kib, last.rss_kib, max(s.rss_kib for s in same),
-                    start.fds, last.fds, restarts,
+                    name,
+                    _median(s.rss_kib for s in first),
+                    _median(s.rss_kib for s in last),
+                    max(s.rss_kib for s in same),
+                    _median(s.fds for s in first),
+                    _median(s.fds for s in last),
+                    restarts,
                 )
-            )  # fmt: skip
+            )
         return out
+
+
+def _median(values: Iterable[int]) -> int:
+    return int(statistics.median_low(values))

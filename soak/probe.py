@@ -163,11 +163,10 @@ class Probe:
         await asyncio.sleep(self._rng.uniform(0, high))  # KEDA's loops do not run in step
         while self._clock() < until:
             spec = await self._unary(index, "GetMetricSpec")
-            name = self.objects[index].metric_name
+            # KEDA asks GetMetrics for the name the spec gave (its HPA prefix stripped).
+            name = spec.detail if spec.ok and spec.detail else self.objects[index].metric_name
             await self._unary(index, "GetMetrics", name)
             await self._unary(index, "IsActive")
-            if spec.ok and spec.detail:
-                name = spec.detail
             await asyncio.sleep(self._rng.uniform(low, high))
 
     async def _watch(self, index: int, until: float) -> None:
@@ -181,15 +180,13 @@ class Probe:
         timeout = self._settings.rpc_timeout_s
         started = self._clock()
         try:
-            call = await _ask(self._stub, method, ref, metric_name, timeout)
+            value, value_int, detail = await _ask(self._stub, method, ref, metric_name, timeout)
+            code = "OK"
         except grpc.aio.AioRpcError as exc:
-            call = Call(index, method, 0, 0, exc.code().name, detail=exc.details() or "")
-        record = Call(
-            index, method, started, self._clock(), call.code, call.value, call.value_int,
-            call.detail,
-        )  # fmt: skip
-        self.calls.append(record)
-        return record
+            value, value_int, code, detail = None, None, exc.code().name, exc.details() or ""
+        call = Call(index, method, started, self._clock(), code, value, value_int, detail)
+        self.calls.append(call)
+        return call
 
     async def _stream(self, index: int, until: float) -> None:
         log = StreamLog(index)
@@ -209,29 +206,31 @@ class Probe:
             await asyncio.sleep(min(STREAM_RECONNECT_S, max(0.0, until - self._clock())))
 
 
+Answer = tuple[float, int | None, str]  # value, integer value, detail
+
+
 async def _ask(
     stub: pb_grpc.ExternalScalerStub,
     method: str,
     ref: pb.ScaledObjectRef,
     metric_name: str,
     deadline_s: float,
-) -> Call:
-    """One RPC; the answer as a partial `Call` (code, value, detail)."""
+) -> Answer:
+    """One RPC. GetMetricSpec: the target and the metric name; GetMetrics: the sum of the
+    values (KEDA sums them); IsActive: 1 or 0."""
     if method == "GetMetricSpec":
         spec = await stub.GetMetricSpec(ref, timeout=deadline_s)
-        first = spec.metricSpecs[0] if spec.metricSpecs else None
-        if first is None:
-            return Call(0, method, 0, 0, "OK", math.nan, detail="")
-        return Call(
-            0, method, 0, 0, "OK", first.targetSizeFloat, first.targetSize, first.metricName
-        )
+        if not spec.metricSpecs:
+            return math.nan, None, "no metric spec"
+        first = spec.metricSpecs[0]
+        return first.targetSizeFloat, first.targetSize, first.metricName
     if method == "GetMetrics":
         request = pb.GetMetricsRequest(scaledObjectRef=ref, metricName=metric_name)
         answer = await stub.GetMetrics(request, timeout=deadline_s)
         if not answer.metricValues:
-            return Call(0, method, 0, 0, "OK", math.nan, detail="no metric values")
+            return math.nan, None, "no metric values"
         floats = sum(value.metricValueFloat for value in answer.metricValues)
         ints = sum(value.metricValue for value in answer.metricValues)
-        return Call(0, method, 0, 0, "OK", floats, ints)
+        return floats, ints, ""
     active = await stub.IsActive(ref, timeout=deadline_s)
-    return Call(0, method, 0, 0, "OK", 1.0 if active.result else 0.0)
+    return (1.0 if active.result else 0.0), None, ""

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from soak.chaos import KINDS
 from soak.checks import Check, Evidence, demand_ratios, median, recovery_times, unjustified_errors
 from soak.load import hey_argv
+from soak.measure import EDGE
 from soak.probe import shapes
 
 MIB = 1024.0
@@ -90,7 +91,12 @@ def _processes(ev: Evidence) -> str:
         "process", "RSS after warm-up (MiB)", "RSS at end (MiB)", "growth", "RSS max (MiB)",
         "fds after warm-up", "fds at end", "restarts after warm-up",
     )  # fmt: skip
-    return table(header, rows, (False, *[True] * 7))
+    note = (
+        f"\n\nRead from /proc every {ev.settings.sample_every_s:g} s (VmRSS, entries of fd/). "
+        f"After warm-up and at end: the median of the first and of the last "
+        f"{EDGE} samples of the same process; a pod restarted by chaos is not judged."
+    )
+    return table(header, rows, (False, *[True] * 7)) + note
 
 
 def _load(ev: Evidence) -> str:

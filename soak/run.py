@@ -115,6 +115,7 @@ async def _run(settings: Settings) -> Outcome:
     report = render(ev, checks, machine())
     (settings.out_dir / "report.md").write_text(report)
     _write_calls(settings.out_dir / "calls.csv", probe)
+    _write_samples(settings.out_dir / "samples.csv", sampler)
     return Outcome(checks, report, ev)
 
 
@@ -172,6 +173,14 @@ def _write_calls(path: Path, probe: Probe) -> None:
         writer.writerow(["so", "method", "started", "ended", "code", "value", "value_int"])
         for call in probe.calls:
             writer.writerow(_row(probe, call))
+
+
+def _write_samples(path: Path, sampler: Sampler) -> None:
+    with path.open("w", newline="") as sink:
+        writer = csv.writer(sink)
+        writer.writerow(["at", "process", "pid", "rss_kib", "fds"])
+        for s in sampler.samples:
+            writer.writerow([f"{s.at:.1f}", s.name, s.pid, s.rss_kib, s.fds])
 
 
 def _row(probe: Probe, call: Call) -> list[str]:
