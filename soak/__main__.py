@@ -28,12 +28,12 @@ def parse_args(argv: list[str] | None) -> Settings:
     add("--scaled-objects", type=int, default=50, help="ScaledObjects polled KEDA-style (50)")
     add("--max-rss-growth", type=float, default=10.0, help="%% RSS growth allowed (10)")
     add("--max-fd-growth", type=int, default=5, help="open fds growth allowed (5)")
-    add("--out", type=Path, help="directory for logs and the report (default out/soak-MODE)")
+    add("--out", type=Path, help="logs and report directory (out/soak, out/chaos)")
     args = parser.parse_args(argv)
     mode = "chaos" if args.chaos else "soak"
     try:
         return Settings(
-            out_dir=args.out or Path("out") / f"soak-{mode}",
+            out_dir=args.out or Path("out") / mode,
             duration_s=args.duration,
             warmup_s=args.warmup,
             chaos=args.chaos,
