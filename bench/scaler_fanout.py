@@ -46,7 +46,7 @@ from bench._scaler_procs import (
 from scaler.bucket_state import BucketState
 from scaler.discovery import StaticDiscovery
 from scaler.metrics import ScalerMetrics
-from scaler.pod_client import BUCKET_PATH, PodClient
+from scaler.pod_client import BUCKET_PATH, PodClient, PodError
 from scaler.poller import TargetPoller
 from scaler.trigger import TargetKey
 
@@ -54,6 +54,7 @@ POLLER_CORE, PODS_CORE = 0, 1
 TARGET_MS = 250.0
 TARGET_PODS = 1000
 BARE, POLLER = "a) bare", "b) poller"
+RECOVERY_POD_TIMEOUT_S = 1.0
 
 
 @dataclass
@@ -75,6 +76,8 @@ class SizeResult:
     pods: int
     kinds: dict[str, Cycles]  # "a) bare" first, then the poller(s)
     noise: str = ""  # others' share of the two cores just before
+    recovery_cpu_s: list[float] = field(default_factory=list)  # cycle after all pods failed
+    steady_cpu_s: list[float] = field(default_factory=list)  # the cycle after that
 
 
 FanOut = Callable[[], Awaitable[int]]  # one cycle; returns how many pods failed
@@ -134,11 +137,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--gc-threshold", type=_sizes, help="what-if: gc.set_threshold(A, B, C)")
     parser.add_argument("--gc-freeze", action="store_true", help="what-if: gc.freeze()")
+    parser.add_argument(
+        "--recoveries", type=int, help="cycles after a failed one to measure (default 5)"
+    )
     parser.add_argument("--profile", action="store_true", help="cProfile the largest N")
     parser.add_argument("--quick", action="store_true", help="10 cycles, 2 warm-up, gap 0.1 s")
     args = parser.parse_args(argv)
-    defaults = (10, 2, 0.1) if args.quick else (30, 3, 0.2)
-    for name, default in zip(("cycles", "warmup", "gap"), defaults, strict=True):
+    defaults = (10, 2, 0.1, 3) if args.quick else (30, 3, 0.2, 5)
+    names = ("cycles", "warmup", "gap", "recoveries")
+    for name, default in zip(names, defaults, strict=True):
         if getattr(args, name) is None:
             setattr(args, name, default)
     return args
@@ -170,9 +177,39 @@ async def measure(pods: FakePods, args: argparse.Namespace) -> tuple[SizeResult,
             profiled = await profile(kinds[POLLER][0], len(pods.ports), args)
     for client in clients:
         await client.close()
-    return SizeResult(
-        len(pods.ports), {name: cycles for name, (_, cycles) in kinds.items()}
-    ), profiled
+    result = SizeResult(len(pods.ports), {name: cycles for name, (_, cycles) in kinds.items()})
+    if args.recoveries:
+        await measure_recovery(result, pods.ports, args)
+    return result, profiled
+
+
+async def measure_recovery(result: SizeResult, ports: list[int], args: argparse.Namespace) -> None:
+    """CPU of the cycle in which every pod answers again after one failed cycle (a network
+    blip), against the next, ordinary cycle; on a poller of its own, whose pod timeout of
+    1 s keeps the timeouts of a slow cycle out of this figure."""
+    client = PodClient(RECOVERY_POD_TIMEOUT_S)
+    down = False
+
+    async def fetch(host: str, port: int) -> BucketState:
+        if down:
+            raise PodError("connect", "blip")
+        return await client.fetch(host, port)
+
+    poller = make_poller(ports, fetch)
+    for _ in range(args.warmup + 1):
+        await poller.poll_once()
+        await asyncio.sleep(args.gap)
+    for _ in range(args.recoveries):
+        down = True
+        await poller.poll_once()
+        down = False
+        for series in (result.recovery_cpu_s, result.steady_cpu_s):
+            await asyncio.sleep(args.gap)
+            cpu = time.process_time()
+            await poller.poll_once()
+            series.append(time.process_time() - cpu)
+        await asyncio.sleep(args.gap)
+    await client.close()
 
 
 async def measure_kinds(
@@ -309,7 +346,33 @@ def print_report(results: list[SizeResult], args: argparse.Namespace, where: str
             print(
                 f"- {result.pods} pods, {name[:1]}/a: cycle time {ratio:.2f}, CPU {cpu_ratio:.2f}"
             )
+    print_recovery(results)
     verdict(results)
+
+
+def print_recovery(results: list[SizeResult]) -> None:
+    measured = [result for result in results if result.recovery_cpu_s]
+    if not measured:
+        return
+    print(
+        "\nThe poller's cycle after one cycle in which every pod failed (all answer again), "
+        "against the ordinary cycle after it; CPU ms, medians of "
+        f"{len(measured[0].recovery_cpu_s)}, pod timeout {RECOVERY_POD_TIMEOUT_S:g} s:\n"
+    )
+    rows = []
+    for result in measured:
+        recovering = statistics.median(result.recovery_cpu_s)
+        steady = statistics.median(result.steady_cpu_s)
+        rows.append(
+            [
+                str(result.pods),
+                f"{recovering * 1e3:.1f}",
+                f"{steady * 1e3:.1f}",
+                f"{recovering / steady:.2f}",
+            ]
+        )
+    header = ["pods", "recovering cycle CPU ms", "next cycle CPU ms", "ratio"]
+    print(table(header, rows, [True] * 4))
 
 
 def row(pods: int, name: str, cycles: Cycles) -> list[str]:
