@@ -67,7 +67,7 @@ def describe_poller(poller: TargetPoller) -> dict[str, Any]:
         "target": poller.target.label,
         "fresh": agg.has_data,
         "extrapolated": agg.extrapolated,
-        "data_age_s": _finite(agg.data_age_s),
+        "data_age_s": _finite(poller.data_age_s()),
         "demand_per_s": agg.demand_per_s,
         "fast_demand_per_s": agg.fast_demand_per_s,
         "deficit_tokens": agg.deficit_tokens,

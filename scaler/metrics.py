@@ -7,8 +7,6 @@ pollers' memory by a collector that never raises.
 from __future__ import annotations
 
 import logging
-import math
-import time
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -130,14 +128,12 @@ class TargetsCollector(Collector):
 
     def _collect(self) -> list[GaugeMetricFamily]:
         targets, pods, failed, age, extrapolated, value, target, desired = self._families()
-        now = time.monotonic()
         targets.add_metric([], len(self._targets.pollers))
         for key, poller in list(self._targets.pollers.items()):
             agg = poller.aggregate(poller.fresh_for_s)
-            newest = max((series.last_ok_at for series in poller.pods.values()), default=-math.inf)
             pods.add_metric([key.label], agg.pods_total)
             failed.add_metric([key.label], agg.pods_failed)
-            age.add_metric([key.label], now - newest if math.isfinite(newest) else math.inf)
+            age.add_metric([key.label], poller.data_age_s())
             extrapolated.add_metric([key.label], float(agg.extrapolated))
         for so_key, use in list(self._targets.scaled_objects.items()):
             user_poller = self._targets.pollers.get(use.trigger.target)

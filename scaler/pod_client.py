@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
+from yarl import URL
 
 from scaler.bucket_state import BucketState, BucketStateError, parse_bucket_state
 
@@ -57,7 +58,7 @@ class PodClient:
         token: Callable[[], str | None] = lambda: None,
     ) -> None:
         self._token = token
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._urls: dict[tuple[str, int], URL] = {}
         self._timeout_s = timeout_s
         self._max_body_bytes = max_body_bytes
         self._session: aiohttp.ClientSession | None = None
@@ -66,13 +67,18 @@ class PodClient:
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30, ttl_dns_cache=None)
             self._session = aiohttp.ClientSession(
-                connector=connector, timeout=self._timeout, auto_decompress=False
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(total=None),  # fetch() bounds each request
+                auto_decompress=False,
             )
         return self._session
 
     async def fetch(self, host: str, port: int) -> BucketState:
-        authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        url = f"http://{authority}{BUCKET_PATH}"
+        url = self._urls.get((host, port))
+        if url is None:
+            url = self._urls[host, port] = URL.build(
+                scheme="http", host=host, port=port, path=BUCKET_PATH
+            )
         try:
             async with asyncio.timeout(self._timeout_s):
                 body = await self._get(url)
@@ -87,7 +93,7 @@ class PodClient:
         except BucketStateError as exc:
             raise PodError("invalid", str(exc)) from None
 
-    async def _get(self, url: str) -> bytes:
+    async def _get(self, url: URL) -> bytes:
         token = self._token()
         headers = {"Authorization": f"Bearer {token}"} if token else None
         async with self._client().get(url, allow_redirects=False, headers=headers) as response:
@@ -96,8 +102,10 @@ class PodClient:
                 raise PodError("unauthorized", f"HTTP {response.status}: {hint}")
             if response.status != 200:
                 raise PodError("http_status", f"HTTP {response.status}")
-            if (response.content_length or 0) > self._max_body_bytes:
-                raise PodError("too_large", f"Content-Length {response.content_length}")
+            if response.content_length is not None:
+                if response.content_length > self._max_body_bytes:
+                    raise PodError("too_large", f"Content-Length {response.content_length}")
+                return await response.read()
             chunks: list[bytes] = []
             size = 0
             async for chunk in response.content.iter_any():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 
@@ -29,6 +30,7 @@ Fetch = Callable[[str, int], Awaitable[BucketState]]
 Clock = Callable[[], float]
 CycleObserver = Callable[["TargetPoller", float], None]
 STALE_AFTER_POLLS = 3  # a pod's last answer counts this many intervals after it came
+MAX_IN_FLIGHT = 64  # requests out at once: enough to hide latency, few enough to keep the loop fair
 
 
 def address_label(host: str, port: int) -> str:
@@ -45,6 +47,7 @@ class TargetPoller:
         poll_interval_s: float,
         clock: Clock = time.monotonic,
         on_cycle: CycleObserver | None = None,
+        max_in_flight: int = MAX_IN_FLIGHT,
     ) -> None:
         self.target = target
         self.poll_interval_s = poll_interval_s
@@ -57,7 +60,8 @@ class TargetPoller:
         self._fetch = fetch
         self._clock = clock
         self._on_cycle = on_cycle
-        self._addresses: list[tuple[str, int]] = []
+        self._addresses: list[tuple[str, int, str]] = []
+        self._in_flight = asyncio.Semaphore(max_in_flight)
         self._keep_s = 5.0
         self._cache: dict[float, Aggregate] = {}
         self._last_refill_per_s = DEFAULT_REFILL_PER_S
@@ -98,21 +102,18 @@ class TargetPoller:
     async def poll_once(self) -> None:
         started = self._clock()
         await self._discover()
-        results = await asyncio.gather(*(self._poll(host, port) for host, port in self._addresses))
+        deadline = started + self.poll_interval_s
+        polls = (self._poll(host, port, deadline) for host, port, _ in self._addresses)
+        results = await asyncio.gather(*polls)
         now = self._clock()
-        newly_failed: list[str] = []
-        for (host, port), result in zip(self._addresses, results, strict=True):
-            newly_failed += self._record(address_label(host, port), result, now)
-        if newly_failed:
-            shown = "; ".join(newly_failed[:5])
-            more = f" (and {len(newly_failed) - 5} more)" if len(newly_failed) > 5 else ""
-            log.warning(
-                "target %s: %d pod(s) failing: %s%s",
-                self.target.label,
-                len(newly_failed),
-                shown,
-                more,
-            )
+        failed: list[str] = []
+        recovered: list[str] = []
+        for (_, _, address), result in zip(self._addresses, results, strict=True):
+            change = self._record(address, result, now)
+            if change is not None:
+                (failed if isinstance(result, PodError) else recovered).append(change)
+        self._log_changes("failing", failed, logging.WARNING)
+        self._log_changes("answering again", recovered, logging.INFO)
         self._finish_cycle(now, now - started)
         async with self._cycle_done:
             self._cycle_done.notify_all()
@@ -128,29 +129,41 @@ class TargetPoller:
         if self.discovery_error is not None:
             log.info("target %s: discovery works again", self.target.label)
         self.discovery_error = None
-        self._addresses = addresses
-        present = {address_label(host, port) for host, port in addresses}
+        self._addresses = [(host, port, address_label(host, port)) for host, port in addresses]
+        present = {address for _, _, address in self._addresses}
         for gone in self.pods.keys() - present:
             del self.pods[gone]
         for address in present - self.pods.keys():
             self.pods[address] = PodSeries(address)
 
-    async def _poll(self, host: str, port: int) -> BucketState | PodError:
-        try:
-            return await self._fetch(host, port)
-        except PodError as exc:
-            return exc
+    async def _poll(self, host: str, port: int, deadline: float) -> BucketState | PodError:
+        # Each pod's timeout starts when its request goes out, not when the cycle starts,
+        # and a cycle never runs much past one interval however many pods hang.
+        async with self._in_flight:
+            if self._clock() > deadline:
+                return PodError("timeout", "not polled: the cycle ran out of time")
+            try:
+                return await self._fetch(host, port)
+            except PodError as exc:
+                return exc
 
-    def _record(self, address: str, result: BucketState | PodError, now: float) -> list[str]:
+    def _record(self, address: str, result: BucketState | PodError, now: float) -> str | None:
+        """Store one pod's answer; return a note when the pod starts or stops failing."""
         series = self.pods[address]
         if isinstance(result, PodError):
             was_ok = not series.failed_last_poll
             series.fail(str(result))
-            return [f"{address} {result}"] if was_ok else []
-        if series.failed_last_poll:
-            log.info("target %s: pod %s (%s) answers again", self.target.label, address, result.pod)
+            return f"{address} {result}" if was_ok else None
+        recovered = series.failed_last_poll
         series.observe(result, now, self._keep_s)
-        return []
+        return f"{address} ({result.pod})" if recovered else None
+
+    def _log_changes(self, what: str, changes: list[str], level: int) -> None:
+        if changes:
+            shown = "; ".join(changes[:5])
+            more = f" (and {len(changes) - 5} more)" if len(changes) > 5 else ""
+            label, count = self.target.label, len(changes)
+            log.log(level, "target %s: %d pod(s) %s: %s%s", label, count, what, shown, more)
 
     def _finish_cycle(self, now: float, duration_s: float) -> None:
         self.cycles += 1
@@ -162,6 +175,11 @@ class TargetPoller:
             self._last_capacity = fresh.capacity_per_pod
         if self._on_cycle is not None:
             self._on_cycle(self, duration_s)
+
+    def data_age_s(self) -> float:
+        """Seconds since any pod of the target last answered, now (inf if none ever did)."""
+        newest = max((series.last_ok_at for series in self.pods.values()), default=-math.inf)
+        return self._clock() - newest
 
     def aggregate(self, window_s: float) -> Aggregate:
         """The target now, from memory; cached until the next cycle."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from dataclasses import dataclass
@@ -139,9 +140,21 @@ def _bind_grpc(server: grpc.aio.Server, config: ScalerConfig) -> int:
     return server.add_secure_port(address, credentials)
 
 
+def tune_gc() -> None:
+    """Freeze what start-up built and collect the young generation less often.
+
+    Each poll cycle allocates thousands of short-lived objects per thousand pods; with
+    the default thresholds the cyclic collector took about a third of the poller's CPU.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 100)
+
+
 async def serve(config: ScalerConfig) -> None:
     """Run until SIGTERM or SIGINT, then stop gracefully."""
     scaler = await start(config)
+    tune_gc()
     mode = "mTLS" if config.tls_client_ca else "TLS" if config.tls else "plaintext"
     log.info(
         "rating-scaler serving gRPC on %s:%d (%s), HTTP on %s:%d; poll every %gs, pod timeout %gs, "

@@ -12,7 +12,7 @@ import ipaddress
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Literal
 
@@ -51,9 +51,12 @@ class TargetKey:
     service: str | None
     endpoints: tuple[tuple[str, int], ...]
     port: int
+    label: str = field(init=False, compare=False, repr=False)
 
-    @property
-    def label(self) -> str:
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "label", self._label())  # built once: logs and metrics use it
+
+    def _label(self) -> str:
         """Short, stable name for logs and metric labels."""
         if self.service is not None:
             return f"{self.service}:{self.port}"

@@ -1,0 +1,94 @@
+"""The poller with its lookup and fetch injected, and a fake clock: no sleeps, no sockets."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from scaler.bucket_state import BucketState
+from scaler.pod_client import PodError
+from scaler.poller import TargetPoller
+from scaler.trigger import TargetKey
+
+TARGET = TargetKey(None, (("127.0.0.1", 1),), 9090)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Pods:
+    def __init__(self, count: int) -> None:
+        self.addresses_now = [("127.0.0.1", 9000 + i) for i in range(count)]
+
+    async def addresses(self) -> list[tuple[str, int]]:
+        return list(self.addresses_now)
+
+
+def state(port: int, uptime_s: float, requested: float) -> BucketState:
+    return BucketState(f"pod-{port}", "boot", uptime_s, 100.0, 50.0, 50.0, requested, 0.0)
+
+
+async def test_a_slow_cycle_stops_at_its_deadline() -> None:
+    clock, fetched = Clock(), []
+
+    async def slow_fetch(host: str, port: int) -> BucketState:
+        fetched.append(port)
+        clock.now += 0.3  # each answer takes 0.3 s of the 1 s interval
+        return state(port, 10.0, 100.0)
+
+    poller = TargetPoller(
+        TARGET, Pods(10), slow_fetch, poll_interval_s=1.0, clock=clock, max_in_flight=1
+    )
+    await poller.poll_once()
+    assert len(fetched) == 4  # 0.0, 0.3, 0.6, 0.9 are within the interval; the rest wait
+    errors = [series.last_error for series in poller.pods.values() if series.last_error]
+    assert len(errors) == 6
+    assert all("cycle ran out of time" in error for error in errors)
+
+
+async def test_rates_follow_pod_uptime_and_pods_that_leave_are_dropped() -> None:
+    clock, pods = Clock(), Pods(2)
+    uptime = {"s": 10.0}
+
+    async def fetch(host: str, port: int) -> BucketState:
+        return state(port, uptime["s"], uptime["s"] * (10.0 if port == 9000 else 30.0))
+
+    poller = TargetPoller(TARGET, pods, fetch, poll_interval_s=1.0, clock=clock)
+    for _ in range(3):
+        await poller.poll_once()
+        uptime["s"] += 1.0
+        clock.now += 1.0
+    assert poller.aggregate(5.0).demand_per_s == pytest.approx(40.0)
+    pods.addresses_now = pods.addresses_now[:1]
+    await poller.poll_once()
+    assert list(poller.pods) == ["127.0.0.1:9000"]
+    assert poller.aggregate(5.0).demand_per_s == pytest.approx(10.0)
+
+
+async def test_failures_and_recoveries_are_logged_once_per_change(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock, broken = Clock(), {"yes": True}
+
+    async def fetch(host: str, port: int) -> BucketState:
+        if broken["yes"]:
+            raise PodError("connect", "refused")
+        return state(port, 10.0, 10.0)
+
+    poller = TargetPoller(TARGET, Pods(3), fetch, poll_interval_s=1.0, clock=clock)
+    with caplog.at_level(logging.INFO, logger="scaler.poller"):
+        for _ in range(3):
+            await poller.poll_once()
+        broken["yes"] = False
+        for _ in range(2):
+            await poller.poll_once()
+    lines = [record.getMessage() for record in caplog.records]
+    assert sum("3 pod(s) failing" in line for line in lines) == 1
+    assert sum("3 pod(s) answering again" in line for line in lines) == 1
+    assert len(lines) == 2
