@@ -44,7 +44,7 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, send_and_note_status)
         except Exception:
-            status = 500  # what Starlette's error middleware, outside this one, answers
+            status = 500  # what Starlette's error middleware or uvicorn answers
             raise
         finally:
             if status:  # 0: the client left before an answer
