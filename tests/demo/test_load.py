@@ -26,8 +26,8 @@ def test_phase_at(t_s: float, name: str) -> None:
 
 @pytest.mark.parametrize(
     ("rate_per_s", "workers", "per_worker"),
-    [(40.0, 4, 10.0), (5.0, 1, 5.0), (45.0, 5, 9.0), (0.5, 1, 0.5)],
-    ids=["even", "one-worker", "uneven", "slow"],
+    [(41.0, 1, 41.0), (50.0, 1, 50.0), (120.0, 3, 40.0), (101.0, 3, 101.0 / 3), (0.5, 1, 0.5)],
+    ids=["one-worker", "most-for-one", "even", "uneven", "slow"],
 )
 def test_hey_is_paced_and_bounded_in_time(
     rate_per_s: float, workers: int, per_worker: float
