@@ -4,8 +4,8 @@ Everything is read at scrape time by collectors: the bucket gauges show the fill
 now, not at the last request, and the request counters are plain ints and floats kept
 by `RequestStats`. Both servers run on one event loop and the scrape runs on it too, so
 the loop orders every update and read: no locks, and no label lookup per request
-(prometheus_client's own `Counter` and `Histogram` take a lock per update and cost
-several times more; see bench/api_throughput.py).
+(prometheus_client's own `Counter` and `Histogram` take a lock per update: 2.8 us per
+request against 0.4 us here, see docs/BENCHMARKS.md).
 """
 
 from __future__ import annotations
