@@ -147,7 +147,7 @@ async def run_all(
         return [await run(scenario, stubs, request, scaler) for scenario in runs]
     finally:
         for channel in channels:
-            await channel.close()
+            await channel.close(None)
 
 
 async def wait_for_demand(

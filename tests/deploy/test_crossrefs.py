@@ -149,9 +149,8 @@ def test_trigger_service_is_the_headless_admin_service_of_the_target(variant: Va
         selected = service_selected_workloads(objects, service)
         target = scaled_object["spec"]["scaleTargetRef"]["name"]
         assert [w["metadata"]["name"] for w in selected] == [target]
-        assert _port_name(selected[0], service_port.get("targetPort", service_port["port"])) == (
-            "admin"
-        )
+        target_port: int | str = service_port.get("targetPort") or service_port["port"]
+        assert _port_name(selected[0], target_port) == "admin"
 
 
 def _peers(objects: list[Obj], rule: Obj) -> set[str]:

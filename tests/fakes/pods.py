@@ -14,6 +14,7 @@ import contextlib
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -117,7 +118,7 @@ class FakePod:
             while True:
                 writer.write(b'"x":' * 4096)
                 await writer.drain()
-        status, body = {
+        answers: dict[str, tuple[bytes, Callable[[], bytes]]] = {
             "ok": (b"200 OK", lambda: self.body()),
             "garbage": (b"200 OK", lambda: b"\x00\xffnot json at all"),
             "error": (b"500 Internal Server Error", lambda: b"{}"),
@@ -126,7 +127,8 @@ class FakePod:
                 b"200 OK",
                 lambda: self.body().replace(b'"capacity":100.0', b'"capacity":1e308'),
             ),
-        }[self.behaviour]
+        }
+        status, body = answers[self.behaviour]
         payload = body()
         head = f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
         writer.write(b"HTTP/1.1 " + status + b"\r\n" + head.encode() + payload)

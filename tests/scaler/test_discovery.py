@@ -71,7 +71,8 @@ async def test_scaler_sees_pods_come_and_go_through_dns(
 
             async def demand_after_settling() -> float:
                 await asyncio.sleep(1.0)
-                return (await stub.GetMetrics(request)).metricValues[0].metricValueFloat
+                answer = await stub.GetMetrics(request)
+                return float(answer.metricValues[0].metricValueFloat)
 
             await stub.GetMetricSpec(so_ref)
             assert await demand_after_settling() == pytest.approx(10.0, rel=0.15)

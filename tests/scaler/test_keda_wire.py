@@ -118,7 +118,7 @@ async def test_keda_built_client_gets_correct_answers(
             request_serializer=lambda message: message.SerializeToString(),
             response_deserializer=msgs["IsActiveResponse"].FromString,
         )(ref)
-        first = await asyncio.wait_for(stream.read(), 2.0)
+        first: Any = await asyncio.wait_for(stream.read(), 2.0)
         stream.cancel()
 
     assert metric_spec.metricName == "openclaw-demand"
