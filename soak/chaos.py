@@ -23,7 +23,7 @@ from typing import Literal
 
 import aiohttp
 
-from soak.cluster import Clock, Cluster, Pod
+from soak.cluster import Clock, Cluster, Pod, pause
 from soak.settings import Settings
 
 FaultKind = Literal["kill", "restart", "freeze", "slow"]
@@ -51,6 +51,10 @@ class Chaos:
         self._clock = clock
         self._rng = random.Random(settings.seed)
 
+    @property
+    def starts_at(self) -> float:
+        return self._settings.chaos_start_s
+
     async def run(self, until: float) -> None:
         """Faults from `chaos_start_s` on; the last one returns at least `settle_s` before
         `until`."""
@@ -68,7 +72,7 @@ class Chaos:
                 fault.returned = await self._inflict(fault, pod)
             finally:
                 pod.child.signal(signal.SIGCONT)  # never leave a pod frozen
-            await asyncio.sleep(self._rng.uniform(*s.gap_s))
+            await pause(self._rng.uniform(*s.gap_s), self._clock, until)
 
     async def _inflict(self, fault: Fault, pod: Pod) -> float:
         timeline = self._cluster.timeline

@@ -30,6 +30,11 @@ START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 15.0
 
 
+async def pause(seconds: float, clock: Clock, until: float) -> None:
+    """Sleep `seconds`, but never past `until`: loops that check `until` end on time."""
+    await asyncio.sleep(max(0.0, min(seconds, until - clock())))
+
+
 class StartError(RuntimeError):
     """A process did not become ready in time."""
 

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from soak.cluster import Child, Clock
+from soak.cluster import Child, Clock, pause
 
 EDGE = 3  # samples at each end of the measured span
 
@@ -60,14 +60,28 @@ class Usage:
 @dataclass(slots=True)
 class Sampler:
     samples: list[Sample] = field(default_factory=list)
+    settled: dict[str, list[Sample]] = field(default_factory=dict)
     scaler_gone_at: float | None = None
 
-    def sample(self, children: Sequence[Child], at: float) -> None:
+    def sample(
+        self, children: Sequence[Child], at: float, into: list[Sample] | None = None
+    ) -> None:
+        """One sample of each live child, into `samples` (or `into`)."""
+        into = self.samples if into is None else into
         for child in children:
             pid = child.pid
             got = read_proc(pid) if pid is not None and child.running else None
             if got is not None and pid is not None:
-                self.samples.append(Sample(at, child.name, pid, *got))
+                into.append(Sample(at, child.name, pid, *got))
+
+    async def sample_settled(
+        self, children: Sequence[Child], clock: Clock, label: str, every_s: float = 0.2
+    ) -> None:
+        """`EDGE` quick samples under `label`, taken while every pod has been up a while."""
+        into = self.settled.setdefault(label, [])
+        for _ in range(EDGE):
+            self.sample(children, clock(), into)
+            await asyncio.sleep(every_s)
 
     async def run(
         self, children: Sequence[Child], clock: Clock, every_s: float, until: float
@@ -77,12 +91,16 @@ class Sampler:
             self.sample(children, now)
             if not children[0].running and self.scaler_gone_at is None:
                 self.scaler_gone_at = now
-            await asyncio.sleep(min(every_s, max(0.0, until - clock())))
+            await pause(every_s, clock, until)
         self.sample(children, clock())
 
-    def usage(self, warmup_s: float) -> list[Usage]:
+    def usage(self, warmup_s: float, fds_between: tuple[str, str] | None = None) -> list[Usage]:
         """Per process name: the first samples after warm-up against the last ones (the
-        median of `EDGE` samples each, so that one busy moment does not decide)."""
+        median of `EDGE` samples each, so that one busy moment does not decide).
+
+        With `fds_between`, open fds come from two `settled` samplings instead: under chaos
+        a process holds one connection fewer for each pod that is away, so fds are only
+        comparable at moments when every pod is up."""
         names = dict.fromkeys(sample.name for sample in self.samples)
         out = []
         for name in names:
@@ -93,11 +111,16 @@ class Sampler:
             restarts = len(dict.fromkeys(s.pid for s in mine)) - 1
             edge = min(EDGE, len(same) // 2) or 1
             first, last = same[:edge], same[-edge:]
+            if fds_between is not None:
+                before, after = (self.settled.get(label, []) for label in fds_between)
+                first_fds = [s for s in before if s.name == name and s.pid == last[-1].pid]
+                last_fds = [s for s in after if s.name == name and s.pid == last[-1].pid]
+                first, last = first_fds or first, last_fds or last
             out.append(
                 Usage(
                     name,
-                    _median(s.rss_kib for s in first),
-                    _median(s.rss_kib for s in last),
+                    _median(s.rss_kib for s in same[:edge]),
+                    _median(s.rss_kib for s in same[-edge:]),
                     max(s.rss_kib for s in same),
                     _median(s.fds for s in first),
                     _median(s.fds for s in last),

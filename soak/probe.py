@@ -19,7 +19,7 @@ import grpc
 
 from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
-from soak.cluster import Clock
+from soak.cluster import Clock, pause
 from soak.settings import Settings
 
 Metric = Literal["demand", "deficit"]
@@ -160,20 +160,20 @@ class Probe:
 
     async def _keda(self, index: int, until: float) -> None:
         low, high = self._settings.keda_every_s
-        await asyncio.sleep(self._rng.uniform(0, high))  # KEDA's loops do not run in step
+        await pause(self._rng.uniform(0, high), self._clock, until)  # KEDA's loops are not in step
         while self._clock() < until:
             spec = await self._unary(index, "GetMetricSpec")
             # KEDA asks GetMetrics for the name the spec gave (its HPA prefix stripped).
             name = spec.detail if spec.ok and spec.detail else self.objects[index].metric_name
             await self._unary(index, "GetMetrics", name)
             await self._unary(index, "IsActive")
-            await asyncio.sleep(self._rng.uniform(low, high))
+            await pause(self._rng.uniform(low, high), self._clock, until)
 
     async def _watch(self, index: int, until: float) -> None:
         name = self.objects[index].metric_name
         while self._clock() < until:
             await self._unary(index, "GetMetrics", name)
-            await asyncio.sleep(self._settings.watch_every_s)
+            await pause(self._settings.watch_every_s, self._clock, until)
 
     async def _unary(self, index: int, method: str, metric_name: str = "") -> Call:
         ref = self._refs[index]
@@ -203,7 +203,7 @@ class Probe:
                 return
             except grpc.aio.AioRpcError as exc:
                 log.ends.append((self._clock(), exc.code().name, exc.details() or ""))
-            await asyncio.sleep(min(STREAM_RECONNECT_S, max(0.0, until - self._clock())))
+            await pause(STREAM_RECONNECT_S, self._clock, until)
 
 
 Answer = tuple[float, int | None, str]  # value, integer value, detail

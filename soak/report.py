@@ -87,15 +87,24 @@ def _processes(ev: Evidence) -> str:
         )
         for u in ev.usage
     ]
+    fds = ("fds before faults", "fds after faults") if ev.settings.chaos else (
+        "fds after warm-up", "fds at end",
+    )  # fmt: skip
     header = (
         "process", "RSS after warm-up (MiB)", "RSS at end (MiB)", "growth", "RSS max (MiB)",
-        "fds after warm-up", "fds at end", "restarts after warm-up",
+        *fds, "restarts after warm-up",
     )  # fmt: skip
     note = (
         f"\n\nRead from /proc every {ev.settings.sample_every_s:g} s (VmRSS, entries of fd/). "
         f"After warm-up and at end: the median of the first and of the last "
         f"{EDGE} samples of the same process; a pod restarted by chaos is not judged."
     )
+    if ev.settings.chaos:
+        note += (
+            " Open fds follow how many pods are up (one connection fewer per pod away), so "
+            f"under chaos they are compared between {EDGE} quick samples just before the "
+            "first fault and just after the last one had settled."
+        )
     return table(header, rows, (False, *[True] * 7)) + note
 
 

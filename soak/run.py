@@ -38,6 +38,8 @@ PROBE_START_S = 1.0  # let the load reach the pods before KEDA asks
 TAIL_S = 1.0  # the probe, samplers and chaos end this long before the load
 HEY_GRACE_S = 30.0  # hey ends by itself; its in-flight requests are bounded by -t
 OVERALL_GRACE_S = 120.0
+SETTLED_SAMPLING_S = 1.0  # what Sampler.sample_settled takes, and some
+FAULT_EDGES = ("before faults", "after faults")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +104,7 @@ async def _run(settings: Settings) -> Outcome:
         timeline=cluster.timeline,
         faults=chaos.faults if chaos else [],
         truth=truth,
-        usage=sampler.usage(settings.warmup_s),
+        usage=sampler.usage(settings.warmup_s, FAULT_EDGES if settings.chaos else None),
         hey=hey,
         scaler_gone_at=sampler.scaler_gone_at,
         scaler_exit=scaler_exit,
@@ -137,11 +139,22 @@ async def _observe(
             truth.run(http, cluster.pods, clock, settings.truth_every_s, until),
         ]
         if chaos is not None:
-            jobs.append(chaos.run(until))
+            jobs.append(_chaos(chaos, sampler, cluster, clock, until))
         async with asyncio.TaskGroup() as group:
             for job in jobs:
                 group.create_task(job)
+        if chaos is not None:
+            await sampler.sample_settled(cluster.children, clock, "after faults")
     return probe, sampler, truth, chaos
+
+
+async def _chaos(
+    chaos: Chaos, sampler: Sampler, cluster: Cluster, clock: RunClock, until: float
+) -> None:
+    """Open fds before the first fault, then the faults."""
+    await asyncio.sleep(max(0.0, chaos.starts_at - SETTLED_SAMPLING_S - clock()))
+    await sampler.sample_settled(cluster.children, clock, "before faults")
+    await chaos.run(until)
 
 
 async def _after(delay_s: float, job: Coroutine[Any, Any, None]) -> None:

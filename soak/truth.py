@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from soak.cluster import Clock, Pod
+from soak.cluster import Clock, Pod, pause
 
 READ_TIMEOUT_S = 0.5
 
@@ -72,7 +72,7 @@ class Truth:
     ) -> None:  # fmt: skip
         while clock() < until:
             await asyncio.gather(*(self._read(http, pod, clock) for pod in pods))
-            await asyncio.sleep(every_s)
+            await pause(every_s, clock, until)
 
     async def _read(self, http: aiohttp.ClientSession, pod: Pod, clock: Clock) -> None:
         url = f"http://{pod.admin_address}/v1/bucket"

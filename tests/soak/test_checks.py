@@ -16,7 +16,7 @@ from soak.chaos import Fault
 from soak.checks import Check, Evidence, check_all, true_demand
 from soak.cluster import Timeline
 from soak.load import HeyResult, parse_hey
-from soak.measure import Usage
+from soak.measure import Sample, Sampler, Usage
 from soak.probe import Call, ScaledObject, StreamLog, plan
 from soak.settings import Settings
 from soak.truth import Reading, Truth
@@ -279,3 +279,17 @@ def test_parse_hey_reads_status_codes_and_errors() -> None:
     assert result.server_errors == 2
     assert result.answered == 302
     assert result.errors == {"connection refused": 10, "eof": 3}
+
+
+def test_usage_compares_medians_and_under_chaos_settled_fds() -> None:
+    sampler = Sampler()
+    fds = [30, 24, 31, 25, 32, 24, 30, 29, 30]  # pods coming and going
+    for second, count in enumerate(fds):
+        sampler.samples.append(Sample(float(second), "rating-scaler", 7, 1000 + second, count))
+    [usage] = sampler.usage(warmup_s=2.0)
+    assert (usage.rss_start_kib, usage.rss_end_kib, usage.rss_max_kib) == (1003, 1007, 1008)
+    assert (usage.fds_start, usage.fds_end) == (31, 30)  # medians of 31 25 32 and 30 29 30
+    sampler.settled["before"] = [Sample(0.5, "rating-scaler", 7, 1000, n) for n in (29, 29, 30)]
+    sampler.settled["after"] = [Sample(8.5, "rating-scaler", 7, 1008, n) for n in (30, 29, 29)]
+    [usage] = sampler.usage(warmup_s=2.0, fds_between=("before", "after"))
+    assert (usage.fds_start, usage.fds_end, usage.restarts) == (29, 29, 0)
