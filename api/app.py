@@ -12,6 +12,7 @@ and 405 stay with Starlette.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -26,6 +27,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, ExceptionHandler, Receive, Scope, Send
 
+from api.auth import BearerAuth, TokenFile
 from api.batch import InvalidInput, rate_payload
 from api.bucket import Clock, TokenBucket
 from api.config import ApiConfig
@@ -43,6 +45,7 @@ from api.problems import (
     NOT_FOUND,
     PROBLEM_MEDIA_TYPE,
     RATE_LIMITED,
+    REQUEST_TIMEOUT,
     UNSUPPORTED_MEDIA_TYPE,
     ProblemError,
     ProblemType,
@@ -93,6 +96,7 @@ class RateEndpoint:
         )
         self._max_batch = config.max_batch
         self._max_body_bytes = config.max_body_bytes
+        self._request_timeout_s = config.request_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         bucket = self._bucket
@@ -103,7 +107,8 @@ class RateEndpoint:
         headers = [self._policy, (b"ratelimit", ratelimit)]
         try:
             self._check_content_headers(scope)
-            body = await _receive_body(receive, self._max_body_bytes)
+            async with asyncio.timeout(self._request_timeout_s):
+                body = await _receive_body(receive, self._max_body_bytes)
             document = rate_payload(orjson.loads(body), self._max_batch)
         except orjson.JSONDecodeError as exc:
             problem = problem_body(MALFORMED_JSON, f"the body is not valid JSON: {exc}")
@@ -113,8 +118,15 @@ class RateEndpoint:
             problem = problem_body(kind, str(exc), exc.pointer)
             await _send(send, kind.status, PROBLEM_CONTENT_TYPE, problem, headers)
         except ProblemError as exc:
+            if exc.problem is BODY_TOO_LARGE:
+                headers.append((b"connection", b"close"))  # do not read the rest
             problem = problem_body(exc.problem, exc.detail)
             await _send(send, exc.problem.status, PROBLEM_CONTENT_TYPE, problem, headers)
+        except TimeoutError:
+            detail = f"the body did not arrive within {self._request_timeout_s} s"
+            headers.append((b"connection", b"close"))  # the rest of the body is not wanted
+            problem = problem_body(REQUEST_TIMEOUT, detail)
+            await _send(send, 408, PROBLEM_CONTENT_TYPE, problem, headers)
         except ClientDisconnect:
             return  # nobody left to answer
         except Exception:
@@ -231,18 +243,25 @@ def public_app(service: Service) -> ASGIApp:
         ],
         exception_handlers=EXCEPTION_HANDLERS,
     )
+    starlette.router.redirect_slashes = False  # a 307 to "/v1/rate" would not be a problem+json
     return RequestMetrics(FastPath(rate, starlette, "POST", "/v1/rate"), service.metrics)
 
 
-def admin_app(service: Service) -> Starlette:
+def admin_app(service: Service) -> ASGIApp:
+    """`/metrics` stays open to Prometheus; `/v1/bucket` needs the token if one is set."""
     endpoints = AdminEndpoints(service)
-    return Starlette(
+    starlette = Starlette(
         routes=[
             Route("/metrics", endpoints.metrics, methods=["GET"]),
             Route("/v1/bucket", endpoints.bucket, methods=["GET"]),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
     )
+    starlette.router.redirect_slashes = False
+    if not service.config.admin_token_file:
+        return starlette
+    token_file = TokenFile(service.config.admin_token_file)
+    return BearerAuth(starlette, token_file, frozenset({"/v1/bucket"}))
 
 
 async def _receive_body(receive: Receive, limit: int) -> bytes:

@@ -14,6 +14,7 @@ import os
 import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Literal, get_args
 
 LogLevel = Literal["debug", "info", "warning", "error"]
@@ -40,6 +41,12 @@ class ApiConfig:
     log_level: LogLevel = "info"
     shutdown_delay_s: float = 0.0
     drain_timeout_s: float = 10.0
+    admin_token_file: str = ""
+    """Empty: `/v1/bucket` is open to whoever reaches the admin port."""
+    max_header_bytes: int = 16 * 1024
+    keep_alive_timeout_s: float = 5.0
+    request_timeout_s: float = 10.0
+    max_connections: int = 2048
 
     def __post_init__(self) -> None:
         _require(self, "host", bool(self.host), "must not be empty")
@@ -69,6 +76,17 @@ class ApiConfig:
         _require(
             self, "drain_timeout_s", _finite_at_least(self.drain_timeout_s, 0.0), "must be >= 0"
         )
+        _require(self, "max_header_bytes", self.max_header_bytes >= 1024, "must be >= 1024")
+        _require(
+            self,
+            "keep_alive_timeout_s",
+            _finite_above(self.keep_alive_timeout_s, 0.0),
+            "must be > 0",
+        )
+        _require(
+            self, "request_timeout_s", _finite_above(self.request_timeout_s, 0.0), "must be > 0"
+        )
+        _require(self, "max_connections", self.max_connections >= 2, "must be >= 2")
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +134,38 @@ _FLAGS = (
         "most seconds in-flight requests get to finish on shutdown",
         "SECONDS",
     ),
+    _Flag(
+        "admin_token_file",
+        str,
+        "file holding a bearer token that GET /v1/bucket requires (mount it from a "
+        "Secret; re-read when it changes); empty: no token",
+        "PATH",
+    ),
+    _Flag(
+        "max_header_bytes",
+        int,
+        "largest request line plus headers; larger gets 431 and the connection closes",
+        "BYTES",
+    ),
+    _Flag(
+        "keep_alive_timeout_s",
+        float,
+        "seconds an idle keep-alive connection stays open",
+        "SECONDS",
+    ),
+    _Flag(
+        "request_timeout_s",
+        float,
+        "most seconds a request's headers, then its body, may take to arrive; "
+        "slower gets 408 and the connection closes",
+        "SECONDS",
+    ),
+    _Flag(
+        "max_connections",
+        int,
+        "open connections per port; a request arriving while this many are open gets 503",
+        "N",
+    ),
 )
 _FLAG_BY_DEST = {flag.dest: flag for flag in _FLAGS}
 
@@ -146,9 +196,24 @@ def load(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return from_values(vars(args), env)
+        config = from_values(vars(args), env)
+        check_files(config)
     except ConfigError as exc:
         parser.error(str(exc))
+    return config
+
+
+def check_files(config: ApiConfig) -> None:
+    """Files named by flags must be readable and usable at start-up."""
+    if not config.admin_token_file:
+        return
+    flag = _FLAG_BY_DEST["admin_token_file"]
+    try:
+        token = Path(config.admin_token_file).read_bytes().strip()
+    except OSError as exc:
+        raise ConfigError(f"{flag.flag} [{flag.env}] cannot be read: {exc}") from None
+    if not token:
+        raise ConfigError(f"{flag.flag} [{flag.env}] {config.admin_token_file} is empty")
 
 
 def from_values(given: Mapping[str, str | None], environ: Mapping[str, str]) -> ApiConfig:

@@ -60,6 +60,16 @@ RATE_LIMITED = ProblemType.ours("rate-limited", "The token bucket is empty", 429
 NOT_FOUND = ProblemType.ours("not-found", "No such resource", 404)
 METHOD_NOT_ALLOWED = ProblemType.ours("method-not-allowed", "The method is not allowed here", 405)
 INTERNAL_ERROR = ProblemType.ours("internal-error", "The server failed; this is a bug", 500)
+UNAUTHORIZED = ProblemType.ours("unauthorized", "A valid bearer token is required", 401)
+REQUEST_TIMEOUT = ProblemType.ours(
+    "request-timeout", "The request did not arrive within the time limit", 408
+)
+HEADERS_TOO_LARGE = ProblemType.ours(
+    "headers-too-large", "The request line and headers are larger than the limit", 431
+)
+OVERLOADED = ProblemType.ours(
+    "overloaded", "The server holds as many connections as it accepts", 503
+)
 
 ALL_TYPES = (
     MALFORMED_JSON,
@@ -71,6 +81,10 @@ ALL_TYPES = (
     NOT_FOUND,
     METHOD_NOT_ALLOWED,
     INTERNAL_ERROR,
+    UNAUTHORIZED,
+    REQUEST_TIMEOUT,
+    HEADERS_TOO_LARGE,
+    OVERLOADED,
 )
 
 

@@ -21,6 +21,7 @@ from starlette.types import ASGIApp
 
 from api.app import Service, admin_app, public_app
 from api.config import ApiConfig, describe
+from api.protocol import HeadLimits, bounded_protocol
 
 logger = logging.getLogger("api")
 
@@ -72,7 +73,14 @@ def _server(app: ASGIApp, config: ApiConfig) -> _Server:
     return _Server(
         uvicorn.Config(
             app,
-            http="httptools",
+            http=bounded_protocol(
+                HeadLimits(
+                    max_head_bytes=config.max_header_bytes,
+                    head_timeout_s=config.request_timeout_s,
+                    keep_alive_timeout_s=config.keep_alive_timeout_s,
+                )
+            ),
+            limit_concurrency=config.max_connections,
             loop="none",
             lifespan="off",
             access_log=False,

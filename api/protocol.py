@@ -1,0 +1,187 @@
+"""uvicorn's httptools connection, with bounds on the request head.
+
+uvicorn bounds neither the size of a request line plus headers nor the time they take to
+arrive when it parses with httptools, and it answers its own 503 (over
+`limit_concurrency`) in plain text. This subclass adds, per connection:
+
+- a head size limit: the bytes received while a head is incomplete are counted, so one
+  endless header line is caught while httptools still buffers it, and complete headers
+  are counted exactly; over the limit the answer is 431 and the connection closes.
+  A head that arrives within one read together with the request before it is caught
+  by the exact count only, so it can pass the limit by at most one read;
+- a head deadline: a head must be complete within `request_timeout_s` of the connection
+  opening or the previous response ending (slowloris); a started head then gets 408, an
+  idle connection is closed silently, as the keep-alive timeout does;
+- a problem+json 503 in place of uvicorn's plain one.
+
+It overrides parser callbacks of `HttpToolsProtocol` and its `_start_asgi_task`;
+tests/api/test_limits.py drives each through a real server so that an uvicorn upgrade
+that changes them fails there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
+
+from uvicorn._types import ASGI3Application
+from uvicorn.protocols.http.flow_control import service_unavailable
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+
+from api.problems import (
+    HEADERS_TOO_LARGE,
+    OVERLOADED,
+    PROBLEM_MEDIA_TYPE,
+    REQUEST_TIMEOUT,
+    ProblemType,
+    problem_body,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class HeadLimits:
+    max_head_bytes: int
+    head_timeout_s: float
+    keep_alive_timeout_s: float
+
+
+class _HeadTooLarge(Exception):
+    """Raised from a parser callback; httptools turns it into an `HttpParserError`."""
+
+
+class BoundedHttpToolsProtocol(HttpToolsProtocol):
+    limits = HeadLimits(16 * 1024, 10.0, 5.0)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.timeout_keep_alive = self.limits.keep_alive_timeout_s  # type: ignore[assignment]
+        self._head_open = True
+        self._head_bytes_received = 0
+        self._head_bytes_parsed = 0
+        self._head_too_large = False
+        self._head_deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_head_deadline()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_head_deadline()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._head_open:
+            self._head_bytes_received += len(data)
+        super().data_received(data)
+        if (
+            self._head_open
+            and self._head_bytes_received > self.limits.max_head_bytes
+            and not self.transport.is_closing()
+        ):
+            self._send_too_large()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._head_bytes_parsed = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._count_parsed(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count_parsed(len(name) + len(value) + 4)
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._head_open = False
+        self._head_bytes_received = 0
+        self._disarm_head_deadline()
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._head_open = True
+        if self.cycle.response_complete:  # answered early (413, 429...): no response ends later
+            self._arm_head_deadline()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self._arm_head_deadline()
+
+    def send_400_response(self, msg: str) -> None:
+        if self._head_too_large:  # uvicorn's answer to the `_HeadTooLarge` of a callback
+            self._send_too_large()
+        else:
+            super().send_400_response(msg)
+
+    def _send_too_large(self) -> None:
+        limit = self.limits.max_head_bytes
+        self._send_problem(HEADERS_TOO_LARGE, f"the request head is over {limit} bytes")
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
+        if app is service_unavailable:
+            app = _overloaded
+        super()._start_asgi_task(cycle, app)
+
+    def _count_parsed(self, size: int) -> None:
+        self._head_bytes_parsed += size
+        if self._head_bytes_parsed > self.limits.max_head_bytes:
+            self._head_too_large = True
+            raise _HeadTooLarge
+
+    def _arm_head_deadline(self) -> None:
+        self._disarm_head_deadline()
+        self._head_deadline = self.loop.call_later(
+            self.limits.head_timeout_s, self._on_head_deadline
+        )
+
+    def _disarm_head_deadline(self) -> None:
+        if self._head_deadline is not None:
+            self._head_deadline.cancel()
+            self._head_deadline = None
+
+    def _on_head_deadline(self) -> None:
+        self._head_deadline = None
+        if not self._head_open or self.transport.is_closing():
+            return
+        if self._head_bytes_received == 0:
+            self.transport.close()
+            return
+        timeout_s = self.limits.head_timeout_s
+        self._send_problem(REQUEST_TIMEOUT, f"the request head did not arrive within {timeout_s} s")
+
+    def _send_problem(self, problem: ProblemType, detail: str) -> None:
+        """Answer outside any ASGI cycle, then close: the head was never complete."""
+        body = problem_body(problem, detail)
+        self.transport.write(
+            b"HTTP/1.1 %d %s\r\n" % (problem.status, _reason(problem.status))
+            + b"content-type: %s\r\n" % PROBLEM_MEDIA_TYPE.encode()
+            + b"content-length: %d\r\n" % len(body)
+            + b"connection: close\r\n\r\n"
+            + body
+        )
+        self.transport.close()
+
+
+def bounded_protocol(limits: HeadLimits) -> type[BoundedHttpToolsProtocol]:
+    """A protocol class for `uvicorn.Config(http=...)`, which takes a class, with `limits`."""
+    return type("BoundedHttpToolsProtocol", (BoundedHttpToolsProtocol,), {"limits": limits})
+
+
+def _reason(status: int) -> bytes:
+    return HTTPStatus(status).phrase.encode()
+
+
+async def _overloaded(scope: Any, receive: Any, send: Any) -> None:
+    body = problem_body(OVERLOADED, "too many open connections; retry shortly")
+    headers = [
+        (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
+        (b"content-length", b"%d" % len(body)),
+        (b"retry-after", b"1"),
+        (b"connection", b"close"),
+    ]
+    await send({"type": "http.response.start", "status": 503, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
