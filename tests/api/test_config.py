@@ -46,6 +46,10 @@ FLAG_CASES = [
     ("--log-level", "RATING_API_LOG_LEVEL", "DEBUG", "log_level", "debug"),
     ("--shutdown-delay", "RATING_API_SHUTDOWN_DELAY", "2.5", "shutdown_delay_s", 2.5),
     ("--drain-timeout", "RATING_API_DRAIN_TIMEOUT", "3", "drain_timeout_s", 3.0),
+    ("--max-header-bytes", "RATING_API_MAX_HEADER_BYTES", "8192", "max_header_bytes", 8192),
+    ("--keep-alive-timeout", "RATING_API_KEEP_ALIVE_TIMEOUT", "2.5", "keep_alive_timeout_s", 2.5),
+    ("--request-timeout", "RATING_API_REQUEST_TIMEOUT", "4", "request_timeout_s", 4.0),
+    ("--max-connections", "RATING_API_MAX_CONNECTIONS", "64", "max_connections", 64),
 ]
 
 
