@@ -44,9 +44,9 @@ demo: system-deps $(STAMP)  ## run the local demo (see README)
 bench: system-deps $(STAMP)  ## run the benchmarks; figures go to docs/BENCHMARKS.md by hand
 	$(PY) -m bench $(BENCH_ARGS)
 
-soak: system-deps $(STAMP)  ## 10-minute soak, then 3 minutes of chaos; prints the figures
+soak: system-deps $(STAMP)  ## 10-minute soak, then 3 minutes of chaos; prints the figures (SOAK_ARGS for both)
 	$(PY) -m soak $(SOAK_ARGS)
-	$(PY) -m soak --chaos --duration 180 $(CHAOS_ARGS)
+	$(PY) -m soak --chaos --duration 180 $(SOAK_ARGS)
 
 proto: $(STAMP)  ## regenerate scaler/_proto from proto/ (commit the result)
 	$(PY) -m scaler._proto.generate
