@@ -112,7 +112,8 @@ class Children:
 
     def spawn(self, name: str, argv: Sequence[str]) -> Child:
         log_path = self.log_dir / f"{name}.log"
-        with log_path.open("ab") as log:
+        mode = "ab" if any(child.log_path == log_path for child in self.started) else "wb"
+        with log_path.open(mode) as log:
             popen = subprocess.Popen(
                 list(argv),
                 stdin=subprocess.DEVNULL,
