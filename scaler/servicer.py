@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
@@ -101,7 +102,9 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
         # the HPA's spec needs a target even while pods are away.
         target = trigger.target_value(poller.aggregate(trigger.window_s))
         spec = pb.MetricSpec(
-            metricName=trigger.metric_name, targetSize=max(1, round(target)), targetSizeFloat=target
+            metricName=trigger.metric_name,
+            targetSize=max(1, _int64(target)),
+            targetSizeFloat=target,
         )
         return pb.GetMetricSpecResponse(metricSpecs=[spec])
 
@@ -112,7 +115,7 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
         trigger, agg = await self._fresh(request.scaledObjectRef, context)
         value = trigger.metric_value(agg)
         metric = pb.MetricValue(
-            metricName=trigger.metric_name, metricValue=round(value), metricValueFloat=value
+            metricName=trigger.metric_name, metricValue=_int64(value), metricValueFloat=value
         )
         return pb.GetMetricsResponse(metricValues=[metric])
 
@@ -144,6 +147,16 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
         finally:
             closing.cancel()
             cycle.cancel()
+
+
+INT64_MAX = 2**63 - 1
+
+
+def _int64(value: float) -> int:
+    """KEDA's int64 fields: rounded, and clamped so that no float can overflow them."""
+    if not math.isfinite(value):
+        return INT64_MAX if value > 0 else 0
+    return max(0, min(INT64_MAX, round(value)))
 
 
 @functools.lru_cache(maxsize=1024)

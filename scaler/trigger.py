@@ -22,6 +22,7 @@ Metric = Literal["demand", "deficit"]
 METRICS: tuple[Metric, ...] = ("demand", "deficit")
 MAX_ENDPOINTS = 5000
 MAX_WINDOW_S = 300.0
+MAX_TARGET = 1e9  # tokens/s or tokens per pod; far beyond any real bucket
 _DNS_NAME = re.compile(
     r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\.?$"
 )
@@ -101,7 +102,7 @@ def parse_trigger(metadata: Mapping[str, str], hosts: HostPolicy) -> TriggerConf
         target=_target(metadata, port, hosts),
         metric=_metric(metadata),
         target_utilization=_number(metadata, "targetUtilization", 0.8, low=0.0, high=1.0),
-        target_per_pod=_optional_number(metadata, "targetPerPod", low=0.0),
+        target_per_pod=_optional_number(metadata, "targetPerPod", low=0.0, high=MAX_TARGET),
         activation_demand=_number(metadata, "activationDemand", 0.0, low=0.0, inclusive=True),
         window_s=_number(metadata, "window", 5.0, low=0.0, high=MAX_WINDOW_S),
     )

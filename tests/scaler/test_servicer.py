@@ -14,6 +14,7 @@ import pytest
 from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
 from scaler.server import Scaler
+from scaler.servicer import INT64_MAX, _int64
 from tests.fakes.pods import FakePod
 from tests.scaler.conftest import ref
 
@@ -249,3 +250,11 @@ async def test_stream_ends_when_the_client_goes_away(
     streams = [t for t in asyncio.all_tasks() if "StreamIsActive" in repr(t.get_coro())]
     assert streams == []
     assert (await stub.IsActive(ref([pod]))).result is True  # the server is fine
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(0.0, 0), (12.4, 12), (12.5, 12), (1e300, INT64_MAX), (float("inf"), INT64_MAX), (-3.0, 0)],
+)
+def test_int64_fields_never_overflow(value: float, expected: int) -> None:
+    assert _int64(value) == expected

@@ -94,6 +94,9 @@ def test_same_pods_give_the_same_target_whatever_the_other_keys() -> None:
             {"endpoints": "127.0.0.1:1", "targetPerPod": "inf"}, "targetPerPod", id="per-pod-inf"
         ),
         pytest.param(
+            {"endpoints": "127.0.0.1:1", "targetPerPod": "1e308"}, "targetPerPod", id="per-pod-huge"
+        ),
+        pytest.param(
             {"endpoints": "127.0.0.1:1", "activationDemand": "-1"},
             "activationDemand",
             id="activation-neg",
