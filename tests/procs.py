@@ -122,7 +122,7 @@ def start_rating_api(
     proc = spawn(name, argv, log_dir, ports, env)
     try:
         wait_http_ok(proc.url("public", "/readyz"), proc=proc.popen)
-        wait_http_ok(proc.url("admin", "/v1/bucket"), proc=proc.popen)
+        wait_http_ok(proc.url("admin", "/metrics"), proc=proc.popen)  # open even with a token
     except Exception:
         proc.kill()
         raise RuntimeError(f"{name} did not start:\n{proc.log()}") from None

@@ -18,28 +18,10 @@ import pytest
 from api.auth import TokenFile
 from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
-from tests.procs import Proc, free_port, spawn, wait_http_ok
+from tests.procs import Proc, start_rating_api
 from tests.scaler.test_process import keda_ref, start_scaler
 
 TOKEN = "s3cret-admin-token"
-
-
-def start_guarded_pod(log_dir: Path, token_file: Path) -> Proc:
-    """A rating-api whose `/v1/bucket` needs a token: ready once `/metrics` answers."""
-    ports = {"public": free_port(), "admin": free_port()}
-    argv = [
-        sys.executable, "-m", "api", "--host", "127.0.0.1",
-        "--port", str(ports["public"]), "--admin-port", str(ports["admin"]),
-        "--pod-name", "guarded-pod", "--admin-token-file", str(token_file),
-    ]  # fmt: skip
-    proc = spawn("guarded-pod", argv, log_dir, ports)
-    try:
-        wait_http_ok(proc.url("public", "/readyz"), proc=proc.popen)
-        wait_http_ok(proc.url("admin", "/metrics"), proc=proc.popen)
-    except Exception:
-        proc.kill()
-        raise RuntimeError(f"guarded-pod did not start:\n{proc.log()}") from None
-    return proc
 
 
 @pytest.fixture
@@ -51,7 +33,9 @@ def token_file(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def guarded_pod(tmp_path: Path, token_file: Path) -> Iterator[Proc]:
-    proc = start_guarded_pod(tmp_path / "logs", token_file)
+    proc = start_rating_api(
+        tmp_path / "logs", "--admin-token-file", str(token_file), name="guarded-pod"
+    )
     yield proc
     proc.kill()
 
