@@ -5,12 +5,14 @@ The demo's comparison in a shorter form, with the demo's own parts (`demo.proces
 (bucket of 20 tokens refilled at 10/s), the rating-scaler (`--poll-interval 1`,
 trigger `window` 5 as in manifests/), a Debian Prometheus scraping the pods every
 15 s, and one `hey` per pod. Each repetition waits until both paths report under 5 %
-of the step, starts the step (4.1x the pods' total refill: 123 req/s), reads both paths
+of the step, then 0, 1/3 or 2/3 of (scrape interval + 1 s) more, so that the steps
+land at spread points of both the scrape cycle and the scaler's poll cycle; it
+starts the step (4.1x the pods' total refill: 123 req/s), reads both paths
 every 100 ms (the scaler as KEDA calls it: GetMetricSpec, GetMetrics, IsActive; the
 Prometheus HTTP API with `sum(rate(openclaw_rating_api_requests_total[1m]))`), and
 stops the load once both have reported 85 % of the step. Detection time: seconds from
-starting `hey` to the first such reading. Where the step lands in Prometheus' scrape
-cycle moves its figure by up to one interval, hence the repetitions and the medians.
+starting `hey` to the first such reading. Where the step lands in those cycles moves
+the figures by up to one interval, hence the spread, the repetitions and the medians.
 """
 
 from __future__ import annotations
@@ -58,8 +60,10 @@ class Paths:
 
 @dataclass(frozen=True)
 class Repetition:
-    direct_s: float | None
+    direct_s: float | None  # None: not reached within the hold
     prometheus_s: float | None
+    direct_peak_per_s: float  # the most each path reported, to tell why when it is None
+    prometheus_peak_per_s: float
 
 
 def main(argv: list[str]) -> None:
@@ -86,8 +90,9 @@ def main(argv: list[str]) -> None:
         stack.callback(direct.close)
         paths = Paths(direct, PrometheusPath(prometheus))
         repetitions = []
-        for _ in range(args.repeats):
+        for index in range(args.repeats):
             wait_quiet(paths)
+            time.sleep(spread_delay_s(index, args.repeats, args.scrape_interval))
             started = time.monotonic()
             load = start_load(children, pods, STEP_PER_S, args.hold)
             repetitions.append(detect(paths, started, args.hold))
@@ -111,6 +116,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+def spread_delay_s(index: int, repeats: int, scrape_interval_s: float) -> float:
+    """Delays from the quiet reading to the step that spread the steps evenly over both
+    cycles: Prometheus' scrapes (quiet shows right after one) and the scaler's 1 s polls."""
+    return index / repeats * (scrape_interval_s + 1.0)
+
+
 def wait_quiet(paths: Paths) -> None:
     """Until both paths report (Prometheus needs two scrapes) less than 5 % of the step."""
     quiet = QUIET_SHARE * STEP_PER_S
@@ -126,15 +137,19 @@ def wait_quiet(paths: Paths) -> None:
 def detect(paths: Paths, started: float, hold_s: float) -> Repetition:
     """Read both paths every 100 ms until both reached 85 % of the step, or `hold_s`."""
     reached: list[float | None] = [None, None]
+    peaks = [0.0, 0.0]
     threshold = REACHED_SHARE * STEP_PER_S
     tick = 0
     while None in reached and time.monotonic() - started < hold_s:
         for index, value in enumerate(paths.demand()):
-            if reached[index] is None and value is not None and value >= threshold:
+            if value is None:
+                continue
+            peaks[index] = max(peaks[index], value)
+            if reached[index] is None and value >= threshold:
                 reached[index] = time.monotonic() - started
         tick += 1
         time.sleep(max(0.0, started + tick * READ_EVERY_S - time.monotonic()))
-    return Repetition(direct_s=reached[0], prometheus_s=reached[1])
+    return Repetition(reached[0], reached[1], peaks[0], peaks[1])
 
 
 def median(values: list[float | None]) -> float | None:
@@ -144,7 +159,15 @@ def median(values: list[float | None]) -> float | None:
 
 
 def shown(value: float | None, unit: str = " s", digits: int = 1) -> str:
-    return "not within the hold" if value is None else f"{value:.{digits}f}{unit}"
+    return "-" if value is None else f"{value:.{digits}f}{unit}"
+
+
+def detected(value_s: float | None, peak_per_s: float, digits: int) -> str:
+    return (
+        f"not reached, peak {peak_per_s:.0f}/s"
+        if value_s is None
+        else shown(value_s, digits=digits)
+    )
 
 
 def ratio(slow: float | None, fast: float | None) -> float | None:
