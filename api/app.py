@@ -12,7 +12,6 @@ and 405 stay with Starlette.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 import uuid
@@ -45,7 +44,6 @@ from api.problems import (
     NOT_FOUND,
     PROBLEM_MEDIA_TYPE,
     RATE_LIMITED,
-    REQUEST_TIMEOUT,
     UNSUPPORTED_MEDIA_TYPE,
     ProblemError,
     ProblemType,
@@ -96,7 +94,6 @@ class RateEndpoint:
         )
         self._max_batch = config.max_batch
         self._max_body_bytes = config.max_body_bytes
-        self._request_timeout_s = config.request_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         bucket = self._bucket
@@ -107,8 +104,8 @@ class RateEndpoint:
         headers = [self._policy, (b"ratelimit", ratelimit)]
         try:
             self._check_content_headers(scope)
-            async with asyncio.timeout(self._request_timeout_s):
-                body = await _receive_body(receive, self._max_body_bytes)
+            # A body that does not arrive in time gets its 408 from api.protocol.
+            body = await _receive_body(receive, self._max_body_bytes)
             document = rate_payload(orjson.loads(body), self._max_batch)
         except orjson.JSONDecodeError as exc:
             problem = problem_body(MALFORMED_JSON, f"the body is not valid JSON: {exc}")
@@ -122,11 +119,6 @@ class RateEndpoint:
                 headers.append((b"connection", b"close"))  # do not read the rest
             problem = problem_body(exc.problem, exc.detail)
             await _send(send, exc.problem.status, PROBLEM_CONTENT_TYPE, problem, headers)
-        except TimeoutError:
-            detail = f"the body did not arrive within {self._request_timeout_s} s"
-            headers.append((b"connection", b"close"))  # the rest of the body is not wanted
-            problem = problem_body(REQUEST_TIMEOUT, detail)
-            await _send(send, 408, PROBLEM_CONTENT_TYPE, problem, headers)
         except ClientDisconnect:
             return  # nobody left to answer
         except Exception:

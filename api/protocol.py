@@ -12,6 +12,11 @@ arrive when it parses with httptools, and it answers its own 503 (over
 - a head deadline: a head must be complete within `request_timeout_s` of the connection
   opening or the previous response ending (slowloris); a started head then gets 408, an
   idle connection is closed silently, as the keep-alive timeout does;
+- a body deadline: the body must be complete within `request_timeout_s` of its head;
+  if the app has not answered yet it gets 408, and the connection closes. One timer per
+  connection serves both deadlines and is re-armed lazily, so a request costs a clock
+  read rather than a timer (a per-request `asyncio.timeout` cost about a tenth of the
+  whole request);
 - a problem+json 503 in place of uvicorn's plain one.
 
 It overrides parser callbacks of `HttpToolsProtocol` and its `_start_asgi_task`;
@@ -61,14 +66,19 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes_received = 0
         self._head_bytes_parsed = 0
         self._head_too_large = False
-        self._head_deadline: asyncio.TimerHandle | None = None
+        self._waiting_for: str | None = None  # "head", "body" or None: what the deadline is for
+        self._deadline_at = 0.0
+        self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._arm_head_deadline()
+        self._await("head")
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm_head_deadline()
+        self._waiting_for = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -97,19 +107,20 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._head_open = False
         self._head_bytes_received = 0
-        self._disarm_head_deadline()
+        self._await("body")
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
         self._head_open = True
+        self._waiting_for = None
         if self.cycle.response_complete:  # answered early (413, 429...): no response ends later
-            self._arm_head_deadline()
+            self._await("head")
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if not self.transport.is_closing():
-            self._arm_head_deadline()
+        if self._waiting_for is None and not self.transport.is_closing():
+            self._await("head")
 
     def send_400_response(self, msg: str) -> None:
         if self._head_too_large:  # uvicorn's answer to the `_HeadTooLarge` of a callback
@@ -132,26 +143,31 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self._head_too_large = True
             raise _HeadTooLarge
 
-    def _arm_head_deadline(self) -> None:
-        self._disarm_head_deadline()
-        self._head_deadline = self.loop.call_later(
-            self.limits.head_timeout_s, self._on_head_deadline
-        )
+    def _await(self, what: str) -> None:
+        self._waiting_for = what
+        self._deadline_at = self.loop.time() + self.limits.head_timeout_s
+        if self._timer is None:
+            self._timer = self.loop.call_at(self._deadline_at, self._on_deadline)
 
-    def _disarm_head_deadline(self) -> None:
-        if self._head_deadline is not None:
-            self._head_deadline.cancel()
-            self._head_deadline = None
-
-    def _on_head_deadline(self) -> None:
-        self._head_deadline = None
-        if not self._head_open or self.transport.is_closing():
+    def _on_deadline(self) -> None:
+        self._timer = None
+        if self._waiting_for is None or self.transport.is_closing():
             return
-        if self._head_bytes_received == 0:
-            self.transport.close()
+        if self.loop.time() < self._deadline_at:  # a later phase moved the deadline: wait on
+            self._timer = self.loop.call_at(self._deadline_at, self._on_deadline)
             return
         timeout_s = self.limits.head_timeout_s
-        self._send_problem(REQUEST_TIMEOUT, f"the request head did not arrive within {timeout_s} s")
+        if self._waiting_for == "body":
+            if self.cycle.response_started:
+                self.transport.close()  # answered already; the rest of the body is not wanted
+            else:  # the app is waiting for the body: its receive() sees the disconnect
+                self._send_problem(REQUEST_TIMEOUT, f"the body did not arrive within {timeout_s} s")
+        elif self._head_bytes_received == 0:
+            self.transport.close()
+        else:
+            self._send_problem(
+                REQUEST_TIMEOUT, f"the request head did not arrive within {timeout_s} s"
+            )
 
     def _send_problem(self, problem: ProblemType, detail: str) -> None:
         """Answer outside any ASGI cycle, then close: the head was never complete."""
