@@ -30,7 +30,7 @@ Fetch = Callable[[str, int], Awaitable[BucketState]]
 Clock = Callable[[], float]
 CycleObserver = Callable[["TargetPoller", float], None]
 STALE_AFTER_POLLS = 3  # a pod's last answer counts this many intervals after it came
-MAX_IN_FLIGHT = 64  # requests out at once: enough to hide latency, few enough to keep the loop fair
+MAX_IN_FLIGHT = 16  # hides loopback latency; RPCs never queue behind a big burst of answers
 
 
 def address_label(host: str, port: int) -> str:
