@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.problems import PROBLEM_MEDIA_TYPE, UNAUTHORIZED, problem_body
+from api.problems import UNAUTHORIZED, send_problem
 
 logger = logging.getLogger(__name__)
 
@@ -95,12 +95,9 @@ class BearerAuth:
 
 
 async def _send_unauthorized(send: Send) -> None:
-    body = problem_body(UNAUTHORIZED, "this path needs an Authorization: Bearer token")
     headers = [
-        (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
-        (b"content-length", b"%d" % len(body)),
         (b"www-authenticate", b'Bearer realm="rating-api-admin"'),
         (b"cache-control", b"no-store"),
     ]
-    await send({"type": "http.response.start", "status": 401, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    detail = "this path needs an Authorization: Bearer token"
+    await send_problem(send, UNAUTHORIZED, detail, headers)

@@ -6,12 +6,13 @@ identifier, not a page to fetch. The OpenAPI document lists them all.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 
 import orjson
 from starlette.responses import Response
+from starlette.types import Send
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 _TYPE_PREFIX = "tag:openclaw-rating-edge,2026:problem:"
@@ -100,6 +101,20 @@ def problem_body(problem: ProblemType, detail: str, pointer: str | None = None) 
         # The `errors` member follows the example extension of RFC 9457, section 3.
         body["errors"] = [{"pointer": pointer, "detail": detail}]
     return orjson.dumps(body)
+
+
+async def send_problem(
+    send: Send, problem: ProblemType, detail: str, headers: Iterable[tuple[bytes, bytes]] = ()
+) -> None:
+    """Answer a problem over raw ASGI, for code that runs outside Starlette's responses."""
+    body = problem_body(problem, detail)
+    start_headers = [
+        (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
+        (b"content-length", b"%d" % len(body)),
+        *headers,
+    ]
+    await send({"type": "http.response.start", "status": problem.status, "headers": start_headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def problem_response(

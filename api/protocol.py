@@ -42,6 +42,7 @@ from api.problems import (
     REQUEST_TIMEOUT,
     ProblemType,
     problem_body,
+    send_problem,
 )
 
 
@@ -192,12 +193,5 @@ def _reason(status: int) -> bytes:
 
 
 async def _overloaded(scope: Any, receive: Any, send: Any) -> None:
-    body = problem_body(OVERLOADED, "too many open connections; retry shortly")
-    headers = [
-        (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
-        (b"content-length", b"%d" % len(body)),
-        (b"retry-after", b"1"),
-        (b"connection", b"close"),
-    ]
-    await send({"type": "http.response.start", "status": 503, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    headers = [(b"retry-after", b"1"), (b"connection", b"close")]
+    await send_problem(send, OVERLOADED, "too many open connections; retry shortly", headers)
