@@ -33,6 +33,11 @@ Response = TypeVar("Response")
 Handler = Callable[["ExternalScalerServicer", Request, "Context"], Awaitable[Response]]
 
 
+def _code_name(context: Context) -> str:
+    code = context.code() or grpc.StatusCode.OK
+    return code.name if isinstance(code, grpc.StatusCode) else str(code)
+
+
 def observed(method: str) -> Callable[[Handler[Request, Response]], Handler[Request, Response]]:
     """Count and time a unary RPC by its final status code."""
 
@@ -45,9 +50,7 @@ def observed(method: str) -> Callable[[Handler[Request, Response]], Handler[Requ
             try:
                 return await handler(self, request, context)
             finally:
-                code = context.code() or grpc.StatusCode.OK
-                name = code.name if isinstance(code, grpc.StatusCode) else str(code)
-                self.metrics.rpc.labels(method, name).inc()
+                self.metrics.rpc.labels(method, _code_name(context)).inc()
                 self.metrics.rpc_duration.labels(method).observe(time.perf_counter() - started)
 
         return wrapper
@@ -128,8 +131,10 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
         self, request: pb.ScaledObjectRef, context: Context
     ) -> AsyncIterator[pb.IsActiveResponse]:
         """The current state at once, then only changes; ends when the client or we go away."""
-        self.metrics.rpc.labels("StreamIsActive", "OK").inc()
-        trigger, poller = await self._resolve(request, context)
+        try:
+            trigger, poller = await self._resolve(request, context)
+        finally:  # streams are counted when opened, by how the opening went
+            self.metrics.rpc.labels("StreamIsActive", _code_name(context)).inc()
         last: bool | None = None
         while not self._closing.is_set():
             agg = poller.aggregate(trigger.window_s)

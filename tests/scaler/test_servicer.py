@@ -258,3 +258,28 @@ async def test_stream_ends_when_the_client_goes_away(
 )
 def test_int64_fields_never_overflow(value: float, expected: int) -> None:
     assert _int64(value) == expected
+
+
+async def test_calls_are_counted_by_method_and_code(
+    stub: Stub, fake_pods: PodFactory, scaler: Scaler
+) -> None:
+    pod = await fake_pods(demand_per_s=5.0)
+    registry = scaler.servicer.metrics.registry
+
+    def count(method: str, code: str) -> float:
+        labels = {"method": method, "code": code}
+        return registry.get_sample_value("openclaw_rating_scaler_rpc_total", labels) or 0.0
+
+    await stub.GetMetricSpec(ref([pod]))
+    with pytest.raises(grpc.aio.AioRpcError):
+        await stub.IsActive(ref([pod], window="0"))
+    good = stub.StreamIsActive(ref([pod]))
+    await asyncio.wait_for(good.read(), 2.0)
+    good.cancel()
+    bad = stub.StreamIsActive(ref([pod], metric="fill"))
+    with pytest.raises(grpc.aio.AioRpcError):
+        await bad.read()
+    assert count("GetMetricSpec", "OK") == 1
+    assert count("IsActive", "INVALID_ARGUMENT") == 1
+    assert count("StreamIsActive", "OK") == 1
+    assert count("StreamIsActive", "INVALID_ARGUMENT") == 1
