@@ -152,10 +152,3 @@ def aggregate(
 def _mean(values: Iterable[float], default: float) -> float:
     values = list(values)
     return sum(values) / len(values) if values else default
-
-
-def desired_replicas(value: float, target_per_pod: float) -> int:
-    """What the HPA asks for with an AverageValue target: ceil(value / target), at least 1."""
-    if target_per_pod <= 0 or not math.isfinite(value):
-        return 1
-    return max(1, math.ceil(value / target_per_pod - 1e-9))

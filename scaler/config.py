@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from scaler.trigger import HostPolicy
+from scaler.keys import HostPolicy
 
 ENV_PREFIX = "RATING_SCALER_"
 DEFAULT_ALLOWED_HOSTS = "*.svc.cluster.local,localhost,127.0.0.1"

@@ -10,7 +10,7 @@ import dns.exception
 import dns.rdatatype
 import dns.resolver
 
-from scaler.trigger import TargetKey
+from scaler.keys import TargetKey
 
 
 class DiscoveryError(Exception):

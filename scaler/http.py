@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -12,6 +11,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from scaler.poller import TargetPoller
+from scaler.snapshot import PodView
 from scaler.targets import Targets
 
 
@@ -61,37 +61,40 @@ def describe_targets(targets: Targets) -> dict[str, Any]:
 
 
 def describe_poller(poller: TargetPoller) -> dict[str, Any]:
-    now = time.monotonic()
-    agg = poller.aggregate(poller.fresh_for_s)
+    snap = poller.snapshot()
+    agg = snap.aggregate
     return {
-        "target": poller.target.label,
+        "target": snap.target.label,
         "fresh": agg.has_data,
         "extrapolated": agg.extrapolated,
-        "data_age_s": _finite(poller.data_age_s()),
+        "data_age_s": _finite(snap.data_age_s),
+        "window_s": snap.window_s,
         "demand_per_s": agg.demand_per_s,
         "fast_demand_per_s": agg.fast_demand_per_s,
         "deficit_tokens": agg.deficit_tokens,
         "pods_total": agg.pods_total,
         "pods_fresh": agg.pods_fresh,
         "pods_failed": agg.pods_failed,
-        "discovery_error": poller.discovery_error,
-        "problem": None if agg.has_data else poller.failure_summary(),
-        "pods": [
-            {
-                "address": address,
-                "pod": series.state.pod if series.state else None,
-                "boot_id": series.state.boot_id if series.state else None,
-                "fresh": series.state is not None and now - series.last_ok_at <= poller.fresh_for_s,
-                "age_s": _finite(now - series.last_ok_at),
-                "demand_per_s": series.fast_rate(),
-                "tokens": series.state.tokens if series.state else None,
-                "capacity": series.state.capacity if series.state else None,
-                "refill_per_s": series.state.refill_per_s if series.state else None,
-                "restarts": series.restarts,
-                "error": series.last_error,
-            }
-            for address, series in poller.pods.items()
-        ],
+        "discovery_error": snap.discovery_error,
+        "problem": snap.problem,
+        "pods": [describe_pod(pod) for pod in snap.pods],
+    }
+
+
+def describe_pod(pod: PodView) -> dict[str, Any]:
+    state = pod.state
+    return {
+        "address": pod.address,
+        "pod": state.pod if state else None,
+        "boot_id": state.boot_id if state else None,
+        "fresh": pod.fresh,
+        "age_s": _finite(pod.age_s),
+        "demand_per_s": pod.demand_per_s,
+        "tokens": state.tokens if state else None,
+        "capacity": state.capacity if state else None,
+        "refill_per_s": state.refill_per_s if state else None,
+        "restarts": pod.restarts,
+        "error": pod.error,
     }
 
 

@@ -13,10 +13,10 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from scaler.aggregation import desired_replicas
+from scaler.keys import TargetKey
 from scaler.poller import TargetPoller
+from scaler.scaling import desired_replicas, metric_value, target_per_pod
 from scaler.targets import Targets
-from scaler.trigger import TargetKey
 
 log = logging.getLogger("scaler.metrics")
 PREFIX = "openclaw_rating_scaler_"
@@ -129,20 +129,21 @@ class TargetsCollector(Collector):
     def _collect(self) -> list[GaugeMetricFamily]:
         targets, pods, failed, age, extrapolated, value, target, desired = self._families()
         targets.add_metric([], len(self._targets.pollers))
-        for key, poller in list(self._targets.pollers.items()):
-            agg = poller.aggregate(poller.fresh_for_s)
-            pods.add_metric([key.label], agg.pods_total)
-            failed.add_metric([key.label], agg.pods_failed)
-            age.add_metric([key.label], poller.data_age_s())
-            extrapolated.add_metric([key.label], float(agg.extrapolated))
+        for poller in list(self._targets.pollers.values()):
+            snap = poller.snapshot()
+            label = [snap.target.label]
+            pods.add_metric(label, snap.aggregate.pods_total)
+            failed.add_metric(label, snap.aggregate.pods_failed)
+            age.add_metric(label, snap.data_age_s)
+            extrapolated.add_metric(label, float(snap.aggregate.extrapolated))
         for so_key, use in list(self._targets.scaled_objects.items()):
             user_poller = self._targets.pollers.get(use.trigger.target)
             if user_poller is None:
                 continue
             agg = user_poller.aggregate(use.trigger.window_s)
             labels = [so_key.namespace, so_key.name, so_key.metric]
-            metric_value, per_pod = use.trigger.metric_value(agg), use.trigger.target_value(agg)
-            value.add_metric(labels, metric_value)
+            current, per_pod = metric_value(use.trigger, agg), target_per_pod(use.trigger, agg)
+            value.add_metric(labels, current)
             target.add_metric(labels, per_pod)
-            desired.add_metric(labels, desired_replicas(metric_value, per_pod))
+            desired.add_metric(labels, desired_replicas(current, per_pod))
         return [targets, pods, failed, age, extrapolated, value, target, desired]

@@ -11,17 +11,10 @@ import aiohttp
 from yarl import URL
 
 from scaler.bucket_state import BucketState, BucketStateError, parse_bucket_state
+from scaler.fetch import PodError as PodError  # re-exported for callers of fetch()
 
 BUCKET_PATH = "/v1/bucket"
 MAX_BODY_BYTES = 64 * 1024
-
-
-class PodError(Exception):
-    """A pod did not give a usable answer. `reason` is a short label for metrics."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
 
 
 class TokenFile:

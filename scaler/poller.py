@@ -10,7 +10,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 from scaler.aggregation import (
     DEFAULT_CAPACITY,
@@ -21,20 +21,17 @@ from scaler.aggregation import (
 )
 from scaler.bucket_state import BucketState
 from scaler.discovery import Discovery, DiscoveryError
-from scaler.pod_client import PodError
-from scaler.trigger import TargetKey
+from scaler.fetch import Fetch, PodError
+from scaler.keys import TargetKey, join_host_port
+from scaler.snapshot import TargetSnapshot, pod_view
 
 log = logging.getLogger("scaler.poller")
 
-Fetch = Callable[[str, int], Awaitable[BucketState]]
 Clock = Callable[[], float]
 CycleObserver = Callable[["TargetPoller", float], None]
 STALE_AFTER_POLLS = 3  # a pod's last answer counts this many intervals after it came
 MAX_IN_FLIGHT = 16  # hides loopback latency; RPCs never queue behind a big burst of answers
-
-
-def address_label(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+MIN_KEEP_S = 5.0  # history kept per pod before anyone asked for a longer window
 
 
 class TargetPoller:
@@ -62,7 +59,8 @@ class TargetPoller:
         self._on_cycle = on_cycle
         self._addresses: list[tuple[str, int, str]] = []
         self._in_flight = asyncio.Semaphore(max_in_flight)
-        self._keep_s = 5.0
+        self.window_s = 0.0  # the longest averaging window asked for
+        self._keep_s = MIN_KEEP_S
         self._cache: dict[float, Aggregate] = {}
         self._last_refill_per_s = DEFAULT_REFILL_PER_S
         self._last_capacity = DEFAULT_CAPACITY
@@ -84,6 +82,7 @@ class TargetPoller:
     def touch(self, window_s: float) -> None:
         """Someone asked about this target; keep enough history for their window."""
         self.last_used_at = self._clock()
+        self.window_s = max(self.window_s, window_s)
         self._keep_s = max(self._keep_s, window_s + self.poll_interval_s)
 
     async def _run(self) -> None:
@@ -129,7 +128,7 @@ class TargetPoller:
         if self.discovery_error is not None:
             log.info("target %s: discovery works again", self.target.label)
         self.discovery_error = None
-        self._addresses = [(host, port, address_label(host, port)) for host, port in addresses]
+        self._addresses = [(host, port, join_host_port(host, port)) for host, port in addresses]
         present = {address for _, _, address in self._addresses}
         for gone in self.pods.keys() - present:
             del self.pods[gone]
@@ -180,6 +179,28 @@ class TargetPoller:
         """Seconds since any pod of the target last answered, now (inf if none ever did)."""
         newest = max((series.last_ok_at for series in self.pods.values()), default=-math.inf)
         return self._clock() - newest
+
+    def has_fresh_data(self) -> bool:
+        return self.aggregate(self.window_s).has_data
+
+    def snapshot(self) -> TargetSnapshot:
+        """The target now, read-only, on this poller's clock; over the longest window asked."""
+        now = self._clock()
+        agg = self.aggregate(self.window_s)
+        return TargetSnapshot(
+            target=self.target,
+            taken_at=now,
+            cycles=self.cycles,
+            window_s=self.window_s,
+            aggregate=agg,
+            data_age_s=self.data_age_s(),
+            discovery_error=self.discovery_error,
+            problem=None if agg.has_data else self.failure_summary(),
+            pods=tuple(
+                pod_view(address, series, now, self.fresh_for_s)
+                for address, series in self.pods.items()
+            ),
+        )
 
     def aggregate(self, window_s: float) -> Aggregate:
         """The target now, from memory; cached until the next cycle."""

@@ -20,12 +20,12 @@ from scaler._proto import externalscaler_pb2_grpc as pb_grpc
 from scaler.config import ScalerConfig
 from scaler.discovery import discovery_for, make_resolver
 from scaler.http import make_app
+from scaler.keys import TargetKey
 from scaler.metrics import ScalerMetrics, TargetsCollector
 from scaler.pod_client import PodClient, TokenFile
 from scaler.poller import TargetPoller
 from scaler.servicer import ExternalScalerServicer
 from scaler.targets import Targets
-from scaler.trigger import TargetKey
 
 log = logging.getLogger("scaler")
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ExternalScaler"].full_name

@@ -19,10 +19,12 @@ import grpc
 from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
 from scaler.aggregation import Aggregate
+from scaler.keys import HostPolicy
 from scaler.metrics import ScalerMetrics
 from scaler.poller import TargetPoller
+from scaler.scaling import is_active, metric_value, target_per_pod
 from scaler.targets import Targets
-from scaler.trigger import HostPolicy, MetadataError, TriggerConfig, parse_trigger
+from scaler.trigger import MetadataError, TriggerConfig, parse_trigger
 
 log = logging.getLogger("scaler.servicer")
 
@@ -103,7 +105,7 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
         trigger, poller = await self._resolve(request, context)
         # With no fresh data the target comes from the pods' last answer (or the defaults):
         # the HPA's spec needs a target even while pods are away.
-        target = trigger.target_value(poller.aggregate(trigger.window_s))
+        target = target_per_pod(trigger, poller.aggregate(trigger.window_s))
         spec = pb.MetricSpec(
             metricName=trigger.metric_name,
             targetSize=max(1, _int64(target)),
@@ -116,7 +118,7 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
         self, request: pb.GetMetricsRequest, context: Context
     ) -> pb.GetMetricsResponse:
         trigger, agg = await self._fresh(request.scaledObjectRef, context)
-        value = trigger.metric_value(agg)
+        value = metric_value(trigger, agg)
         metric = pb.MetricValue(
             metricName=trigger.metric_name, metricValue=_int64(value), metricValueFloat=value
         )
@@ -125,7 +127,7 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
     @observed("IsActive")
     async def IsActive(self, request: pb.ScaledObjectRef, context: Context) -> pb.IsActiveResponse:
         trigger, agg = await self._fresh(request, context)
-        return pb.IsActiveResponse(result=trigger.is_active(agg))
+        return pb.IsActiveResponse(result=is_active(trigger, agg))
 
     async def StreamIsActive(
         self, request: pb.ScaledObjectRef, context: Context
@@ -138,8 +140,8 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
         last: bool | None = None
         while not self._closing.is_set():
             agg = poller.aggregate(trigger.window_s)
-            if agg.has_data and trigger.is_active(agg) != last:
-                last = trigger.is_active(agg)
+            if agg.has_data and is_active(trigger, agg) != last:
+                last = is_active(trigger, agg)
                 yield pb.IsActiveResponse(result=last)
             poller.touch(trigger.window_s)
             await self._next_cycle(poller)

@@ -12,8 +12,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from scaler.keys import TargetKey
 from scaler.poller import Clock, TargetPoller
-from scaler.trigger import TargetKey, TriggerConfig
+from scaler.trigger import TriggerConfig
 
 log = logging.getLogger("scaler.targets")
 
@@ -88,9 +89,7 @@ class Targets:
         """True when there is no target yet, or at least one target has fresh data."""
         if not self.pollers:
             return True
-        return any(
-            poller.aggregate(poller.fresh_for_s).has_data for poller in self.pollers.values()
-        )
+        return any(poller.has_fresh_data() for poller in self.pollers.values())
 
     async def close(self) -> None:
         pollers, self.pollers = list(self.pollers.values()), {}

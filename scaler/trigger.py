@@ -7,16 +7,15 @@ layer turns into INVALID_ARGUMENT.
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from fnmatch import fnmatchcase
+from dataclasses import dataclass
 from typing import Literal
 
-from scaler.aggregation import Aggregate
+from scaler.keys import HostPolicy
+from scaler.keys import TargetKey as TargetKey  # also importable from here
 
 Metric = Literal["demand", "deficit"]
 METRICS: tuple[Metric, ...] = ("demand", "deficit")
@@ -35,41 +34,6 @@ class MetadataError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
-class HostPolicy:
-    """Which hosts the scaler may poll: glob patterns such as `*.svc.cluster.local`."""
-
-    patterns: tuple[str, ...]
-
-    def allows(self, host: str) -> bool:
-        host = host.lower().rstrip(".")
-        return any(fnmatchcase(host, pattern.lower()) for pattern in self.patterns)
-
-
-@dataclass(frozen=True, slots=True)
-class TargetKey:
-    """A set of rating pods: ScaledObjects that name the same pods share one poller."""
-
-    service: str | None
-    endpoints: tuple[tuple[str, int], ...]
-    port: int
-    label: str = field(init=False, compare=False, repr=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "label", self._label())  # built once: logs and metrics use it
-
-    def _label(self) -> str:
-        """Short, stable name for logs and metric labels."""
-        if self.service is not None:
-            return f"{self.service}:{self.port}"
-        joined = ",".join(_join_host_port(host, port) for host, port in self.endpoints)
-        if len(self.endpoints) <= 3:
-            return joined
-        digest = hashlib.sha256(joined.encode()).hexdigest()[:10]
-        first = _join_host_port(*self.endpoints[0])
-        return f"{first}+{len(self.endpoints) - 1}more#{digest}"
-
-
-@dataclass(frozen=True, slots=True)
 class TriggerConfig:
     target: TargetKey
     metric: Metric
@@ -81,19 +45,6 @@ class TriggerConfig:
     @property
     def metric_name(self) -> str:
         return f"openclaw-{self.metric}"
-
-    def target_value(self, agg: Aggregate) -> float:
-        """Target per pod for the HPA's AverageValue, from what the pods report."""
-        if self.target_per_pod is not None:
-            return self.target_per_pod
-        per_pod = agg.refill_per_s_per_pod if self.metric == "demand" else agg.capacity_per_pod
-        return per_pod * self.target_utilization
-
-    def metric_value(self, agg: Aggregate) -> float:
-        return agg.demand_per_s if self.metric == "demand" else agg.deficit_tokens
-
-    def is_active(self, agg: Aggregate) -> bool:
-        return agg.demand_per_s > self.activation_demand
 
 
 def parse_trigger(metadata: Mapping[str, str], hosts: HostPolicy) -> TriggerConfig:
@@ -161,10 +112,6 @@ def _is_ip(host: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _join_host_port(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _check_allowed(key: str, host: str, hosts: HostPolicy) -> None:

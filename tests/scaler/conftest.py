@@ -6,11 +6,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import grpc
 import pytest
 
+from harness.fakepods import FakePod
 from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
 from scaler.config import ScalerConfig
 from scaler.server import Scaler, start
-from tests.fakes.pods import FakePod
 
 FAST = ScalerConfig(
     host="127.0.0.1", grpc_port=0, http_port=0, poll_interval_s=0.2, pod_timeout_s=0.1

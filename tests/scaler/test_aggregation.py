@@ -4,8 +4,9 @@ import math
 
 import pytest
 
-from scaler.aggregation import PodSeries, aggregate, desired_replicas
+from scaler.aggregation import PodSeries, aggregate
 from scaler.bucket_state import BucketState
+from scaler.scaling import desired_replicas
 
 FRESH_FOR_S = 3.0
 

@@ -8,12 +8,12 @@ from collections.abc import Awaitable, Callable, Iterator
 import grpc
 import pytest
 
+from harness.fakepods import FakePod
 from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
 from scaler.discovery import DiscoveryError, DnsDiscovery, make_resolver
 from scaler.server import start
 from tests.fakes.dns import Records, dns_server
-from tests.fakes.pods import FakePod
 from tests.scaler.conftest import with_config
 
 SERVICE = "rating-api-admin.edge.svc.cluster.local"

@@ -16,9 +16,10 @@ from scaler._proto import externalscaler_pb2_grpc as pb_grpc
 from scaler.aggregation import PodSeries, aggregate
 from scaler.bucket_state import BucketState, BucketStateError, parse_bucket_state
 from scaler.config import DEFAULT_HOST_POLICY
+from scaler.keys import TargetKey
 from scaler.poller import TargetPoller
 from scaler.server import start
-from scaler.trigger import MetadataError, TargetKey, parse_trigger
+from scaler.trigger import MetadataError, parse_trigger
 from tests.scaler.conftest import FAST
 
 FIELDS = ["uptime_s", "capacity", "refill_per_s", "tokens", "granted_total", "denied_total"]
@@ -77,7 +78,7 @@ def test_poller_survives_any_answers_and_never_sums_absurd_values(bodies: list[b
         answers = iter(bodies * 3)
 
         async def fetch(host: str, port: int) -> BucketState:
-            from scaler.pod_client import PodError
+            from scaler.fetch import PodError
 
             try:
                 return parse_bucket_state(next(answers))

@@ -15,8 +15,8 @@ import grpc
 import pytest
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
+from harness.fakepods import FakePod
 from scaler.server import Scaler
-from tests.fakes.pods import FakePod
 
 F = descriptor_pb2.FieldDescriptorProto
 KEDA_MESSAGES: dict[str, list[tuple[str, int, int, str | None, bool]]] = {

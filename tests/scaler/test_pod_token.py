@@ -10,11 +10,11 @@ from pathlib import Path
 import grpc
 import pytest
 
+from harness.fakepods import FakePod
 from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
 from scaler.pod_client import TokenFile
 from scaler.server import start
-from tests.fakes.pods import FakePod
 from tests.scaler.conftest import ref, with_config
 
 PodFactory = Callable[..., Awaitable[FakePod]]

@@ -7,9 +7,9 @@ import logging
 import pytest
 
 from scaler.bucket_state import BucketState
-from scaler.pod_client import PodError
+from scaler.fetch import PodError
+from scaler.keys import TargetKey
 from scaler.poller import TargetPoller
-from scaler.trigger import TargetKey
 
 TARGET = TargetKey(None, (("127.0.0.1", 1),), 9090)
 
@@ -92,3 +92,28 @@ async def test_failures_and_recoveries_are_logged_once_per_change(
     assert sum("3 pod(s) failing" in line for line in lines) == 1
     assert sum("3 pod(s) answering again" in line for line in lines) == 1
     assert len(lines) == 2
+
+
+async def test_snapshot_reads_the_pollers_own_clock() -> None:
+    clock, broken = Clock(), {"yes": False}
+
+    async def fetch(host: str, port: int) -> BucketState:
+        if broken["yes"]:
+            raise PodError("timeout", "no answer")
+        return state(port, 10.0, 10.0)
+
+    poller = TargetPoller(TARGET, Pods(2), fetch, poll_interval_s=1.0, clock=clock)
+    poller.touch(2.0)
+    await poller.poll_once()
+    clock.now += 2.0
+    snap = poller.snapshot()
+    assert (snap.taken_at, snap.window_s, snap.data_age_s) == (102.0, 2.0, 2.0)
+    assert [(pod.age_s, pod.fresh) for pod in snap.pods] == [(2.0, True), (2.0, True)]
+    assert snap.problem is None
+    broken["yes"] = True
+    clock.now += 1.5  # past 3 intervals: stale, and the snapshot says why
+    await poller.poll_once()
+    snap = poller.snapshot()
+    assert not any(pod.fresh for pod in snap.pods)
+    assert snap.problem is not None and "no fresh data from 2 pod(s)" in snap.problem
+    assert [pod.age_s for pod in snap.pods] == [3.5, 3.5]

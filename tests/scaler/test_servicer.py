@@ -11,11 +11,11 @@ from typing import Any
 import grpc
 import pytest
 
+from harness.fakepods import FakePod
 from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
 from scaler.server import Scaler
 from scaler.servicer import INT64_MAX, _int64
-from tests.fakes.pods import FakePod
 from tests.scaler.conftest import ref
 
 PodFactory = Callable[..., Awaitable[FakePod]]

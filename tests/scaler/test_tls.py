@@ -9,9 +9,9 @@ import grpc
 import pytest
 import trustme
 
+from harness.fakepods import FakePod
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
 from scaler.server import Scaler, start
-from tests.fakes.pods import FakePod
 from tests.scaler.conftest import ref, with_config
 
 

@@ -1,0 +1,50 @@
+"""Plain values that name what the scaler polls and what it may poll.
+
+This module imports nothing from the project, so that every other module can use it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+
+
+def join_host_port(host: str, port: int) -> str:
+    """`host:port`, with an IPv6 address in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+@dataclass(frozen=True, slots=True)
+class HostPolicy:
+    """Which hosts the scaler may poll: glob patterns such as `*.svc.cluster.local`."""
+
+    patterns: tuple[str, ...]
+
+    def allows(self, host: str) -> bool:
+        host = host.lower().rstrip(".")
+        return any(fnmatchcase(host, pattern.lower()) for pattern in self.patterns)
+
+
+@dataclass(frozen=True, slots=True)
+class TargetKey:
+    """A set of rating pods: ScaledObjects that name the same pods share one poller."""
+
+    service: str | None
+    endpoints: tuple[tuple[str, int], ...]
+    port: int
+    label: str = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "label", self._label())  # built once: logs and metrics use it
+
+    def _label(self) -> str:
+        """Short, stable name for logs and metric labels."""
+        if self.service is not None:
+            return f"{self.service}:{self.port}"
+        joined = ",".join(join_host_port(host, port) for host, port in self.endpoints)
+        if len(self.endpoints) <= 3:
+            return joined
+        digest = hashlib.sha256(joined.encode()).hexdigest()[:10]
+        first = join_host_port(*self.endpoints[0])
+        return f"{first}+{len(self.endpoints) - 1}more#{digest}"

@@ -1,0 +1,35 @@
+"""What the scaler answers for one trigger from one target's aggregate: pure functions.
+
+`target_per_pod` feeds GetMetricSpec, `metric_value` GetMetrics and `is_active`
+IsActive; `desired_replicas` is what the HPA will make of the first two.
+"""
+
+from __future__ import annotations
+
+import math
+
+from scaler.aggregation import Aggregate
+from scaler.trigger import TriggerConfig
+
+
+def target_per_pod(trigger: TriggerConfig, agg: Aggregate) -> float:
+    """Target per pod for the HPA's AverageValue, from the trigger or what the pods report."""
+    if trigger.target_per_pod is not None:
+        return trigger.target_per_pod
+    per_pod = agg.refill_per_s_per_pod if trigger.metric == "demand" else agg.capacity_per_pod
+    return per_pod * trigger.target_utilization
+
+
+def metric_value(trigger: TriggerConfig, agg: Aggregate) -> float:
+    return agg.demand_per_s if trigger.metric == "demand" else agg.deficit_tokens
+
+
+def is_active(trigger: TriggerConfig, agg: Aggregate) -> bool:
+    return agg.demand_per_s > trigger.activation_demand
+
+
+def desired_replicas(value: float, target: float) -> int:
+    """What the HPA asks for with an AverageValue target: ceil(value / target), at least 1."""
+    if target <= 0 or not math.isfinite(value):
+        return 1
+    return max(1, math.ceil(value / target - 1e-9))
