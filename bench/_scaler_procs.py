@@ -69,9 +69,9 @@ class FakePods:
 def fake_pods(
     count: int, *, demand_per_s: float, seconds: float, core: int | None
 ) -> Iterator[FakePods]:
-    """`python -m tests.fakes.pods` in its own process; yields the ports it serves."""
+    """`python -m harness.fakepods` in its own process; yields the ports it serves."""
     argv = [
-        sys.executable, "-m", "tests.fakes.pods",
+        sys.executable, "-m", "harness.fakepods",
         "--count", str(count), "--demand", str(demand_per_s), "--seconds", str(seconds),
     ]  # fmt: skip
     wanted_fds = 2 * count + 256  # a listener and a connection per pod, and some spare

@@ -1,6 +1,6 @@
 """One poll cycle of the scaler over N pods (N = 10, 100, 1000), against a bare aiohttp floor.
 
-The fake pods (`python -m tests.fakes.pods`) run in their own process pinned to core 1;
+The fake pods (`python -m harness.fakepods`) run in their own process pinned to core 1;
 this process, pinned to core 0 with uvloop, drives (b) the scaler's real poller
 (TargetPoller + PodClient + StaticDiscovery, with the metrics observer the server wires
 in) and, cycle for cycle in alternation, (a) a bare aiohttp fan-out that only GETs

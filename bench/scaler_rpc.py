@@ -2,7 +2,7 @@
 
 The scaler runs as `python -m scaler` pinned to core 0; this process, the gRPC client
 (grpc.aio on uvloop), is pinned to core 1 together with the fake pods' process
-(`python -m tests.fakes.pods`, about 100 requests/s, light). Three runs, one after the
+(`python -m harness.fakepods`, about 100 requests/s, light). Three runs, one after the
 other on the same scaler: 50 callers in a closed loop (each calls again as soon as it
 has its answer: the most the scaler gives), 50 callers paced to a fixed total rate
 below that, and 1 caller (latency without queueing). Client-side latency includes the

@@ -3,7 +3,7 @@
 Each answers `GET /v1/bucket` with a bucket state whose counters grow at a chosen
 demand, or misbehaves on purpose (hangs, garbage, an endless body, HTTP 500). They
 are plain asyncio servers so that a thousand of them fit in one process.
-`python -m tests.fakes.pods --count N` serves N of them and prints their ports.
+`python -m harness.fakepods --count N` serves N of them and prints their ports.
 """
 
 from __future__ import annotations

@@ -1,0 +1,73 @@
+"""Real processes for the tests, benchmarks, soak and demo: started, awaited, stopped.
+
+A development tool, not shipped with the services (the wheel holds `api` and `scaler`).
+Everything binds to and talks to 127.0.0.1.
+
+Children (`harness.child`):
+    Child(name, argv, log_path, *, ports=, env=, die_with_parent=True, open_files=, cpu=)
+        .start() -> Child            spawn (again: the log is appended), no preexec_fn
+        .running / .pid / .popen / .returncode / .starts / .ports / .url(port_name, path)
+        .signal(signum)              only while it runs
+        .stop(timeout_s) -> int      SIGCONT, SIGTERM, wait, SIGKILL; the exit code
+        await .stop_async(timeout_s) -> int
+        .ask_to_stop()               SIGCONT, SIGTERM, no wait
+        .kill() -> int               SIGKILL and reap
+        await .wait_async(timeout_s) -> int | None
+        .log() / .log_tail(lines)    the log file's text
+    spawn(name, argv, log_path, **options) -> Child   a started Child
+    stop_all(children, timeout_s)    all at once, newest first, one shared grace
+    StartError(RuntimeError)         did not become ready; `.log_tail`, `.reason`, `.name`
+
+Waiting (`harness.ready`), each failing early with `StartError` when the child exits:
+    free_port() -> int
+    wait_http_ok(url, child, *, timeout_s, body=None)   urllib; a JSON POST with `body`
+    await wait_http_ok_async(url, child, *, timeout_s)
+    wait_log_line(child, pattern, *, timeout_s) -> re.Match
+    wait_until(child, check, what, timeout_s) / await wait_until_async(...)
+
+Services (`harness.services`):
+    RatingApi(port=, admin_port=, pod_name=, bucket_capacity=, bucket_rate=, log_level=,
+              extra=())               .argv(), .ports {"public","admin"}, .ready_urls
+    RatingScaler(grpc_port=, http_port=, poll_interval_s=, pod_timeout_s=, log_level=,
+                 extra=())            .argv(), .ports {"grpc","http"}, .grpc_target
+    start(service, log_path, *, name=, env=, cpu=, timeout_s=) -> Child    ready
+    await start_async(...) -> Child
+
+Fake pods (`harness.fakepods`): `FakePod`, light admin-port stand-ins served in-process,
+or `python -m harness.fakepods --count N` in a process of their own.
+Launcher (`harness.launch`): what runs between fork and exec, see its docstring.
+"""
+
+from __future__ import annotations
+
+from harness.child import ROOT, Child, StartError, spawn, stop_all
+from harness.ready import (
+    HOST,
+    free_port,
+    wait_http_ok,
+    wait_http_ok_async,
+    wait_log_line,
+    wait_until,
+    wait_until_async,
+)
+from harness.services import RatingApi, RatingScaler, Service, start, start_async
+
+__all__ = [
+    "HOST",
+    "ROOT",
+    "Child",
+    "RatingApi",
+    "RatingScaler",
+    "Service",
+    "StartError",
+    "free_port",
+    "spawn",
+    "start",
+    "start_async",
+    "stop_all",
+    "wait_http_ok",
+    "wait_http_ok_async",
+    "wait_log_line",
+    "wait_until",
+    "wait_until_async",
+]
