@@ -17,11 +17,13 @@ arrive when it parses with httptools, and it answers its own 503 (over
   connection serves both deadlines and is re-armed lazily, so a request costs a clock
   read rather than a timer (a per-request `asyncio.timeout` cost about a tenth of the
   whole request);
-- a problem+json 503 in place of uvicorn's plain one.
+- a problem+json 503 in place of uvicorn's plain one;
+- a lingering close (api/linger.py) whenever it closes with the request not all read, so
+  that an early answer (413, 431, 408, 503) reaches the client instead of a reset.
 
-It overrides parser callbacks of `HttpToolsProtocol` and its `_start_asgi_task`;
-tests/api/test_limits.py drives each through a real server so that an uvicorn upgrade
-that changes them fails there.
+It overrides parser callbacks of `HttpToolsProtocol` and its `_start_asgi_task`, and
+hands it a transport whose `close()` is its own; tests/api/test_limits.py drives each
+through a real server so that an uvicorn upgrade that changes them fails there.
 """
 
 from __future__ import annotations
@@ -29,12 +31,13 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 
 from uvicorn._types import ASGI3Application
 from uvicorn.protocols.http.flow_control import service_unavailable
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
+from api.linger import GuardedTransport, linger
 from api.problems import (
     HEADERS_TOO_LARGE,
     OVERLOADED,
@@ -45,12 +48,18 @@ from api.problems import (
     send_problem,
 )
 
+MIB = 1024 * 1024
+
 
 @dataclass(frozen=True, slots=True)
-class HeadLimits:
+class ConnectionLimits:
     max_head_bytes: int
     head_timeout_s: float
     keep_alive_timeout_s: float
+    linger_max_bytes: int = 4 * MIB
+    """Most bytes read and dropped after an early answer before the connection closes."""
+    linger_timeout_s: float = 2.0
+    """Longest wait for the client's FIN after an early answer."""
 
 
 class _HeadTooLarge(Exception):
@@ -58,7 +67,7 @@ class _HeadTooLarge(Exception):
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
-    limits = HeadLimits(16 * 1024, 10.0, 5.0)
+    limits = ConnectionLimits(16 * 1024, 10.0, 5.0)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -73,6 +82,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self._connection = transport
+        self._guard = GuardedTransport(transport, self._close)
+        self.transport = cast(asyncio.Transport, self._guard)
         self._await("head")
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -138,6 +150,22 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             app = _overloaded
         super()._start_asgi_task(cycle, app)
 
+    def _close(self) -> None:
+        """Every close of uvicorn's and ours: at once, or lingering if bytes may be unread."""
+        connection = self._connection
+        if (self._head_open and self._head_bytes_received == 0) or connection.is_closing():
+            connection.close()
+            return
+        self._guard.mark_closing()
+        limits = self.limits
+        linger(
+            connection,
+            self,
+            max_bytes=limits.linger_max_bytes,
+            timeout_s=limits.linger_timeout_s,
+            loop=self.loop,
+        )
+
     def _count_parsed(self, size: int) -> None:
         self._head_bytes_parsed += size
         if self._head_bytes_parsed > self.limits.max_head_bytes:
@@ -183,7 +211,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
-def bounded_protocol(limits: HeadLimits) -> type[BoundedHttpToolsProtocol]:
+def bounded_protocol(limits: ConnectionLimits) -> type[BoundedHttpToolsProtocol]:
     """A protocol class for `uvicorn.Config(http=...)`, which takes a class, with `limits`."""
     return type("BoundedHttpToolsProtocol", (BoundedHttpToolsProtocol,), {"limits": limits})
 

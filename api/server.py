@@ -21,7 +21,7 @@ from starlette.types import ASGIApp
 
 from api.app import Service, admin_app, public_app
 from api.config import ApiConfig, describe
-from api.protocol import HeadLimits, bounded_protocol
+from api.protocol import ConnectionLimits, bounded_protocol
 
 logger = logging.getLogger("api")
 
@@ -74,7 +74,7 @@ def _server(app: ASGIApp, config: ApiConfig) -> _Server:
         uvicorn.Config(
             app,
             http=bounded_protocol(
-                HeadLimits(
+                ConnectionLimits(
                     max_head_bytes=config.max_header_bytes,
                     head_timeout_s=config.request_timeout_s,
                     keep_alive_timeout_s=config.keep_alive_timeout_s,

@@ -216,3 +216,79 @@ def test_a_trailing_slash_is_a_problem_404_not_a_redirect(strict_pod: Proc) -> N
         status, headers, body = read_response(sock)
     assert_problem(status, headers, body, 404)
     assert "location" not in headers
+
+
+OVERSIZED = b" " * (2 * 1024 * 1024)  # 512 times --max-body-bytes, within the drain bound
+
+
+def chunked_rate_request(body: bytes) -> bytes:
+    head = (
+        b"POST /v1/rate HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n"
+    )
+    return head + b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+
+
+def wait_until_the_server_is_done(sock: socket.socket) -> None:
+    """Until the server has sent FIN or RST: reading sooner could win the race with a RST."""
+    poller = select.poll()
+    poller.register(sock, select.POLLRDHUP | select.POLLHUP | select.POLLERR)
+    assert poller.poll(10_000), "the server neither closed nor half-closed"
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        pytest.param([rate_request(OVERSIZED)], id="declared"),
+        pytest.param([chunked_rate_request(OVERSIZED)], id="chunked"),
+        pytest.param([rate_request(b"", len(OVERSIZED)), OVERSIZED], id="head-then-body"),
+    ],
+)
+def test_an_oversized_body_gets_its_413_every_time(strict_pod: Proc, parts: list[bytes]) -> None:
+    """The server answers before the body is read; its close must not reset the answer."""
+    for attempt in range(1, 51):
+        with connect(strict_pod) as sock:
+            try:
+                for part in parts:
+                    sock.sendall(part)
+                wait_until_the_server_is_done(sock)
+                status, headers, body = read_response(sock)
+                after_the_answer = sock.recv(1)
+            except (ConnectionResetError, BrokenPipeError) as exc:
+                raise AssertionError(f"attempt {attempt}: reset: {exc!r}") from None
+            assert_problem(status, headers, body, 413)
+            assert headers["connection"] == "close"
+            assert after_the_answer == b""  # FIN
+
+
+def answered_413(pod: Proc) -> socket.socket:
+    """A connection whose request declared a body far over the limit and got its 413."""
+    sock = connect(pod)
+    sock.sendall(rate_request(b"", content_length=10**12))
+    assert_problem(*read_response(sock), 413)
+    return sock
+
+
+def test_a_client_that_keeps_sending_fast_is_closed_after_a_bounded_drain(
+    strict_pod: Proc,
+) -> None:
+    chunk = b" " * 65536
+    sent = 0
+    with answered_413(strict_pod) as sock, pytest.raises((BrokenPipeError, ConnectionResetError)):
+        while sent < 1024 * 1024 * 1024:
+            sock.sendall(chunk)
+            sent += len(chunk)
+    # The server drops at most 4 MiB; loopback socket buffers hold a few MiB more.
+    assert sent < 64 * 1024 * 1024
+    assert_serves(strict_pod)
+
+
+def test_a_client_that_keeps_sending_slowly_is_closed_after_a_bounded_drain(
+    strict_pod: Proc,
+) -> None:
+    started_s = time.monotonic()
+    with answered_413(strict_pod) as sock, pytest.raises((BrokenPipeError, ConnectionResetError)):
+        while time.monotonic() - started_s < 30:  # the server lingers for 2 s at most
+            sock.sendall(b" " * 1024)
+            time.sleep(0.1)
+    assert_serves(strict_pod)
