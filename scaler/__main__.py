@@ -1,14 +1,12 @@
-"""`rating-scaler` / `python -m scaler`: parse the flags, then serve."""
+"""`rating-scaler` / `python -m scaler`: parse the flags, then run."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import sys
 from collections.abc import Sequence
 
 from scaler.config import ConfigError, load
-from scaler.server import serve
+from scaler.server import run
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -17,17 +15,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except ConfigError as exc:
         print(f"rating-scaler: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    logging.basicConfig(
-        level=config.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
-        asyncio.run(serve(config))
-    else:
-        uvloop.run(serve(config))
+    sys.exit(run(config=config))
 
 
 if __name__ == "__main__":

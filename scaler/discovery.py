@@ -12,6 +12,8 @@ import dns.resolver
 
 from scaler.keys import TargetKey
 
+Resolver = dns.asyncresolver.Resolver
+
 
 class DiscoveryError(Exception):
     """The pod list could not be read this time; the previous list stays in use."""
@@ -53,7 +55,7 @@ class DnsDiscovery:
         return [record.to_text() for record in answer]
 
 
-def make_resolver(server: tuple[str, int] | None, timeout_s: float) -> dns.asyncresolver.Resolver:
+def make_resolver(server: tuple[str, int] | None, timeout_s: float) -> Resolver:
     """The system's resolver (resolv.conf), or one that asks `server` (host, port) only."""
     if server is None:
         resolver = dns.asyncresolver.Resolver()
@@ -66,7 +68,7 @@ def make_resolver(server: tuple[str, int] | None, timeout_s: float) -> dns.async
     return resolver
 
 
-def discovery_for(target: TargetKey, resolver: dns.asyncresolver.Resolver) -> Discovery:
+def discovery_for(target: TargetKey, resolver: Resolver) -> Discovery:
     if target.service is not None:
         return DnsDiscovery(target.service, target.port, resolver)
     return StaticDiscovery(target.endpoints)

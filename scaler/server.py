@@ -1,12 +1,19 @@
-"""Wiring: the gRPC server, the HTTP port, the pollers, and a clean SIGTERM."""
+"""Wiring: the gRPC server, the HTTP port, the pollers, and a clean SIGTERM.
+
+`build()` only wires objects together; `Scaler.start()` is the one step that binds
+ports and starts tasks, and it undoes what it did when a step fails. `run()` is the
+programmatic entry point behind `rating-scaler`.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import signal
-from dataclasses import dataclass
+import socket
+from collections.abc import Callable
 
 import grpc
 from aiohttp import web
@@ -18,7 +25,7 @@ from prometheus_client import CollectorRegistry
 from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
 from scaler.config import ScalerConfig
-from scaler.discovery import discovery_for, make_resolver
+from scaler.discovery import Resolver, discovery_for, make_resolver
 from scaler.http import make_app
 from scaler.keys import TargetKey
 from scaler.metrics import ScalerMetrics, TargetsCollector
@@ -28,31 +35,86 @@ from scaler.servicer import ExternalScalerServicer
 from scaler.targets import Targets
 
 log = logging.getLogger("scaler")
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ExternalScaler"].full_name
 HEALTH_SERVICES = ("", SERVICE_NAME, "liveness", "readiness")
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+EXIT_OK = 0
+EXIT_CANNOT_START = 1
 
 
-@dataclass
+class StartError(RuntimeError):
+    """The scaler could not start (a port in use, unreadable TLS files); names the flag."""
+
+
 class Scaler:
-    """A running scaler; `ports` holds the bound ports (useful with port 0)."""
+    """The scaler's parts, wired; `start()` serves them, `stop()` ends them gracefully."""
 
-    config: ScalerConfig
-    grpc_server: grpc.aio.Server
-    http_runner: web.AppRunner
-    servicer: ExternalScalerServicer
-    health: health_aio.HealthServicer
-    targets: Targets
-    client: PodClient
-    grpc_port: int
-    http_port: int
+    def __init__(self, config: ScalerConfig) -> None:
+        self.config = config
+        self.registry = CollectorRegistry()
+        self.metrics = ScalerMetrics(self.registry)
+        token = TokenFile(config.pod_token_file) if config.pod_token_file else lambda: None
+        self.client = PodClient(config.pod_timeout_s, token=token)
+        self.targets = Targets(
+            self._make_poller,
+            first_poll_timeout_s=config.pod_timeout_s + 0.1,
+            idle_s=config.forget_after_s,
+            on_forget=self.metrics.forget,
+        )
+        self.registry.register(TargetsCollector(self.targets))
+        self.servicer = ExternalScalerServicer(self.targets, config.allowed_hosts, self.metrics)
+        self.health = health_aio.HealthServicer()
+        self.grpc_server = _grpc_server(self.servicer, self.health)
+        self.http_runner = web.AppRunner(
+            make_app(self.registry, self.targets, self.ready), access_log=None
+        )
+        self.grpc_port = config.grpc_port
+        self.http_port = config.http_port
+        self._resolver: Resolver | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     def ready(self) -> bool:
+        """The one readiness switch: `/readyz` reads it, the gRPC `readiness` mirrors it."""
         return not self.servicer.closing and self.targets.has_fresh_data()
 
-    async def watch_readiness(self) -> None:
-        """Mirror readiness into the gRPC health `readiness` service every poll interval."""
+    def _make_poller(self, target: TargetKey) -> TargetPoller:
+        if self._resolver is None:
+            self._resolver = make_resolver(
+                self.config.dns_server, timeout_s=max(self.config.pod_timeout_s, 1.0)
+            )
+        return TargetPoller(
+            target,
+            discovery_for(target, self._resolver),
+            self.client.fetch,
+            poll_interval_s=self.config.poll_interval_s,
+            on_cycle=self.metrics.on_cycle,
+        )
+
+    async def start(self) -> None:
+        """Bind both ports and serve; on any failure, close what was opened and raise."""
+        async with contextlib.AsyncExitStack() as undo:
+            undo.push_async_callback(self.client.close)
+            http_socket = _listen(self.config.host, self.config.http_port, "--http-port")
+            undo.callback(http_socket.close)
+            self.grpc_port = _bind_grpc(self.grpc_server, self.config)
+            undo.push_async_callback(self.grpc_server.stop, None)
+            for service in HEALTH_SERVICES:
+                await self.health.set(service, SERVING)
+            await self.grpc_server.start()
+            await self.http_runner.setup()
+            undo.push_async_callback(self.http_runner.cleanup)
+            await web.SockSite(self.http_runner, http_socket).start()
+            self.http_port = http_socket.getsockname()[1]
+            self._tasks = [
+                asyncio.create_task(self._watch_readiness(), name="readiness"),
+                asyncio.create_task(self.targets.forget_idle_forever(), name="forget targets"),
+            ]
+            undo.pop_all()  # started: stop() undoes it from now on
+
+    async def _watch_readiness(self) -> None:
+        """Mirror `ready()` into the gRPC health `readiness` service every poll interval."""
         current: bool | None = None
         while not self.servicer.closing:
             ready = self.ready()
@@ -68,6 +130,9 @@ class Scaler:
             return
         log.info("shutting down: grace %.1fs", self.config.shutdown_grace_s)
         self.servicer.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.health.enter_graceful_shutdown()
         await self.grpc_server.stop(self.config.shutdown_grace_s)
         await self.http_runner.cleanup()
@@ -76,68 +141,64 @@ class Scaler:
         log.info("stopped")
 
 
+def build(config: ScalerConfig) -> Scaler:
+    """The scaler wired from its config; nothing is bound or started yet."""
+    return Scaler(config)
+
+
 async def start(config: ScalerConfig) -> Scaler:
-    registry = CollectorRegistry()
-    metrics = ScalerMetrics(registry)
-    token = TokenFile(config.pod_token_file) if config.pod_token_file else lambda: None
-    client = PodClient(config.pod_timeout_s, token=token)
-    resolver = make_resolver(config.dns_server, timeout_s=max(config.pod_timeout_s, 1.0))
+    """Build and start a scaler (tests and embedding); raises StartError."""
+    scaler = build(config)
+    await scaler.start()
+    return scaler
 
-    def make_poller(target: TargetKey) -> TargetPoller:
-        return TargetPoller(
-            target,
-            discovery_for(target, resolver),
-            client.fetch,
-            poll_interval_s=config.poll_interval_s,
-            on_cycle=metrics.on_cycle,
-        )
 
-    targets = Targets(
-        make_poller,
-        first_poll_timeout_s=config.pod_timeout_s + 0.1,
-        idle_s=config.forget_after_s,
-        on_forget=metrics.forget,
-    )
-    registry.register(TargetsCollector(targets))
-    servicer = ExternalScalerServicer(targets, config.allowed_hosts, metrics)
-    health_servicer = health_aio.HealthServicer()
+def _grpc_server(
+    servicer: ExternalScalerServicer, health: health_aio.HealthServicer
+) -> grpc.aio.Server:
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
     pb_grpc.add_ExternalScalerServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
     health_name = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
     reflection.enable_server_reflection(
         (SERVICE_NAME, health_name, reflection.SERVICE_NAME), server
     )
-    grpc_port = _bind_grpc(server, config)
-    for service in HEALTH_SERVICES:
-        await health_servicer.set(service, SERVING)
-    await server.start()
+    return server
 
-    def ready() -> bool:
-        return not servicer.closing and targets.has_fresh_data()
 
-    runner = web.AppRunner(make_app(registry, targets, ready), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, config.host, config.http_port)
-    await site.start()
-    http_port = runner.addresses[0][1] if runner.addresses else config.http_port
-    return Scaler(
-        config, server, runner, servicer, health_servicer, targets, client, grpc_port, http_port
-    )
+def _listen(host: str, port: int, flag: str) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise StartError(f"{flag}: cannot listen on {host}:{port}: {exc.strerror}") from None
+    return sock
 
 
 def _bind_grpc(server: grpc.aio.Server, config: ScalerConfig) -> int:
     address = f"{config.host}:{config.grpc_port}"
-    if not config.tls:
-        return server.add_insecure_port(address)
+    try:
+        if not config.tls:
+            return server.add_insecure_port(address)
+        return server.add_secure_port(address, _credentials(config))
+    except RuntimeError:  # grpc says only "Failed to bind"; the port is the usual cause
+        raise StartError(f"--grpc-port: cannot listen on {address} (in use?)") from None
+
+
+def _credentials(config: ScalerConfig) -> grpc.ServerCredentials:
     assert config.tls_cert is not None and config.tls_key is not None
-    client_ca = config.tls_client_ca.read_bytes() if config.tls_client_ca else None
-    credentials = grpc.ssl_server_credentials(
-        [(config.tls_key.read_bytes(), config.tls_cert.read_bytes())],
-        root_certificates=client_ca,
-        require_client_auth=client_ca is not None,
+    try:
+        key, cert = config.tls_key.read_bytes(), config.tls_cert.read_bytes()
+        client_ca = config.tls_client_ca.read_bytes() if config.tls_client_ca else None
+    except OSError as exc:
+        raise StartError(f"--tls-cert/--tls-key/--tls-client-ca: {exc}") from None
+    return grpc.ssl_server_credentials(
+        [(key, cert)], root_certificates=client_ca, require_client_auth=client_ca is not None
     )
-    return server.add_secure_port(address, credentials)
 
 
 def tune_gc() -> None:
@@ -151,32 +212,42 @@ def tune_gc() -> None:
     gc.set_threshold(20_000, 20, 100)
 
 
-async def serve(config: ScalerConfig) -> None:
-    """Run until SIGTERM or SIGINT, then stop gracefully."""
-    scaler = await start(config)
+def run(*, config: ScalerConfig) -> int:
+    """Serve until SIGTERM or SIGINT; returns the process exit code."""
+    logging.basicConfig(level=config.log_level.upper(), format=LOG_FORMAT, force=True)
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+    with contextlib.suppress(ImportError):  # uvloop is a dependency on Linux
+        import uvloop
+
+        loop_factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        return runner.run(serve(config))
+
+
+async def serve(config: ScalerConfig) -> int:
+    scaler = build(config)
+    try:
+        await scaler.start()
+    except StartError as exc:
+        log.error("cannot start: %s", exc)
+        return EXIT_CANNOT_START
     tune_gc()
-    mode = "mTLS" if config.tls_client_ca else "TLS" if config.tls else "plaintext"
-    log.info(
-        "rating-scaler serving gRPC on %s:%d (%s), HTTP on %s:%d; poll every %gs, pod timeout %gs, "
-        "allowed hosts %s",
-        config.host,
-        scaler.grpc_port,
-        mode,
-        config.host,
-        scaler.http_port,
-        config.poll_interval_s,
-        config.pod_timeout_s,
-        ",".join(config.allowed_hosts.patterns),
-    )
+    log.info("rating-scaler serving: %s", _describe(scaler))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    background = [
-        asyncio.create_task(scaler.watch_readiness(), name="readiness"),
-        asyncio.create_task(scaler.targets.forget_idle_forever(), name="forget idle targets"),
-    ]
     await stop.wait()
-    for task in background:
-        task.cancel()
     await scaler.stop()
+    return EXIT_OK
+
+
+def _describe(scaler: Scaler) -> str:
+    config = scaler.config
+    mode = "mTLS" if config.tls_client_ca else "TLS" if config.tls else "plaintext"
+    hosts = ",".join(config.allowed_hosts.patterns)
+    return (
+        f"gRPC on {config.host}:{scaler.grpc_port} ({mode}), HTTP on {config.host}:"
+        f"{scaler.http_port}; poll every {config.poll_interval_s:g}s, pod timeout "
+        f"{config.pod_timeout_s:g}s, allowed hosts {hosts}"
+    )
