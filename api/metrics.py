@@ -41,10 +41,14 @@ class RequestStats(Collector):
         self._bucket_counts = [0] * (len(bounds_s) + 1)  # the last one is +Inf
         self._sum_s = 0.0
         self._count_by_status = [0] * 600  # indexed by status code: HTTP has 100 to 599
+        self._count_by_odd_status: dict[int, int] = {}  # any other number an app may send
 
     def observe(self, status: int, duration_s: float) -> None:
-        """Count one answered request and its duration."""
-        self._count_by_status[status] += 1
+        """Count one answered request and its duration; never raises, whatever the status."""
+        if 0 <= status < 600:
+            self._count_by_status[status] += 1
+        else:
+            self._count_by_odd_status[status] = self._count_by_odd_status.get(status, 0) + 1
         self._bucket_counts[bisect_left(self._bounds_s, duration_s)] += 1
         self._sum_s += duration_s
 
@@ -57,6 +61,8 @@ class RequestStats(Collector):
         for code, count in enumerate(self._count_by_status):
             if count or code in PRESET_CODES:
                 requests.add_metric([str(code)], count)
+        for code, count in sorted(self._count_by_odd_status.items()):
+            requests.add_metric([str(code)], count)
         yield requests
         yield HistogramMetricFamily(
             f"{PREFIX}_request_duration_seconds",

@@ -6,13 +6,15 @@ pollers' memory by a collector that never raises.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from scaler.fetch import POD_ERROR_REASONS
 from scaler.keys import TargetKey
 from scaler.poller import TargetPoller
 from scaler.scaling import desired_replicas, metric_value, target_per_pod
@@ -35,13 +37,6 @@ class ScalerMetrics:
             buckets=POLL_BUCKETS,
             registry=registry,
         )
-        self.pod_errors = Counter(
-            PREFIX + "pod_errors",
-            "Failed polls of single pods, by reason (timeout, connect, http_status, too_large, "
-            "invalid, protocol).",
-            ["target", "reason"],
-            registry=registry,
-        )
         self.rpc = Counter(
             PREFIX + "rpc",
             "ExternalScaler calls answered, by method and gRPC status code.",
@@ -61,22 +56,15 @@ class ScalerMetrics:
                 self.rpc.labels(method, code)
 
     def on_cycle(self, poller: TargetPoller, duration_s: float) -> None:
-        label = poller.target.label
-        self.poll_duration.labels(label).observe(duration_s)
-        for series in poller.pods.values():
-            if series.failed_last_poll and series.last_error:
-                self.pod_errors.labels(label, series.last_error.split(":", 1)[0]).inc()
+        self.poll_duration.labels(poller.target.label).observe(duration_s)
 
     def forget(self, target: TargetKey) -> None:
-        for metric in (self.poll_duration,):
-            metric.remove(target.label)
-        for labels in list(self.pod_errors._metrics):  # no public API lists children
-            if labels[0] == target.label:
-                self.pod_errors.remove(*labels)
+        with contextlib.suppress(KeyError):  # a target forgotten before its first cycle
+            self.poll_duration.remove(target.label)
 
 
 class TargetsCollector(Collector):
-    """Gauges read from the pollers at scrape time."""
+    """Per-target and per-ScaledObject series, read from the pollers at scrape time."""
 
     def __init__(self, targets: Targets) -> None:
         self._targets = targets
@@ -90,10 +78,15 @@ class TargetsCollector(Collector):
     def describe(self) -> Iterator[Metric]:
         return iter(self._families())
 
-    def _families(self) -> list[GaugeMetricFamily]:
+    def _families(self) -> list[GaugeMetricFamily | CounterMetricFamily]:
         per_target = ["target"]
         per_object = ["namespace", "scaled_object", "metric"]
         return [
+            CounterMetricFamily(
+                PREFIX + "pod_errors",
+                f"Failed polls of single pods, by reason ({', '.join(POD_ERROR_REASONS)}).",
+                labels=["target", "reason"],
+            ),
             GaugeMetricFamily(PREFIX + "targets", "Targets being polled."),
             GaugeMetricFamily(PREFIX + "pods", "Pods discovered per target.", labels=per_target),
             GaugeMetricFamily(
@@ -126,12 +119,15 @@ class TargetsCollector(Collector):
             ),
         ]
 
-    def _collect(self) -> list[GaugeMetricFamily]:
-        targets, pods, failed, age, extrapolated, value, target, desired = self._families()
+    def _collect(self) -> list[GaugeMetricFamily | CounterMetricFamily]:
+        families = self._families()
+        errors, targets, pods, failed, age, extrapolated, value, target, desired = families
         targets.add_metric([], len(self._targets.pollers))
         for poller in list(self._targets.pollers.values()):
             snap = poller.snapshot()
             label = [snap.target.label]
+            for reason in POD_ERROR_REASONS:  # every reason, so that rate() has a baseline
+                errors.add_metric([*label, reason], snap.pod_errors.get(reason, 0))
             pods.add_metric(label, snap.aggregate.pods_total)
             failed.add_metric(label, snap.aggregate.pods_failed)
             age.add_metric(label, snap.data_age_s)
@@ -146,4 +142,4 @@ class TargetsCollector(Collector):
             value.add_metric(labels, current)
             target.add_metric(labels, per_pod)
             desired.add_metric(labels, desired_replicas(current, per_pod))
-        return [targets, pods, failed, age, extrapolated, value, target, desired]
+        return families

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import math
 import time
+from collections import Counter
 from collections.abc import Callable
 
 from scaler.aggregation import (
@@ -21,7 +22,7 @@ from scaler.aggregation import (
 )
 from scaler.bucket_state import BucketState
 from scaler.discovery import Discovery, DiscoveryError
-from scaler.fetch import Fetch, PodError
+from scaler.fetch import Fetch, PodError, PodErrorReason
 from scaler.keys import TargetKey, join_host_port
 from scaler.snapshot import TargetSnapshot, pod_view
 
@@ -51,6 +52,7 @@ class TargetPoller:
         self.pods: dict[str, PodSeries] = {}
         self.discovery_error: str | None = None
         self.cycles = 0
+        self.pod_errors: Counter[PodErrorReason] = Counter()  # failed polls of single pods
         self.last_cycle_at = -1.0
         self.last_used_at = clock()
         self._discovery = discovery
@@ -151,6 +153,7 @@ class TargetPoller:
         series = self.pods[address]
         if isinstance(result, PodError):
             was_ok = not series.failed_last_poll
+            self.pod_errors[result.reason] += 1
             series.fail(str(result))
             return f"{address} {result}" if was_ok else None
         recovered = series.failed_last_poll
@@ -196,6 +199,7 @@ class TargetPoller:
             data_age_s=self.data_age_s(),
             discovery_error=self.discovery_error,
             problem=None if agg.has_data else self.failure_summary(),
+            pod_errors=dict(self.pod_errors),
             pods=tuple(
                 pod_view(address, series, now, self.fresh_for_s)
                 for address, series in self.pods.items()

@@ -35,9 +35,18 @@ Response = TypeVar("Response")
 Handler = Callable[["ExternalScalerServicer", Request, "Context"], Awaitable[Response]]
 
 
-def _code_name(context: Context) -> str:
-    code = context.code() or grpc.StatusCode.OK
-    return code.name if isinstance(code, grpc.StatusCode) else str(code)
+def _code_name(context: Context, error: BaseException | None) -> str:
+    """The status the client gets: the one set by abort(), else what gRPC makes of `error`."""
+    code = context.code()
+    if isinstance(code, grpc.StatusCode):
+        return code.name
+    if code is not None:
+        return str(code)
+    if error is None:
+        return "OK"
+    if isinstance(error, asyncio.CancelledError):
+        return "CANCELLED"
+    return "UNKNOWN"  # grpc.aio answers an unexpected exception with UNKNOWN
 
 
 def observed(method: str) -> Callable[[Handler[Request, Response]], Handler[Request, Response]]:
@@ -49,10 +58,14 @@ def observed(method: str) -> Callable[[Handler[Request, Response]], Handler[Requ
             self: ExternalScalerServicer, request: Request, context: Context
         ) -> Response:
             started = time.perf_counter()
+            error: BaseException | None = None
             try:
                 return await handler(self, request, context)
+            except BaseException as exc:
+                error = exc
+                raise
             finally:
-                self.metrics.rpc.labels(method, _code_name(context)).inc()
+                self.metrics.rpc.labels(method, _code_name(context, error)).inc()
                 self.metrics.rpc_duration.labels(method).observe(time.perf_counter() - started)
 
         return wrapper
@@ -88,6 +101,19 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
             )
         poller = await self.targets.poller_for(ref.namespace, ref.name, trigger)
         return trigger, poller
+
+    async def _open_stream(
+        self, method: str, ref: pb.ScaledObjectRef, context: Context
+    ) -> tuple[TriggerConfig, TargetPoller]:
+        """Resolve a stream's target; streams are counted when opened, by how that went."""
+        error: BaseException | None = None
+        try:
+            return await self._resolve(ref, context)
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            self.metrics.rpc.labels(method, _code_name(context, error)).inc()
 
     async def _fresh(
         self, ref: pb.ScaledObjectRef, context: Context
@@ -133,10 +159,7 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
         self, request: pb.ScaledObjectRef, context: Context
     ) -> AsyncIterator[pb.IsActiveResponse]:
         """The current state at once, then only changes; ends when the client or we go away."""
-        try:
-            trigger, poller = await self._resolve(request, context)
-        finally:  # streams are counted when opened, by how the opening went
-            self.metrics.rpc.labels("StreamIsActive", _code_name(context)).inc()
+        trigger, poller = await self._open_stream("StreamIsActive", request, context)
         last: bool | None = None
         while not self._closing.is_set():
             agg = poller.aggregate(trigger.window_s)

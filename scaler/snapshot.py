@@ -7,10 +7,12 @@ agree on what is fresh and how old it is.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from scaler.aggregation import Aggregate, PodSeries
 from scaler.bucket_state import BucketState
+from scaler.fetch import PodErrorReason
 from scaler.keys import TargetKey
 
 
@@ -36,6 +38,7 @@ class TargetSnapshot:
     discovery_error: str | None
     problem: str | None  # why there is no fresh data; None when there is
     pods: tuple[PodView, ...]
+    pod_errors: Mapping[PodErrorReason, int]  # failed polls of single pods, by reason
 
 
 def pod_view(address: str, series: PodSeries, now: float, fresh_for_s: float) -> PodView:

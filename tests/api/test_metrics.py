@@ -43,6 +43,15 @@ def test_observe_counts_by_code_and_fills_the_histogram(metrics: RatingMetrics) 
     assert value(f"{DURATION}_sum") == pytest.approx(3.001)
 
 
+@pytest.mark.parametrize("status", [600, 999, 1000, 70000, 99, -1], ids=str)
+def test_a_status_outside_http_is_counted_not_raised(metrics: RatingMetrics, status: int) -> None:
+    metrics.observe(status, 0.001)
+    metrics.observe(status, 0.001)
+    assert metrics.registry.get_sample_value(REQUESTS, {"code": str(status)}) == 2
+    assert metrics.registry.get_sample_value(f"{DURATION}_count") == 2
+    assert metrics.registry.get_sample_value(REQUESTS, {"code": "599"}) is None
+
+
 def test_fill_is_read_at_scrape_time(clock: FakeClock) -> None:
     fill = "openclaw_rating_api_token_bucket_fill"
     bucket = TokenBucket(capacity=10, refill_per_s=2, clock=clock)
