@@ -48,56 +48,94 @@ class ConfigError(ValueError):
     """A flag's value is unusable; the message names the flag."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Flag:
+    """One flag: its default as a string (None: unset), its metavar, and its help."""
+
+    name: str
+    default: str | None
+    metavar: str
+    help: str
+    shown_default: str | None = None  # how --help names the default, when not the value
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.name.upper().replace("-", "_")
+
+
+FLAGS = (
+    _Flag("host", "0.0.0.0", "ADDR", "address both ports bind to"),
+    _Flag(
+        "grpc-port",
+        "6000",
+        "PORT",
+        "gRPC port: externalscaler.ExternalScaler, grpc.health.v1, reflection",
+    ),
+    _Flag("http-port", "9102", "PORT", "HTTP port: /metrics, /healthz, /readyz, /v1/targets"),
+    _Flag("poll-interval", "1.0", "SECONDS", "seconds between polls of one target's pods"),
+    _Flag("pod-timeout", "0.25", "SECONDS", "seconds one pod may take to answer"),
+    _Flag("tls-cert", None, "PATH", "PEM certificate for the gRPC port (enables TLS)", "none"),
+    _Flag("tls-key", None, "PATH", "PEM private key for --tls-cert", "none"),
+    _Flag(
+        "tls-client-ca",
+        None,
+        "PATH",
+        "PEM CA bundle; when set, clients must present a certificate it signed (mTLS)",
+        "none",
+    ),
+    _Flag(
+        "allowed-hosts",
+        DEFAULT_ALLOWED_HOSTS,
+        "GLOBS",
+        "comma-separated host patterns that `service` and `endpoints` triggers may name",
+    ),
+    _Flag(
+        "dns-server",
+        None,
+        "ADDR",
+        "IP address (with an optional :port) of the DNS server for `service` lookups",
+        "the servers of /etc/resolv.conf",
+    ),
+    _Flag(
+        "pod-token-file",
+        None,
+        "PATH",
+        "file holding a bearer token sent to the pods' /v1/bucket (re-read when it changes)",
+        "none: no token",
+    ),
+    _Flag(
+        "forget-after",
+        "600",
+        "SECONDS",
+        "seconds after which a target nobody asks about is forgotten",
+    ),
+    _Flag(
+        "shutdown-grace", "5", "SECONDS", "seconds in-flight calls may take to finish after SIGTERM"
+    ),
+    _Flag("log-level", "info", "LEVEL", f"one of {', '.join(LOG_LEVELS)}"),
+)
+
+
 def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
+    """The `rating-scaler` command line; `--help` documents every flag and its variable."""
     parser = argparse.ArgumentParser(
         prog="rating-scaler",
         description=(
             "KEDA external scaler for the OpenClaw Rating API Edge: polls every rating pod's "
             "token bucket about once a second and answers KEDA's ExternalScaler gRPC calls "
-            "from memory. Every flag can also be set as RATING_SCALER_<FLAG>, "
-            "e.g. RATING_SCALER_POLL_INTERVAL=0.5."
+            "from memory."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog=f"Every flag can also be set by the environment variable {ENV_PREFIX}<FLAG>, "
+        "e.g. --poll-interval by RATING_SCALER_POLL_INTERVAL; a flag on the command line wins.",
     )
-
-    def flag(name: str, default: str | None, help_text: str) -> None:
-        env_name = ENV_PREFIX + name.upper().replace("-", "_")
+    for flag in FLAGS:
+        shown = flag.shown_default if flag.shown_default is not None else flag.default
         parser.add_argument(
-            f"--{name}", default=env.get(env_name, default), help=f"{help_text} [{env_name}]"
+            f"--{flag.name}",
+            default=env.get(flag.env, flag.default),
+            metavar=flag.metavar,
+            help=f"{flag.help} [env {flag.env}, default {shown}]",
         )
-
-    flag("host", "0.0.0.0", "address both ports bind to")
-    flag(
-        "grpc-port", "6000", "gRPC port: externalscaler.ExternalScaler, grpc.health.v1, reflection"
-    )
-    flag("http-port", "9102", "HTTP port: /metrics, /healthz, /readyz, /v1/targets")
-    flag("poll-interval", "1.0", "seconds between polls of one target's pods")
-    flag("pod-timeout", "0.25", "seconds one pod may take to answer")
-    flag("tls-cert", None, "PEM certificate for the gRPC port (enables TLS)")
-    flag("tls-key", None, "PEM private key for --tls-cert")
-    flag(
-        "tls-client-ca",
-        None,
-        "PEM CA bundle; when set, clients must present a certificate it signed (mTLS)",
-    )
-    flag(
-        "allowed-hosts",
-        DEFAULT_ALLOWED_HOSTS,
-        "comma-separated host patterns (globs) that triggers may point at",
-    )
-    flag(
-        "dns-server",
-        None,
-        "IP[:port] of the DNS server for `service` lookups (default: /etc/resolv.conf)",
-    )
-    flag(
-        "pod-token-file",
-        None,
-        "file holding a bearer token sent to the pods' /v1/bucket (re-read when it changes)",
-    )
-    flag("forget-after", "600", "seconds after which a target nobody asks about is forgotten")
-    flag("shutdown-grace", "5", "seconds in-flight calls may take to finish after SIGTERM")
-    flag("log-level", "info", f"one of {', '.join(LOG_LEVELS)}")
     return parser
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -17,25 +18,12 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
+from scaler.config import FLAGS
 from tests.conftest import RatingPodFactory
-from tests.procs import Proc, free_port, spawn, wait_http_ok
+from tests.procs import Proc, start_scaler
 
-FLAGS = [
-    "--host", "--grpc-port", "--http-port", "--poll-interval", "--pod-timeout", "--tls-cert",
-    "--tls-key", "--tls-client-ca", "--allowed-hosts", "--dns-server", "--log-level",
-]  # fmt: skip
+README = Path(__file__).resolve().parents[2] / "README.md"
 RATE_BODY = '{"items":[{"id":"r1","up":42,"down":7}]}'
-
-
-def start_scaler(log_dir: Path, *args: str, env: dict[str, str] | None = None) -> Proc:
-    ports = {"grpc": free_port(), "http": free_port()}
-    argv = [
-        sys.executable, "-m", "scaler", "--host", "127.0.0.1",
-        "--grpc-port", str(ports["grpc"]), "--http-port", str(ports["http"]), *args,
-    ]  # fmt: skip
-    proc = spawn("rating-scaler", argv, log_dir, ports, env)
-    wait_http_ok(proc.url("http", "/healthz"), proc=proc.popen)
-    return proc
 
 
 @pytest.fixture
@@ -55,13 +43,23 @@ def keda_ref(*pods: Proc, **metadata: str) -> pb.ScaledObjectRef:
     return pb.ScaledObjectRef(name="rating-api", namespace="edge", scalerMetadata=keys | metadata)
 
 
-def test_help_documents_every_flag_and_its_environment_variable() -> None:
+def test_help_documents_every_flag_its_variable_and_one_default() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "scaler", "--help"], capture_output=True, text=True, check=True
     ).stdout
+    text = " ".join(out.split())
+    assert "None" not in text and "(default" not in text
     for flag in FLAGS:
-        assert flag in out
-        assert "RATING_SCALER_" + flag[2:].upper().replace("-", "_") in " ".join(out.split())
+        [entry] = re.findall(rf"--{flag.name} {flag.metavar} (.*?\])", text)
+        assert entry.count("default") == 1, entry
+        assert f"[env {flag.env}, default " in entry
+
+
+def test_readme_flag_table_names_every_flag() -> None:
+    section = README.read_text().split("## The scaler")[1].split("\n## ")[0]
+    table = [line for line in section.splitlines() if line.startswith("| `--")]
+    named = set(re.findall(r"`--([a-z-]+)`", "\n".join(table)))
+    assert named == {flag.name for flag in FLAGS}
 
 
 @pytest.mark.parametrize(
