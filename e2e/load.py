@@ -1,0 +1,128 @@
+"""Paced load through a client-side balancer: requests go round-robin over the ready
+addresses of a Service's EndpointSlices (as a mesh sidecar or a gRPC client would;
+no kube-proxy runs here). Bounded in time; counts answers per second."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import aiohttp
+
+BODY = b'{"items":[{"id":"agent-planner","up":42,"down":7}]}'
+REQUEST_TIMEOUT_S = 2.0
+MAX_IN_FLIGHT = 256
+
+Endpoints = Callable[[], Sequence[tuple[str, int]]]
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    start_s: float
+    end_s: float
+    rate_per_s: float
+
+
+def burst(duration_s: float, step_per_s: float) -> list[Phase]:
+    """As `make demo`: idle for 1/8 of the time, the step for 5/8, idle again."""
+    start_s, end_s = duration_s / 8, duration_s / 8 + duration_s * 5 / 8
+    return [
+        Phase("idle", 0.0, start_s, 0.0),
+        Phase("step", start_s, end_s, step_per_s),
+        Phase("down", end_s, duration_s, 0.0),
+    ]
+
+
+@dataclass
+class Tally:
+    """Answers per whole second since the start: (second, outcome) -> count."""
+
+    counts: Counter[tuple[int, str]] = field(default_factory=Counter)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, second: int, outcome: str) -> None:
+        with self.lock:
+            self.counts[(second, outcome)] += 1
+
+    def second(self, second: int) -> dict[str, int]:
+        with self.lock:
+            return {o: n for (s, o), n in self.counts.items() if s == second}
+
+    def total(self, outcome: str) -> int:
+        with self.lock:
+            return sum(n for (_, o), n in self.counts.items() if o == outcome)
+
+
+def outcome_of(status: int) -> str:
+    if status == 429:
+        return "refused"
+    return "answered" if 200 <= status < 300 else "error"
+
+
+class Load:
+    """Sends `phases` at `endpoints()` from a thread of its own, from `started_s`."""
+
+    def __init__(self, endpoints: Endpoints, phases: Sequence[Phase], started_s: float) -> None:
+        self.endpoints, self.phases, self.started_s = endpoints, list(phases), started_s
+        self.tally = Tally()
+        self.thread = threading.Thread(target=lambda: asyncio.run(self.main()), daemon=True)
+        self._turn = 0
+
+    def start(self) -> Load:
+        self.thread.start()
+        return self
+
+    def pick(self) -> tuple[str, int] | None:
+        ready = self.endpoints()
+        if not ready:
+            return None
+        self._turn += 1
+        return ready[self._turn % len(ready)]
+
+    async def one(self, session: aiohttp.ClientSession, second: int) -> None:
+        target = self.pick()
+        if target is None:
+            self.tally.add(second, "no-endpoint")
+            return
+        url = f"http://{target[0]}:{target[1]}/v1/rate"
+        headers = {"Content-Type": "application/json"}
+        try:
+            async with session.post(url, data=BODY, headers=headers) as response:
+                await response.read()
+                self.tally.add(second, outcome_of(response.status))
+        except (aiohttp.ClientError, TimeoutError):
+            self.tally.add(second, "error")
+
+    async def main(self) -> None:
+        timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
+        connector = aiohttp.TCPConnector(limit=MAX_IN_FLIGHT)
+        async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
+            tasks: set[asyncio.Task[None]] = set()
+            for phase in self.phases:
+                await self.send_phase(session, phase, tasks)
+            if tasks:
+                await asyncio.wait(tasks, timeout=REQUEST_TIMEOUT_S + 1)
+
+    async def send_phase(
+        self, session: aiohttp.ClientSession, phase: Phase, tasks: set[asyncio.Task[None]]
+    ) -> None:
+        if phase.rate_per_s <= 0:
+            await asyncio.sleep(max(0.0, self.started_s + phase.end_s - time.monotonic()))
+            return
+        gap_s = 1.0 / phase.rate_per_s
+        sent = 0
+        while True:
+            due_s = self.started_s + phase.start_s + sent * gap_s
+            if due_s >= self.started_s + phase.end_s:
+                return
+            await asyncio.sleep(max(0.0, due_s - time.monotonic()))
+            second = int(due_s - self.started_s)
+            task = asyncio.create_task(self.one(session, second))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+            sent += 1
