@@ -10,7 +10,7 @@ DEBIAN_TOOLS := prometheus promtool wrk hey
 DEBIAN_PACKAGES := prometheus wrk hey
 PYTEST_ARGS ?=
 
-.PHONY: help test lint demo bench soak proto system-deps venv clean
+.PHONY: help test lint demo bench soak e2e proto system-deps venv clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -47,6 +47,9 @@ bench: system-deps $(STAMP)  ## run the benchmarks; figures go to docs/BENCHMARK
 soak: system-deps $(STAMP)  ## 10-minute soak, then 3 minutes of chaos; prints the figures (SOAK_ARGS for both)
 	$(PY) -m soak $(SOAK_ARGS)
 	$(PY) -m soak --chaos --duration 180 $(SOAK_ARGS)
+
+e2e: system-deps $(STAMP)  ## real kube-apiserver, controller-manager, etcd, KEDA and Prometheus on this machine (root; see README)
+	$(PY) -m e2e $(E2E_ARGS)
 
 proto: $(STAMP)  ## regenerate scaler/_proto from proto/ (commit the result)
 	$(PY) -m scaler._proto.generate
