@@ -1,9 +1,11 @@
 """Demand from bucket states: pure maths over one target's pods, time passed in.
 
 Each pod's demand is the growth of its `granted_total + denied_total` counter over
-its own `uptime_s`, so network delays do not bend the rate. The reported demand is
-the larger of the rate over the last two polls (rising load shows within one poll)
-and the average over `window` seconds (falling load fades smoothly).
+its own `uptime_s` between two answers the scaler received itself, so network delays
+do not bend the rate and a busy past does not pass for demand now: a pod seen once
+(or once since a restart) has no rate yet. The reported demand is the larger of the
+rate over the last two polls (rising load shows within one poll) and the average over
+`window` seconds (falling load fades smoothly).
 """
 
 from __future__ import annotations
@@ -14,10 +16,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from scaler.bucket_state import BucketState
-
-# Until pods have answered once, targets are computed from the rating service's defaults.
-DEFAULT_REFILL_PER_S = 50.0
-DEFAULT_CAPACITY = 100.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,16 +64,19 @@ class PodSeries:
         while len(self.samples) > 2 and newest - self.samples[1].uptime_s >= keep_s:
             self.samples.popleft()
 
-    def fast_rate(self) -> float:
-        """Tokens/s over the last two polls; from boot when seen only once."""
-        if len(self.samples) >= 2:
-            return _rate(self.samples[-2], self.samples[-1])
-        return _rate(Sample(0.0, 0.0), self.samples[-1]) if self.samples else 0.0
+    @property
+    def has_rate(self) -> bool:
+        """Two samples of this boot: what the pod did between them is a rate."""
+        return len(self.samples) >= 2
 
-    def window_rate(self, window_s: float) -> float:
-        """Tokens/s averaged over the last `window_s` seconds of pod time."""
-        if len(self.samples) < 2:
-            return self.fast_rate()
+    def fast_rate(self) -> float | None:
+        """Tokens/s over the last two polls; None when seen only once in this boot."""
+        return _rate(self.samples[-2], self.samples[-1]) if self.has_rate else None
+
+    def window_rate(self, window_s: float) -> float | None:
+        """Tokens/s averaged over the last `window_s` seconds of pod time (None: no rate)."""
+        if not self.has_rate:
+            return None
         newest = self.samples[-1]
         start = self.samples[-2]
         for sample in reversed(self.samples):
@@ -100,10 +101,11 @@ class Aggregate:
     fast_demand_per_s: float
     window_demand_per_s: float
     deficit_tokens: float
-    refill_per_s_per_pod: float
-    capacity_per_pod: float
+    refill_per_s_per_pod: float | None  # None until a pod has answered
+    capacity_per_pod: float | None
     pods_total: int
     pods_fresh: int
+    pods_rated: int  # fresh pods seen twice in this boot: the ones demand comes from
     pods_failed: int
     extrapolated: bool
     data_age_s: float
@@ -118,37 +120,43 @@ def aggregate(
     now: float,
     window_s: float,
     fresh_for_s: float,
-    fallback_refill_per_s: float = DEFAULT_REFILL_PER_S,
-    fallback_capacity: float = DEFAULT_CAPACITY,
+    fallback_refill_per_s: float | None = None,
+    fallback_capacity: float | None = None,
 ) -> Aggregate:
-    """Sum the fresh pods; scale up to all pods when some have gone stale.
+    """Sum the fresh pods; scale up to all pods when some have gone stale or are new.
 
     A pod that missed a poll keeps its last rate while its last answer is younger than
     `fresh_for_s`; after that the total is extrapolated from the pods that answer.
+    Demand is extrapolated the same way from the pods that have a rate: a pod seen
+    once has none yet, so a new scaler beside busy pods reports 0 for one poll rather
+    than their past. Refill and capacity fall back to the last values seen, if any.
     """
     pods = list(pods)
     fresh = [pod for pod in pods if pod.state is not None and now - pod.last_ok_at <= fresh_for_s]
-    fast = sum(pod.fast_rate() for pod in fresh)
-    windowed = sum(pod.window_rate(window_s) for pod in fresh)
+    rated = [pod for pod in fresh if pod.has_rate]
+    fast = sum(pod.fast_rate() or 0.0 for pod in rated)
+    windowed = sum(pod.window_rate(window_s) or 0.0 for pod in rated)
     deficit = sum(pod.state.capacity - pod.state.tokens for pod in fresh if pod.state)
-    scale = len(pods) / len(fresh) if fresh else 0.0
+    rate_scale = len(pods) / len(rated) if rated else 0.0
+    level_scale = len(pods) / len(fresh) if fresh else 0.0
     newest_ok = max((pod.last_ok_at for pod in pods), default=-math.inf)
     states = [pod.state for pod in fresh if pod.state]
     return Aggregate(
-        demand_per_s=max(fast, windowed) * scale,
-        fast_demand_per_s=fast * scale,
-        window_demand_per_s=windowed * scale,
-        deficit_tokens=deficit * scale,
+        demand_per_s=max(fast, windowed) * rate_scale,
+        fast_demand_per_s=fast * rate_scale,
+        window_demand_per_s=windowed * rate_scale,
+        deficit_tokens=deficit * level_scale,
         refill_per_s_per_pod=_mean((s.refill_per_s for s in states), fallback_refill_per_s),
         capacity_per_pod=_mean((s.capacity for s in states), fallback_capacity),
         pods_total=len(pods),
         pods_fresh=len(fresh),
+        pods_rated=len(rated),
         pods_failed=sum(pod.failed_last_poll for pod in pods),
-        extrapolated=0 < len(fresh) < len(pods),
+        extrapolated=0 < len(rated) < len(pods) or 0 < len(fresh) < len(pods),
         data_age_s=now - newest_ok,
     )
 
 
-def _mean(values: Iterable[float], default: float) -> float:
+def _mean(values: Iterable[float], default: float | None) -> float | None:
     values = list(values)
     return sum(values) / len(values) if values else default

@@ -140,6 +140,7 @@ class TargetsCollector(Collector):
             labels = [so_key.namespace, so_key.name, so_key.metric]
             current, per_pod = metric_value(use.trigger, agg), target_per_pod(use.trigger, agg)
             value.add_metric(labels, current)
-            target.add_metric(labels, per_pod)
-            desired.add_metric(labels, desired_replicas(current, per_pod))
+            if per_pod is not None:  # unknown until a pod answers: no series rather than a guess
+                target.add_metric(labels, per_pod)
+                desired.add_metric(labels, desired_replicas(current, per_pod))
         return families

@@ -13,13 +13,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
-from scaler.aggregation import (
-    DEFAULT_CAPACITY,
-    DEFAULT_REFILL_PER_S,
-    Aggregate,
-    PodSeries,
-    aggregate,
-)
+from scaler.aggregation import Aggregate, PodSeries, aggregate
 from scaler.bucket_state import BucketState
 from scaler.discovery import Discovery, DiscoveryError
 from scaler.fetch import Fetch, PodError, PodErrorReason
@@ -64,8 +58,8 @@ class TargetPoller:
         self.window_s = 0.0  # the longest averaging window asked for
         self._keep_s = MIN_KEEP_S
         self._cache: dict[float, Aggregate] = {}
-        self._last_refill_per_s = DEFAULT_REFILL_PER_S
-        self._last_capacity = DEFAULT_CAPACITY
+        self._last_refill_per_s: float | None = None  # from the last cycle any pod answered
+        self._last_capacity: float | None = None
         self._cycle_done = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
 

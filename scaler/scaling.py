@@ -12,12 +12,16 @@ from scaler.aggregation import Aggregate
 from scaler.trigger import TriggerConfig
 
 
-def target_per_pod(trigger: TriggerConfig, agg: Aggregate) -> float:
-    """Target per pod for the HPA's AverageValue, from the trigger or what the pods report."""
+def target_per_pod(trigger: TriggerConfig, agg: Aggregate) -> float | None:
+    """Target per pod for the HPA's AverageValue: the trigger's, or from what pods reported.
+
+    None while no pod has ever answered: a guess would stick, since KEDA writes the HPA's
+    target only when it (re)builds the HPA.
+    """
     if trigger.target_per_pod is not None:
         return trigger.target_per_pod
     per_pod = agg.refill_per_s_per_pod if trigger.metric == "demand" else agg.capacity_per_pod
-    return per_pod * trigger.target_utilization
+    return None if per_pod is None else per_pod * trigger.target_utilization
 
 
 def metric_value(trigger: TriggerConfig, agg: Aggregate) -> float:

@@ -89,8 +89,10 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
         self._closing.set()
 
     async def _resolve(
-        self, ref: pb.ScaledObjectRef, context: Context
+        self, ref: pb.ScaledObjectRef, context: Context, *, spec: bool = False
     ) -> tuple[TriggerConfig, TargetPoller]:
+        """The trigger and its poller; waits for a new target's first poll unless a spec
+        call needs no pod (an explicit targetPerPod)."""
         if self._closing.is_set():
             await context.abort(grpc.StatusCode.UNAVAILABLE, "scaler is shutting down")
         try:
@@ -99,7 +101,8 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT, f"{ref.namespace}/{ref.name}: {exc}"
             )
-        poller = await self.targets.poller_for(ref.namespace, ref.name, trigger)
+        wait = not spec or trigger.target_per_pod is None
+        poller = await self.targets.poller_for(ref.namespace, ref.name, trigger, wait=wait)
         return trigger, poller
 
     async def _open_stream(
@@ -124,20 +127,34 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
             await context.abort(grpc.StatusCode.UNAVAILABLE, poller.failure_summary())
         return trigger, agg
 
+    async def _target(
+        self,
+        ref: pb.ScaledObjectRef,
+        trigger: TriggerConfig,
+        poller: TargetPoller,
+        context: Context,
+    ) -> float | None:
+        """The target per pod; None (after abort) while it cannot be known."""
+        target = target_per_pod(trigger, poller.aggregate(trigger.window_s))
+        if target is None:
+            await context.abort(
+                grpc.StatusCode.UNAVAILABLE,
+                f"{ref.namespace}/{ref.name}: target per pod not known yet: it comes from the "
+                f"pods' {'refill_per_s' if trigger.metric == 'demand' else 'capacity'} once one "
+                f"answers, or from targetPerPod; {poller.failure_summary()}",
+            )
+        return target
+
     @observed("GetMetricSpec")
     async def GetMetricSpec(
         self, request: pb.ScaledObjectRef, context: Context
     ) -> pb.GetMetricSpecResponse:
-        trigger, poller = await self._resolve(request, context)
-        # With no fresh data the target comes from the pods' last answer (or the defaults):
-        # the HPA's spec needs a target even while pods are away.
-        target = target_per_pod(trigger, poller.aggregate(trigger.window_s))
-        spec = pb.MetricSpec(
-            metricName=trigger.metric_name,
-            targetSize=max(1, _int64(target)),
-            targetSizeFloat=target,
-        )
-        return pb.GetMetricSpecResponse(metricSpecs=[spec])
+        # Never a guess: KEDA writes the HPA's target only when it builds the HPA, so a
+        # default would stick. While pods are away the last target they implied stays.
+        trigger, poller = await self._resolve(request, context, spec=True)
+        target = await self._target(request, trigger, poller, context)
+        assert target is not None  # abort() raised otherwise
+        return _spec_response(trigger, target)
 
     @observed("GetMetrics")
     async def GetMetrics(
@@ -180,6 +197,13 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
 
 
 INT64_MAX = 2**63 - 1
+
+
+def _spec_response(trigger: TriggerConfig, target: float) -> pb.GetMetricSpecResponse:
+    spec = pb.MetricSpec(
+        metricName=trigger.metric_name, targetSize=max(1, _int64(target)), targetSizeFloat=target
+    )
+    return pb.GetMetricSpecResponse(metricSpecs=[spec])
 
 
 def _int64(value: float) -> int:

@@ -22,7 +22,7 @@ class PodView:
     state: BucketState | None
     fresh: bool
     age_s: float
-    demand_per_s: float
+    demand_per_s: float | None  # None: seen once in this boot, no rate yet
     restarts: int
     error: str | None
 

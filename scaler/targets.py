@@ -52,7 +52,9 @@ class Targets:
         self._clock = clock
         self._on_forget = on_forget
 
-    async def poller_for(self, namespace: str, name: str, trigger: TriggerConfig) -> TargetPoller:
+    async def poller_for(
+        self, namespace: str, name: str, trigger: TriggerConfig, *, wait: bool = True
+    ) -> TargetPoller:
         """The target's poller, started on first use; waits (bounded) for its first poll."""
         poller = self.pollers.get(trigger.target)
         if poller is None:
@@ -63,7 +65,7 @@ class Targets:
         poller.touch(trigger.window_s)
         key = ScaledObjectKey(namespace, name, trigger.metric)
         self.scaled_objects[key] = ScaledObjectUse(trigger, self._clock())
-        if poller.cycles == 0:
+        if wait and poller.cycles == 0:
             await poller.wait_first_cycle(self._first_poll_timeout_s)
         return poller
 

@@ -38,10 +38,25 @@ def test_rate_comes_from_counter_growth_over_pod_uptime() -> None:
     assert pod.fast_rate() == pytest.approx(60.0)
 
 
-def test_first_sample_reports_the_average_since_boot() -> None:
+def test_a_first_sample_gives_no_rate_however_busy_the_pod_was() -> None:
     pod = PodSeries("a")
-    feed(pod, [(4.0, 200.0)])
-    assert pod.fast_rate() == pytest.approx(50.0)
+    feed(pod, [(4000.0, 200_000.0)])  # 50/s on average since boot, but not seen by us
+    assert not pod.has_rate
+    assert pod.fast_rate() is None and pod.window_rate(5.0) is None
+    feed(pod, [(4001.0, 200_000.0)])  # idle now
+    assert pod.fast_rate() == 0.0 and pod.window_rate(5.0) == 0.0
+
+
+def test_a_fresh_scaler_beside_idle_pods_reports_zero_and_inactive_from_the_first_poll() -> None:
+    pods = [PodSeries(name) for name in "abc"]
+    for poll in range(3):
+        for index, pod in enumerate(pods):  # busy earlier: big counters, none moving now
+            uptime_s = 600.0 + 10 * index + poll
+            pod.observe(state(15.9 * 600, uptime_s), now=100.0 + poll, keep_s=10)
+        agg = aggregate(pods, now=100.0 + poll, window_s=5.0, fresh_for_s=FRESH_FOR_S)
+        assert agg.has_data
+        assert (agg.demand_per_s, agg.fast_demand_per_s, agg.window_demand_per_s) == (0, 0, 0)
+        assert agg.pods_rated == (0 if poll == 0 else 3)
 
 
 def test_denied_tokens_count_as_demand() -> None:
@@ -53,12 +68,12 @@ def test_denied_tokens_count_as_demand() -> None:
     assert pod.fast_rate() == pytest.approx(120.0)
 
 
-def test_restart_starts_a_new_series_and_never_goes_negative() -> None:
+def test_restart_starts_a_new_series_with_no_rate_until_seen_twice() -> None:
     pod = PodSeries("a")
     feed(pod, [(100.0, 5000.0), (101.0, 5050.0)])
     pod.observe(state(30.0, 0.5, boot_id="boot-2"), now=102.0, keep_s=10)
     assert pod.restarts == 1
-    assert pod.fast_rate() == pytest.approx(60.0)  # 30 tokens over 0.5 s since the new boot
+    assert pod.fast_rate() is None  # 30 tokens since the new boot: not seen happening
     pod.observe(state(90.0, 1.5, boot_id="boot-2"), now=103.0, keep_s=10)
     assert pod.fast_rate() == pytest.approx(60.0)
 
@@ -67,7 +82,9 @@ def test_counter_going_backwards_within_a_boot_is_treated_as_a_restart() -> None
     pod = PodSeries("a")
     feed(pod, [(10.0, 500.0), (11.0, 550.0), (12.0, 20.0)])
     assert pod.restarts == 1
-    assert pod.fast_rate() >= 0.0
+    assert pod.fast_rate() is None
+    feed(pod, [(13.0, 30.0)])
+    assert pod.fast_rate() == pytest.approx(10.0)
 
 
 def test_window_rate_averages_and_fast_rate_follows_the_last_poll() -> None:
@@ -147,9 +164,22 @@ def test_no_fresh_pod_means_no_data() -> None:
     assert not aggregate([], now=1.0, window_s=5.0, fresh_for_s=FRESH_FOR_S).has_data
 
 
-def test_targets_fall_back_to_given_defaults_without_data() -> None:
+def test_targets_fall_back_to_the_last_values_seen_and_are_unknown_before() -> None:
     agg = aggregate([], 1.0, 5.0, FRESH_FOR_S, fallback_refill_per_s=7.0, fallback_capacity=9.0)
     assert (agg.refill_per_s_per_pod, agg.capacity_per_pod) == (7.0, 9.0)
+    agg = aggregate([PodSeries("a")], 1.0, 5.0, FRESH_FOR_S)
+    assert (agg.refill_per_s_per_pod, agg.capacity_per_pod) == (None, None)
+
+
+def test_a_new_pod_has_no_rate_yet_and_demand_is_extrapolated_from_the_others() -> None:
+    old, new = PodSeries("old"), PodSeries("new")
+    old.observe(state(0, 1.0), now=1.0, keep_s=10)
+    old.observe(state(30, 2.0), now=2.0, keep_s=10)
+    new.observe(state(99_999, 50.0), now=2.0, keep_s=10)  # its past is not demand now
+    agg = aggregate([old, new], now=2.0, window_s=1.0, fresh_for_s=FRESH_FOR_S)
+    assert (agg.pods_fresh, agg.pods_rated, agg.extrapolated) == (2, 1, True)
+    assert agg.demand_per_s == pytest.approx(60.0)
+    assert agg.deficit_tokens == pytest.approx(100.0)  # levels count from the first answer
 
 
 @pytest.mark.parametrize(

@@ -93,7 +93,7 @@ def test_poller_survives_any_answers_and_never_sums_absurd_values(bodies: list[b
         for _ in range(len(bodies)):
             await poller.poll_once()
         agg = poller.aggregate(5.0)
-        for value in (agg.demand_per_s, agg.deficit_tokens, agg.refill_per_s_per_pod):
+        for value in (agg.demand_per_s, agg.deficit_tokens, agg.refill_per_s_per_pod or 0.0):
             assert math.isfinite(value) and value >= 0
 
     asyncio.run(scenario())
@@ -150,7 +150,12 @@ def test_any_metadata_over_grpc_is_ok_or_invalid_argument() -> None:
         return seen
 
     codes = asyncio.run(scenario())
-    assert codes <= {grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT}
+    # UNAVAILABLE: a valid trigger whose pods never answer has no target yet
+    assert codes <= {
+        grpc.StatusCode.OK,
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.UNAVAILABLE,
+    }
     assert grpc.StatusCode.INVALID_ARGUMENT in codes
 
 

@@ -52,15 +52,16 @@ async def test_pods_requiring_a_token(
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{scaler.grpc_port}") as channel:
             stub = pb_grpc.ExternalScalerStub(channel)  # type: ignore[no-untyped-call]
-            await stub.GetMetricSpec(ref([pod]))
-            await asyncio.sleep(0.5)
             request = pb.GetMetricsRequest(scaledObjectRef=ref([pod]))
             if accepted:
+                await stub.GetMetricSpec(ref([pod]))
+                await asyncio.sleep(0.5)
                 value = (await stub.GetMetrics(request)).metricValues[0].metricValueFloat
                 assert value == pytest.approx(10.0, rel=0.15)
-            else:
+                return
+            for call in (stub.GetMetricSpec(ref([pod])), stub.GetMetrics(request)):
                 with pytest.raises(grpc.aio.AioRpcError) as caught:
-                    await stub.GetMetrics(request)
+                    await call
                 assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
                 assert "unauthorized" in (caught.value.details() or "")
     finally:

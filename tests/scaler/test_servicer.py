@@ -14,9 +14,9 @@ import pytest
 from harness.fakepods import FakePod
 from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
-from scaler.server import Scaler
+from scaler.server import Scaler, start
 from scaler.servicer import INT64_MAX, _int64
-from tests.scaler.conftest import ref
+from tests.scaler.conftest import ref, with_config
 
 PodFactory = Callable[..., Awaitable[FakePod]]
 Stub = pb_grpc.ExternalScalerStub
@@ -283,3 +283,41 @@ async def test_calls_are_counted_by_method_and_code(
     assert count("IsActive", "INVALID_ARGUMENT") == 1
     assert count("StreamIsActive", "OK") == 1
     assert count("StreamIsActive", "INVALID_ARGUMENT") == 1
+
+
+async def test_no_guessed_target_before_any_pod_answers(
+    stub: Stub, fake_pods: PodFactory, scaler: Scaler
+) -> None:
+    pod = await fake_pods(demand_per_s=10.0)
+    await pod.stop()  # nobody answers
+    for metric, missing in (("demand", "refill_per_s"), ("deficit", "capacity")):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.GetMetricSpec(ref([pod], metric=metric))
+        details = caught.value.details() or ""
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert "target per pod not known yet" in details and missing in details
+        assert "targetPerPod" in details and "connect" in details
+    labels = {"namespace": "edge", "scaled_object": "rating-api", "metric": "demand"}
+    gauge = "openclaw_rating_scaler_target_per_pod"
+    assert scaler.registry.get_sample_value(gauge, labels) is None  # no series, not a guess
+    await pod.start(pod.port)
+    await settle(0.5)
+    spec = await stub.GetMetricSpec(ref([pod]))
+    assert spec.metricSpecs[0].targetSizeFloat == pytest.approx(50.0 * 0.8)
+
+
+async def test_an_explicit_target_is_answered_without_waiting_for_pods(
+    fake_pods: PodFactory,
+) -> None:
+    pod = await fake_pods(behaviour="hang")
+    slow = await start(with_config(poll_interval_s=30.0, pod_timeout_s=10.0))
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{slow.grpc_port}") as channel:
+            stub = pb_grpc.ExternalScalerStub(channel)  # type: ignore[no-untyped-call]
+            spec = await stub.GetMetricSpec(ref([pod], targetPerPod="12.5"))
+        [poller] = slow.targets.pollers.values()
+        assert poller.cycles == 0  # the first poll (10 s against a hung pod) has not ended
+        assert spec.metricSpecs[0].targetSizeFloat == 12.5
+        assert spec.metricSpecs[0].targetSize == 12
+    finally:
+        await slow.stop()
