@@ -1,37 +1,26 @@
 """Shared parts of the scaler benchmarks: pinned child processes, percentiles, tables.
 
 Everything binds to 127.0.0.1; every child process has a lifetime bound of its own
-(`--seconds` for the fake pods) on top of being stopped when the benchmark ends.
+(`--seconds` for the fake pods) on top of being stopped when the benchmark ends, and
+dies with the benchmark (see `harness`).
 """
 
 from __future__ import annotations
 
 import math
 import os
-import re
-import resource
-import shutil
 import subprocess
 import sys
-import time
+import tempfile
 import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-HOST = "127.0.0.1"
+from harness import HOST, Child, RatingScaler, spawn, start, wait_log_line
+
 CLOCK_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
-
-
-def raise_fd_limit(wanted: int) -> int:
-    """Lift the soft open-file limit towards `wanted` (at most the hard limit)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-    if soft != resource.RLIM_INFINITY and soft < target:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 def pin_self(core: int) -> str:
@@ -40,13 +29,6 @@ def pin_self(core: int) -> str:
         return "not pinned"
     os.sched_setaffinity(0, {core})
     return f"core {core}"
-
-
-def pinned(argv: Sequence[str], core: int | None) -> list[str]:
-    """`argv` under `taskset -c core`, or as is when taskset is missing or core is None."""
-    if core is None or shutil.which("taskset") is None:
-        return list(argv)
-    return ["taskset", "-c", str(core), *argv]
 
 
 def cpu_seconds(pid: int) -> float:
@@ -59,10 +41,10 @@ def cpu_seconds(pid: int) -> float:
 @dataclass(frozen=True)
 class FakePods:
     ports: list[int]
-    process: subprocess.Popen[str]
+    child: Child
 
     def cpu_seconds(self) -> float:
-        return cpu_seconds(self.process.pid)
+        return cpu_seconds(self.child.pid)
 
 
 @contextmanager
@@ -75,61 +57,29 @@ def fake_pods(
         "--count", str(count), "--demand", str(demand_per_s), "--seconds", str(seconds),
     ]  # fmt: skip
     wanted_fds = 2 * count + 256  # a listener and a connection per pod, and some spare
-
-    def lift_limit() -> None:  # runs in the child before exec; the limit survives exec
-        raise_fd_limit(wanted_fds)
-
-    process = subprocess.Popen(
-        pinned(argv, core), cwd=ROOT, stdout=subprocess.PIPE, text=True, preexec_fn=lift_limit
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline().strip()
-        if not re.fullmatch(r"\d+(,\d+)*", line):
-            raise SystemExit(f"fake pods did not start (exit {process.poll()}): {line!r}")
-        ports = [int(port) for port in line.split(",")]
-        if len(ports) != count:
-            raise SystemExit(f"asked for {count} fake pods, got {len(ports)}")
-        yield FakePods(ports, process)
-    finally:
-        stop(process)
-
-
-def stop(process: subprocess.Popen[str] | subprocess.Popen[bytes], timeout_s: float = 10) -> None:
-    if process.poll() is None:
-        process.terminate()
+    with tempfile.TemporaryDirectory(prefix="bench-pods-") as tmp:
+        child = spawn("fake-pods", argv, Path(tmp) / "pods.log", open_files=wanted_fds, cpu=core)
         try:
-            process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
+            line = wait_log_line(child, r"^\d+(,\d+)*$", timeout_s=60).group()
+            ports = [int(port) for port in line.split(",")]
+            if len(ports) != count:
+                raise SystemExit(f"asked for {count} fake pods, got {len(ports)}")
+            yield FakePods(ports, child)
+        finally:
+            child.stop()
 
 
 @dataclass(frozen=True)
 class ScalerProcess:
-    grpc_port: int
-    http_port: int
-    process: subprocess.Popen[bytes]
-
-    @property
-    def grpc_target(self) -> str:
-        return f"{HOST}:{self.grpc_port}"
+    service: RatingScaler
+    child: Child
 
     def get(self, path: str) -> bytes:
-        url = f"http://{HOST}:{self.http_port}{path}"
-        with urllib.request.urlopen(url, timeout=5) as response:
+        with urllib.request.urlopen(self.child.url("http", path), timeout=5) as response:
             return bytes(response.read())
 
     def cpu_seconds(self) -> float:
-        return cpu_seconds(self.process.pid)
+        return cpu_seconds(self.child.pid)
 
 
 @contextmanager
@@ -137,33 +87,15 @@ def scaler_process(
     *, core: int | None, poll_interval_s: float = 1.0, pod_timeout_s: float = 0.25
 ) -> Iterator[ScalerProcess]:
     """`python -m scaler` on loopback, ready (its /healthz answers) when this yields."""
-    grpc_port, http_port = free_port(), free_port()
-    argv = [
-        sys.executable, "-m", "scaler", "--host", HOST,
-        "--grpc-port", str(grpc_port), "--http-port", str(http_port),
-        "--poll-interval", str(poll_interval_s), "--pod-timeout", str(pod_timeout_s),
-        "--log-level", "warning",
-    ]  # fmt: skip
-    process = subprocess.Popen(pinned(argv, core), cwd=ROOT)
-    scaler = ScalerProcess(grpc_port, http_port, process)
-    try:
-        _wait_healthy(scaler)
-        yield scaler
-    finally:
-        stop(process)
-
-
-def _wait_healthy(scaler: ScalerProcess, timeout_s: float = 20) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if scaler.process.poll() is not None:
-            raise SystemExit(f"the scaler exited with {scaler.process.returncode}")
+    service = RatingScaler(
+        poll_interval_s=poll_interval_s, pod_timeout_s=pod_timeout_s, log_level="warning"
+    )
+    with tempfile.TemporaryDirectory(prefix="bench-scaler-") as tmp:
+        child = start(service, Path(tmp) / "scaler.log", cpu=core)
         try:
-            scaler.get("/healthz")
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"the scaler's /healthz did not answer within {timeout_s} s")
+            yield ScalerProcess(service, child)
+        finally:
+            child.stop()
 
 
 def endpoints_metadata(ports: Sequence[int], **extra: str) -> dict[str, str]:

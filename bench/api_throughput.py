@@ -10,16 +10,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import http.client
-import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,7 +23,9 @@ from pathlib import Path
 
 import orjson
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench._scaler_procs import cpu_seconds
+from harness import HOST, Child, RatingApi, free_port, spawn, start, wait_http_ok
+
 BATCH = orjson.dumps(
     {
         "items": [
@@ -36,7 +34,7 @@ BATCH = orjson.dumps(
         ]
     }
 )
-SERVER_CORE, LOAD_CORE = "0", "1"
+SERVER_CORE, LOAD_CORE = 0, 1
 WRK_SCRIPT = """\
 wrk.method = "POST"
 wrk.body = '{body}'
@@ -49,7 +47,7 @@ TARGET = 0.9
 class Server:
     name: str
     url: str
-    process: subprocess.Popen[bytes]
+    child: Child
 
 
 @dataclass(frozen=True)
@@ -68,7 +66,7 @@ def main(argv: list[str]) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         script = Path(tmp) / "post.lua"
         script.write_text(WRK_SCRIPT.format(body=BATCH.decode()))
-        with echo_server() as ceiling, rating_api() as ours:
+        with echo_server(Path(tmp)) as ceiling, rating_api(Path(tmp)) as ours:
             runs = measure(ceiling, ours, script, args)
     print_report(runs, args)
 
@@ -124,14 +122,14 @@ class Stalled(Exception):
 
 def wrk(server: Server, script: Path, *, duration_s: int, connections: int) -> Run:
     argv = [
-        "taskset", "-c", LOAD_CORE, "wrk",
+        "taskset", "-c", str(LOAD_CORE), "wrk",
         "-t1", f"-c{connections}", f"-d{duration_s}s", "--latency", "-s", str(script), server.url,
     ]  # fmt: skip
-    cpu_before_s = cpu_seconds(server.process.pid)
+    cpu_before_s = cpu_seconds(server.child.pid)
     output = subprocess.run(
         argv, capture_output=True, text=True, timeout=duration_s + 30, check=True
     ).stdout
-    cpu_s = cpu_seconds(server.process.pid) - cpu_before_s
+    cpu_s = cpu_seconds(server.child.pid) - cpu_before_s
     if "Non-2xx" in output:
         raise SystemExit(f"{server.name} answered errors, the figures would lie:\n{output}")
     requests = int(_find(r"(\d+) requests in", output))
@@ -148,12 +146,6 @@ def wrk(server: Server, script: Path, *, duration_s: int, connections: int) -> R
     )
 
 
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of a process so far, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _find(pattern: str, text: str) -> str:
     found = re.search(pattern, text)
     if found is None:
@@ -162,60 +154,31 @@ def _find(pattern: str, text: str) -> str:
 
 
 @contextmanager
-def echo_server() -> Iterator[Server]:
+def echo_server(log_dir: Path) -> Iterator[Server]:
     port = free_port()
     argv = [
         sys.executable, "-m", "uvicorn", "bench._echo_app:app",
-        "--host", "127.0.0.1", "--port", str(port),
+        "--host", HOST, "--port", str(port),
         "--loop", "uvloop", "--http", "httptools", "--lifespan", "off",
         "--no-access-log", "--log-level", "warning",
     ]  # fmt: skip
-    with pinned_process("a) bare Starlette echo", argv, f"http://127.0.0.1:{port}/echo") as server:
-        yield server
-
-
-@contextmanager
-def rating_api() -> Iterator[Server]:
-    port = free_port()
-    argv = [
-        sys.executable, "-m", "api",
-        "--host", "127.0.0.1", "--port", str(port), "--admin-port", str(free_port()),
-        "--bucket-capacity", "1e12", "--bucket-rate", "1e12", "--log-level", "warning",
-    ]  # fmt: skip
-    with pinned_process(
-        "b) rating-api /v1/rate", argv, f"http://127.0.0.1:{port}/v1/rate"
-    ) as server:
-        yield server
-
-
-@contextmanager
-def pinned_process(name: str, argv: list[str], url: str) -> Iterator[Server]:
-    process = subprocess.Popen(["taskset", "-c", SERVER_CORE, *argv], cwd=ROOT)
+    url = f"http://{HOST}:{port}/echo"
+    child = spawn("echo", argv, log_dir / "echo.log", cpu=SERVER_CORE)
     try:
-        wait_until_it_answers(url, process)
-        yield Server(name, url, process)
+        wait_http_ok(url, child, body=BATCH)
+        yield Server("a) bare Starlette echo", url, child)
     finally:
-        process.terminate()
-        process.wait(timeout=15)
+        child.stop()
 
 
-def wait_until_it_answers(
-    url: str, process: subprocess.Popen[bytes], timeout_s: float = 20
-) -> None:
-    port = int(url.split(":")[2].split("/")[0])
-    path = "/" + url.split("/", 3)[3]
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"{url}: the server exited with {process.returncode}")
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-            connection.request("POST", path, BATCH, {"Content-Type": "application/json"})
-            if connection.getresponse().status == 200:
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"{url} did not answer 200 within {timeout_s} s")
+@contextmanager
+def rating_api(log_dir: Path) -> Iterator[Server]:
+    api = RatingApi(bucket_capacity=1e12, bucket_rate=1e12, log_level="warning")
+    child = start(api, log_dir / "rating-api.log", cpu=SERVER_CORE)
+    try:
+        yield Server("b) rating-api /v1/rate", child.url("public", "/v1/rate"), child)
+    finally:
+        child.stop()
 
 
 def print_report(runs: dict[str, list[Run]], args: argparse.Namespace) -> None:
@@ -257,9 +220,3 @@ def print_report(runs: dict[str, list[Run]], args: argparse.Namespace) -> None:
 
 def _median(runs: list[Run], field: str) -> float:
     return float(statistics.median(getattr(run, field) for run in runs))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

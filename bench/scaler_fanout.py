@@ -33,16 +33,16 @@ import uvloop
 from prometheus_client import CollectorRegistry
 
 from bench._scaler_procs import (
-    HOST,
     FakePods,
     fake_pods,
     machine,
     measure_noise,
     percentile,
     pin_self,
-    raise_fd_limit,
     table,
 )
+from harness import HOST
+from harness.launch import raise_open_files
 from scaler.bucket_state import BucketState
 from scaler.discovery import StaticDiscovery
 from scaler.metrics import ScalerMetrics
@@ -107,7 +107,7 @@ class GcTimer:
 
 def main(argv: list[str]) -> None:
     args = parse_args(argv)
-    raise_fd_limit(max(args.sizes) * 2 + 256)
+    raise_open_files(max(args.sizes) * 2 + 256)
     where = pin_self(POLLER_CORE)
     if args.gc_threshold:
         gc.set_threshold(*args.gc_threshold)

@@ -18,7 +18,6 @@ import asyncio
 import math
 import shutil
 import statistics
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -31,18 +30,16 @@ import grpc
 import uvloop
 
 from bench._scaler_procs import (
-    HOST,
     ScalerProcess,
     cpu_noise,
     endpoints_metadata,
     machine,
     scaler_process,
-    stop,
     table,
 )
+from harness import Child, RatingApi, spawn, start, stop_all
 from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
-from tests.procs import Proc, start_rating_api
 
 LOAD_PER_S = 60.0
 REACHED_SHARE = 0.85
@@ -92,27 +89,25 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 @contextmanager
-def rating_pods(log_dir: Path, count: int) -> Iterator[list[Proc]]:
-    pods: list[Proc] = []
+def rating_pods(log_dir: Path, count: int) -> Iterator[list[Child]]:
+    pods: list[Child] = []
     try:
         for index in range(count):
-            pods.append(
-                start_rating_api(log_dir, "--log-level", "warning", name=f"rating-api-{index}")
-            )
+            api = RatingApi(pod_name=f"rating-api-{index}", log_level="warning")
+            pods.append(start(api, log_dir / f"{api.name}.log"))
         yield pods
     finally:
-        for pod in pods:
-            pod.stop()
+        stop_all(pods)
 
 
 async def run_steps(
-    pods: list[Proc], scaler: ScalerProcess, args: argparse.Namespace
+    pods: list[Child], scaler: ScalerProcess, args: argparse.Namespace
 ) -> list[Step]:
     metadata = endpoints_metadata([pod.ports["admin"] for pod in pods], window="2")
     ref = pb.ScaledObjectRef(name="rating-api", namespace="edge", scalerMetadata=metadata)
     request = pb.GetMetricsRequest(scaledObjectRef=ref, metricName="openclaw-demand")
     async with (
-        grpc.aio.insecure_channel(scaler.grpc_target) as channel,
+        grpc.aio.insecure_channel(scaler.service.grpc_target) as channel,
         aiohttp.ClientSession() as session,
     ):
         stub = pb_grpc.ExternalScalerStub(channel)  # type: ignore[no-untyped-call]
@@ -152,7 +147,7 @@ async def wait_quiet(
 
 async def align(session: aiohttp.ClientSession, scaler: ScalerProcess, phase_s: float) -> None:
     """Sleep until `phase_s` seconds after the end of one of the scaler's poll cycles."""
-    url = f"http://{HOST}:{scaler.http_port}/v1/targets"
+    url = scaler.child.url("http", "/v1/targets")
     async with session.get(url) as response:
         targets = await response.json()
     ages = [pod["age_s"] for pod in targets["targets"][0]["pods"] if pod["age_s"] is not None]
@@ -164,7 +159,7 @@ async def one_step(
     stub: pb_grpc.ExternalScalerStub,
     request: pb.GetMetricsRequest,
     session: aiohttp.ClientSession,
-    pods: list[Proc],
+    pods: list[Child],
     args: argparse.Namespace,
 ) -> None:
     baseline = await requested_total(session, pods)
@@ -179,24 +174,23 @@ async def one_step(
             ended - started - step.first_request_s
         )
     finally:
-        for load in loads:
-            stop(load)
+        stop_all(loads)
     step.fall_s = await wait_quiet(stub, request, timeout_s=20)
 
 
-def start_hey(pod: Proc, pods: int, load_s: float) -> subprocess.Popen[bytes]:
+def start_hey(pod: Child, pods: int, load_s: float) -> Child:
     per_worker = LOAD_PER_S / pods / HEY_WORKERS
     argv = [
         "hey", "-z", f"{load_s:g}s", "-c", str(HEY_WORKERS), "-q", f"{per_worker:g}",
         "-m", "POST", "-T", "application/json", "-d", BODY, pod.url("public", "/v1/rate"),
     ]  # fmt: skip
-    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return spawn(f"hey-{pod.name}", argv, pod.log_path.with_name(f"hey-{pod.name}.log"))
 
 
-async def requested_total(session: aiohttp.ClientSession, pods: list[Proc]) -> float:
+async def requested_total(session: aiohttp.ClientSession, pods: list[Child]) -> float:
     """Tokens asked for across the pods since they started, granted or denied."""
 
-    async def one(pod: Proc) -> float:
+    async def one(pod: Child) -> float:
         async with session.get(pod.url("admin", "/v1/bucket")) as response:
             state = await response.json()
         return float(state["granted_total"] + state["denied_total"])
@@ -205,7 +199,7 @@ async def requested_total(session: aiohttp.ClientSession, pods: list[Proc]) -> f
 
 
 async def first_request(
-    session: aiohttp.ClientSession, pods: list[Proc], baseline: float, started: float
+    session: aiohttp.ClientSession, pods: list[Child], baseline: float, started: float
 ) -> float:
     """Seconds from the step's start until the pods counted a request (to ±10 ms)."""
     while time.perf_counter() - started < 10:

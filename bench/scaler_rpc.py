@@ -138,7 +138,7 @@ async def run_all(
     runs: list[Scenario],
     args: argparse.Namespace,
 ) -> list[Outcome]:
-    channels = [grpc.aio.insecure_channel(scaler.grpc_target) for _ in range(args.channels)]
+    channels = [grpc.aio.insecure_channel(scaler.service.grpc_target) for _ in range(args.channels)]
     stubs = [pb_grpc.ExternalScalerStub(channel) for channel in channels]  # type: ignore[no-untyped-call]
     try:
         await wait_for_demand(stubs[0], request, runs[0].pods)

@@ -5,7 +5,7 @@ Everything binds to and talks to 127.0.0.1.
 
 Children (`harness.child`):
     Child(name, argv, log_path, *, ports=, env=, die_with_parent=True, open_files=, cpu=)
-        .start() -> Child            spawn (again: the log is appended), no preexec_fn
+        .start() -> Child            spawn (again: the log is appended), no pre-exec hook
         .running / .pid / .popen / .returncode / .starts / .ports / .url(port_name, path)
         .signal(signum)              only while it runs
         .stop(timeout_s) -> int      SIGCONT, SIGTERM, wait, SIGKILL; the exit code
@@ -25,12 +25,13 @@ Waiting (`harness.ready`), each failing early with `StartError` when the child e
     wait_log_line(child, pattern, *, timeout_s) -> re.Match
     wait_until(child, check, what, timeout_s) / await wait_until_async(...)
 
-Services (`harness.services`):
-    RatingApi(port=, admin_port=, pod_name=, bucket_capacity=, bucket_rate=, log_level=,
-              extra=())               .argv(), .ports {"public","admin"}, .ready_urls
-    RatingScaler(grpc_port=, http_port=, poll_interval_s=, pod_timeout_s=, log_level=,
-                 extra=())            .argv(), .ports {"grpc","http"}, .grpc_target
-    start(service, log_path, *, name=, env=, cpu=, timeout_s=) -> Child    ready
+Services (`harness.services`), frozen flag sets (None keeps the service's default; free
+loopback ports unless given; `host=` and `extra=(more flags,)` on both):
+    RatingApi(port=, admin_port=, pod_name=, bucket_capacity=, bucket_rate=, log_level=)
+        .argv(), .name, .ports {"public","admin"}, .ready_urls, .rate_url, .admin_address
+    RatingScaler(grpc_port=, http_port=, poll_interval_s=, pod_timeout_s=, log_level=)
+        .argv(), .name, .ports {"grpc","http"}, .ready_urls, .grpc_target
+    start(service, log_path, *, name=, env=, cpu=, timeout_s=) -> Child   once ready
     await start_async(...) -> Child
 
 Fake pods (`harness.fakepods`): `FakePod`, light admin-port stand-ins served in-process,

@@ -1,6 +1,6 @@
 """One command run as a child process, with its own log file, stopped for sure.
 
-Children are spawned without `preexec_fn` (unsafe once the parent runs threads): each
+Children are spawned without a pre-exec hook (unsafe once the parent runs threads): each
 gets its own process group (`process_group=0`: Ctrl-C in a terminal reaches the parent
 only, which then stops its children in order; the session stays the parent's), and
 whatever must happen between fork and exec (dying with the parent, a higher open-file
@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 ROOT = Path(__file__).resolve().parent.parent
 LAUNCHER = Path(__file__).resolve().with_name("launch.py")
@@ -39,35 +40,32 @@ class StartError(RuntimeError):
         super().__init__(f"{child.name} {reason}; {child.log_path}:\n{self.log_tail}")
 
 
+class Options(TypedDict, total=False):
+    """The keyword options of `Child` and `spawn`: `ports` names the ports the command
+    was given, for `Child.url()`; `env` is added to this process's environment;
+    `die_with_parent` (default True) has the kernel SIGKILL the child when the spawning
+    thread dies (Linux); `open_files` lifts its soft RLIMIT_NOFILE; `cpu` pins it."""
+
+    ports: Mapping[str, int] | None
+    env: Mapping[str, str] | None
+    die_with_parent: bool
+    open_files: int | None
+    cpu: int | None
+
+
 class Child:
     """A command with its log file (stdout and stderr), started with `start()` and
-    started again the same way by calling `start()` once more (the log is appended).
-
-    `ports` names the ports the command was given, for `url()`. `die_with_parent` has
-    the kernel SIGKILL the child when the spawning thread dies (Linux); `open_files`
-    lifts the child's soft RLIMIT_NOFILE; `cpu` pins it to one core.
-    """
+    started again the same way by calling `start()` once more (the log is appended)."""
 
     def __init__(
-        self,
-        name: str,
-        argv: Sequence[str],
-        log_path: Path,
-        *,
-        ports: Mapping[str, int] | None = None,
-        env: Mapping[str, str] | None = None,
-        die_with_parent: bool = True,
-        open_files: int | None = None,
-        cpu: int | None = None,
+        self, name: str, argv: Sequence[str], log_path: Path, **options: Unpack[Options]
     ) -> None:
         self.name = name
         self.argv = list(argv)
         self.log_path = log_path
-        self.ports = dict(ports or {})
-        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-        self.die_with_parent = die_with_parent
-        self.open_files = open_files
-        self.cpu = cpu
+        self.ports = dict(options.get("ports") or {})
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(options.get("env") or {})}
+        self.options = options
         self.starts = 0
         self._popen: subprocess.Popen[bytes] | None = None
 
@@ -92,12 +90,11 @@ class Child:
     def command(self) -> list[str]:
         """`argv`, behind the launcher when something must be set up before exec."""
         options = []
-        if self.die_with_parent and sys.platform.startswith("linux"):
+        if self.options.get("die_with_parent", True) and sys.platform.startswith("linux"):
             options += ["--parent", str(os.getpid())]
-        if self.open_files is not None:
-            options += ["--open-files", str(self.open_files)]
-        if self.cpu is not None:
-            options += ["--cpu", str(self.cpu)]
+        for flag, key in (("--open-files", "open_files"), ("--cpu", "cpu")):
+            value = self.options.get(key)
+            options += [] if value is None else [flag, str(value)]
         if not options:
             return list(self.argv)
         return [sys.executable, "-I", "-S", str(LAUNCHER), *options, "--", *self.argv]
@@ -173,23 +170,9 @@ class Child:
         return "\n".join(self.log().splitlines()[-lines:])
 
 
-def spawn(
-    name: str,
-    argv: Sequence[str],
-    log_path: Path,
-    *,
-    ports: Mapping[str, int] | None = None,
-    env: Mapping[str, str] | None = None,
-    die_with_parent: bool = True,
-    open_files: int | None = None,
-    cpu: int | None = None,
-) -> Child:
-    """A started `Child` (see its options)."""
-    child = Child(
-        name, argv, log_path, ports=ports, env=env,
-        die_with_parent=die_with_parent, open_files=open_files, cpu=cpu,
-    )  # fmt: skip
-    return child.start()
+def spawn(name: str, argv: Sequence[str], log_path: Path, **options: Unpack[Options]) -> Child:
+    """A started `Child` (`options` as for `Child`)."""
+    return Child(name, argv, log_path, **options).start()
 
 
 def stop_all(children: Sequence[Child], timeout_s: float = STOP_TIMEOUT_S) -> list[int | None]:

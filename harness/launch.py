@@ -1,6 +1,6 @@
 """`python -m harness.launch [OPTIONS] -- COMMAND...`: set up this process, then exec COMMAND.
 
-What `subprocess.Popen(preexec_fn=...)` would do between fork and exec, done instead in a
+What a pre-exec hook of `subprocess.Popen` would do between fork and exec, done instead in a
 fresh interpreter, which is safe however many threads the parent runs: `--parent PID`
 asks the kernel to SIGKILL the command when the thread that started it dies (Linux
 only; the flag is ignored elsewhere), `--open-files N` lifts the soft open-file limit

@@ -80,15 +80,14 @@ def wait_log_line(
     child: Child, pattern: str, *, timeout_s: float = READY_TIMEOUT_S
 ) -> re.Match[str]:
     """Until a line of the child's log matches `pattern` (a regex); that match."""
-    found: list[re.Match[str]] = []
+    wait_until(child, lambda: _search(pattern, child) is not None, repr(pattern), timeout_s)
+    match = _search(pattern, child)
+    assert match is not None  # the log only grows
+    return match
 
-    def check() -> bool:
-        match = re.search(pattern, child.log(), re.MULTILINE)
-        found.extend([match] if match else [])
-        return match is not None
 
-    wait_until(child, check, f"a log line matching {pattern!r}", timeout_s)
-    return found[0]
+def _search(pattern: str, child: Child) -> re.Match[str] | None:
+    return re.search(pattern, child.log(), re.MULTILINE)
 
 
 def http_ok(url: str, body: bytes | None = None) -> bool:

@@ -9,11 +9,11 @@ given) and build its argv (`sys.executable -m api ...` / `-m scaler ...`). `star
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, ClassVar, Literal, TypedDict, Unpack
 
 from harness.child import Child, spawn
 from harness.ready import HOST, READY_TIMEOUT_S, free_port, wait_http_ok, wait_http_ok_async
@@ -21,142 +21,124 @@ from harness.ready import HOST, READY_TIMEOUT_S, free_port, wait_http_ok, wait_h
 LogLevel = Literal["debug", "info", "warning", "error"]
 
 
-class Service(Protocol):
-    @property
-    def name(self) -> str: ...
-    @property
-    def ports(self) -> dict[str, int]: ...
-    @property
-    def ready_urls(self) -> tuple[str, ...]: ...
-    def argv(self) -> list[str]: ...
+def _flag(flag: str, default: object = None, factory: Callable[[], object] | None = None) -> Any:
+    """A field given to the service as `flag VALUE` (left out while None)."""
+    if factory is not None:
+        return field(default_factory=factory, metadata={"flag": flag})
+    return field(default=default, metadata={"flag": flag})
 
 
 @dataclass(frozen=True, kw_only=True)
-class RatingApi:
-    """One `rating-api`: ports named "public" and "admin"."""
+class Service:
+    """What both services share: the argv from the fields' flags, names, readiness."""
 
-    port: int = field(default_factory=free_port)
-    admin_port: int = field(default_factory=free_port)
-    host: str = HOST
-    pod_name: str | None = None
-    bucket_capacity: float | None = None
-    bucket_rate: float | None = None
-    log_level: LogLevel | None = None
-    extra: tuple[str, ...] = ()  # more flags, as they are written
+    MODULE: ClassVar[str]  # python -m MODULE
+    PORTS: ClassVar[dict[str, str]]  # port name: the field that holds it
+    READY: ClassVar[tuple[tuple[str, str], ...]]  # (port name, path) that answer 2xx when up
+    host: str = _flag("--host", HOST)
+    log_level: LogLevel | None = _flag("--log-level")  # noqa: RUF009 (a field(), like the rest)
+    extra: tuple[str, ...] = ()  # more flags, as they are written, after the others
 
     @property
     def name(self) -> str:
-        return self.pod_name or "rating-api"
+        return f"rating-{self.MODULE}"
 
     @property
     def ports(self) -> dict[str, int]:
-        return {"public": self.port, "admin": self.admin_port}
+        return {name: getattr(self, attr) for name, attr in self.PORTS.items()}
 
     @property
     def ready_urls(self) -> tuple[str, ...]:
-        """`/readyz`, and the admin port's `/metrics` (open even with an admin token)."""
-        return (f"http://{HOST}:{self.port}/readyz", f"http://{HOST}:{self.admin_port}/metrics")
+        return tuple(f"http://{HOST}:{self.ports[port]}{path}" for port, path in self.READY)
 
     def argv(self) -> list[str]:
-        return [
-            sys.executable, "-m", "api", "--host", self.host,
-            "--port", str(self.port), "--admin-port", str(self.admin_port),
-            *_flag("--pod-name", self.pod_name),
-            *_flag("--bucket-capacity", self.bucket_capacity),
-            *_flag("--bucket-rate", self.bucket_rate),
-            *_flag("--log-level", self.log_level),
-            *self.extra,
-        ]  # fmt: skip
+        given = [(item.metadata.get("flag"), getattr(self, item.name)) for item in fields(self)]
+        flags = [
+            arg for flag, value in given if flag and value is not None for arg in (flag, value)
+        ]
+        return [sys.executable, "-m", self.MODULE, *map(str, flags), *self.extra]
 
 
 @dataclass(frozen=True, kw_only=True)
-class RatingScaler:
-    """One `rating-scaler`: ports named "grpc" and "http"."""
+class RatingApi(Service):
+    """One `rating-api`: ports named "public" and "admin"; ready when `/readyz` and the
+    admin port's `/metrics` (open even with an admin token) answer."""
 
-    grpc_port: int = field(default_factory=free_port)
-    http_port: int = field(default_factory=free_port)
-    host: str = HOST
-    poll_interval_s: float | None = None
-    pod_timeout_s: float | None = None
-    log_level: LogLevel | None = None
-    extra: tuple[str, ...] = ()  # more flags, as they are written
+    MODULE = "api"
+    PORTS = {"public": "port", "admin": "admin_port"}
+    READY = (("public", "/readyz"), ("admin", "/metrics"))
+    port: int = _flag("--port", factory=free_port)
+    admin_port: int = _flag("--admin-port", factory=free_port)
+    pod_name: str | None = _flag("--pod-name")
+    bucket_capacity: float | None = _flag("--bucket-capacity")
+    bucket_rate: float | None = _flag("--bucket-rate")
 
     @property
     def name(self) -> str:
-        return "rating-scaler"
+        return self.pod_name or super().name
 
     @property
-    def ports(self) -> dict[str, int]:
-        return {"grpc": self.grpc_port, "http": self.http_port}
+    def rate_url(self) -> str:
+        return f"http://{HOST}:{self.port}/v1/rate"
+
+    @property
+    def admin_address(self) -> str:
+        """`host:port` of the admin port, as the scaler's `endpoints` metadata names it."""
+        return f"{HOST}:{self.admin_port}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RatingScaler(Service):
+    """One `rating-scaler`: ports named "grpc" and "http"; ready when `/healthz` answers."""
+
+    MODULE = "scaler"
+    PORTS = {"grpc": "grpc_port", "http": "http_port"}
+    READY = (("http", "/healthz"),)
+    grpc_port: int = _flag("--grpc-port", factory=free_port)
+    http_port: int = _flag("--http-port", factory=free_port)
+    poll_interval_s: float | None = _flag("--poll-interval")
+    pod_timeout_s: float | None = _flag("--pod-timeout")
 
     @property
     def grpc_target(self) -> str:
         return f"{HOST}:{self.grpc_port}"
 
-    @property
-    def ready_urls(self) -> tuple[str, ...]:
-        return (f"http://{HOST}:{self.http_port}/healthz",)
 
-    def argv(self) -> list[str]:
-        return [
-            sys.executable, "-m", "scaler", "--host", self.host,
-            "--grpc-port", str(self.grpc_port), "--http-port", str(self.http_port),
-            *_flag("--poll-interval", self.poll_interval_s),
-            *_flag("--pod-timeout", self.pod_timeout_s),
-            *_flag("--log-level", self.log_level),
-            *self.extra,
-        ]  # fmt: skip
+class StartOptions(TypedDict, total=False):
+    """`name` (the service's own by default), `env` and `cpu` as for `Child`, and the
+    `timeout_s` each ready URL has to answer."""
+
+    name: str | None
+    env: Mapping[str, str] | None
+    cpu: int | None
+    timeout_s: float
 
 
-def _flag(flag: str, value: object) -> list[str]:
-    return [] if value is None else [flag, str(value)]
-
-
-def start(
-    service: Service,
-    log_path: Path,
-    *,
-    name: str | None = None,
-    env: Mapping[str, str] | None = None,
-    cpu: int | None = None,
-    timeout_s: float = READY_TIMEOUT_S,
-) -> Child:
-    """Spawn `service` (as `name`, logging to `log_path`, see `Child` for `env` and
-    `cpu`); returns when all its `ready_urls` answer 2xx. Raises `StartError`, the
-    child killed, when it exits first or `timeout_s` runs out."""
-    with _killed_unless_ready(service, log_path, name, env, cpu) as child:
+def start(service: Service, log_path: Path, **options: Unpack[StartOptions]) -> Child:
+    """Spawn `service`, logging to `log_path`; returns when all its `ready_urls` answer
+    2xx. Raises `StartError`, the child killed, when it exits first or time runs out."""
+    with _killed_unless_ready(service, log_path, options) as child:
         for url in service.ready_urls:
-            wait_http_ok(url, child, timeout_s=timeout_s)
+            wait_http_ok(url, child, timeout_s=options.get("timeout_s", READY_TIMEOUT_S))
     return child
 
 
-async def start_async(
-    service: Service,
-    log_path: Path,
-    *,
-    name: str | None = None,
-    env: Mapping[str, str] | None = None,
-    cpu: int | None = None,
-    timeout_s: float = READY_TIMEOUT_S,
-) -> Child:
+async def start_async(service: Service, log_path: Path, **options: Unpack[StartOptions]) -> Child:
     """`start()` without blocking the event loop."""
-    with _killed_unless_ready(service, log_path, name, env, cpu) as child:
+    with _killed_unless_ready(service, log_path, options) as child:
         for url in service.ready_urls:
+            timeout_s = options.get("timeout_s", READY_TIMEOUT_S)
             await wait_http_ok_async(url, child, timeout_s=timeout_s)
     return child
 
 
 @contextmanager
 def _killed_unless_ready(
-    service: Service,
-    log_path: Path,
-    name: str | None,
-    env: Mapping[str, str] | None,
-    cpu: int | None,
+    service: Service, log_path: Path, options: StartOptions
 ) -> Iterator[Child]:
-    child = spawn(
-        name or service.name, service.argv(), log_path, ports=service.ports, env=env, cpu=cpu
-    )
+    name = options.get("name") or service.name
+    env, cpu = options.get("env"), options.get("cpu")
+    child = spawn(name, service.argv(), log_path, ports=service.ports, env=env, cpu=cpu)
     try:
         yield child
     except BaseException:

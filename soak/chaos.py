@@ -21,8 +21,6 @@ import signal
 from dataclasses import dataclass
 from typing import Literal
 
-import aiohttp
-
 from soak.cluster import Clock, Cluster, Pod, pause
 from soak.settings import Settings
 
@@ -41,12 +39,9 @@ class Fault:
 
 
 class Chaos:
-    def __init__(
-        self, cluster: Cluster, http: aiohttp.ClientSession, settings: Settings, clock: Clock
-    ) -> None:
+    def __init__(self, cluster: Cluster, settings: Settings, clock: Clock) -> None:
         self.faults: list[Fault] = []
         self._cluster = cluster
-        self._http = http
         self._settings = settings
         self._clock = clock
         self._rng = random.Random(settings.seed)
@@ -78,12 +73,12 @@ class Chaos:
         timeline = self._cluster.timeline
         if fault.kind == "kill":
             pod.kill(timeline)
-            await pod.child.wait_exit(5.0)
+            await pod.child.wait_async(5.0)
             await asyncio.sleep(fault.duration_s)
-            return await pod.start(self._http, timeline)
+            return await pod.start(timeline)
         if fault.kind == "restart":
             await pod.terminate(timeline)
-            return await pod.start(self._http, timeline)
+            return await pod.start(timeline)
         if fault.kind == "freeze":
             pod.freeze(timeline)
             await asyncio.sleep(fault.duration_s)

@@ -15,6 +15,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness import Child, spawn
 from soak.cluster import Pod
 from soak.settings import Settings
 
@@ -85,34 +86,26 @@ class Load:
         self._pods = pods
         self._settings = settings
         self._log_dir = log_dir
-        self._procs: list[tuple[subprocess.Popen[bytes], Path]] = []
+        self._children: list[Child] = []
 
     def start(self, duration_s: float) -> None:
         for pod in self._pods:
-            out = self._log_dir / f"hey-{pod.index}.txt"
-            with out.open("wb") as sink:
-                proc = subprocess.Popen(
-                    hey_argv(self._settings, pod.rate_url, duration_s),
-                    stdout=sink,
-                    stderr=subprocess.STDOUT,
-                )
-            self._procs.append((proc, out))
+            argv = hey_argv(self._settings, pod.api.rate_url, duration_s)
+            log_path = self._log_dir / f"hey-{pod.index}.txt"
+            self._children.append(spawn(f"hey-{pod.index}", argv, log_path))
 
     def finish(self, timeout_s: float) -> list[HeyResult]:
         """Wait for every `hey` to end by itself (killed after `timeout_s`), then parse."""
         results = []
-        for pod, (proc, out) in zip(self._pods, self._procs, strict=True):
+        for pod, child in zip(self._pods, self._children, strict=True):
             try:
-                code: int | None = proc.wait(timeout_s)
+                code: int | None = child.popen.wait(timeout_s)
             except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+                child.kill()
                 code = None
-            results.append(parse_hey(pod.index, out.read_text(errors="replace"), code))
+            results.append(parse_hey(pod.index, child.log(), code))
         return results
 
     def kill(self) -> None:
-        for proc, _ in self._procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(5)
+        for child in self._children:
+            child.kill()

@@ -9,7 +9,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from soak.cluster import Child, Clock, pause
+from harness import Child
+from soak.cluster import Clock, pause
 
 EDGE = 3  # samples at each end of the measured span
 
@@ -69,10 +70,9 @@ class Sampler:
         """One sample of each live child, into `samples` (or `into`)."""
         into = self.samples if into is None else into
         for child in children:
-            pid = child.pid
-            got = read_proc(pid) if pid is not None and child.running else None
-            if got is not None and pid is not None:
-                into.append(Sample(at, child.name, pid, *got))
+            got = read_proc(child.pid) if child.running else None
+            if got is not None:
+                into.append(Sample(at, child.name, child.pid, *got))
 
     async def sample_settled(
         self, children: Sequence[Child], clock: Clock, label: str, every_s: float = 0.2

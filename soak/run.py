@@ -83,7 +83,7 @@ async def _run(settings: Settings) -> Outcome:
     load = Load(cluster.pods, settings, settings.out_dir / "logs")
     async with aiohttp.ClientSession() as http:
         try:
-            await cluster.start(http)
+            await cluster.start()
             clock.reset()
             for pod in cluster.pods:
                 cluster.timeline.mark(pod.index, "up", clock())
@@ -110,7 +110,7 @@ async def _run(settings: Settings) -> Outcome:
         scaler_exit=scaler_exit,
         scaler_rpc=rpc,
         scaler_pod_errors=pod_errors,
-        logs={child.name: child.log_text() for child in cluster.children},
+        logs={child.name: child.log() for child in cluster.children},
         probe_end=settings.duration_s - TAIL_S,
     )
     checks = check_all(ev)
@@ -129,7 +129,7 @@ async def _observe(
     objects = plan(settings.scaled_objects, settings.pods, settings.streams)
     refs = [so.ref(cluster.scaler.grpc_target, cluster.admin_addresses(so.pods)) for so in objects]
     sampler, truth = Sampler(), Truth()
-    chaos = Chaos(cluster, http, settings, clock) if settings.chaos else None
+    chaos = Chaos(cluster, settings, clock) if settings.chaos else None
     async with grpc.aio.insecure_channel(cluster.scaler.grpc_target) as channel:
         stub = pb_grpc.ExternalScalerStub(channel)  # type: ignore[no-untyped-call]
         probe = Probe(stub, objects, refs, settings, clock)

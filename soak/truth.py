@@ -75,7 +75,7 @@ class Truth:
             await pause(every_s, clock, until)
 
     async def _read(self, http: aiohttp.ClientSession, pod: Pod, clock: Clock) -> None:
-        url = f"http://{pod.admin_address}/v1/bucket"
+        url = f"http://{pod.api.admin_address}/v1/bucket"
         try:
             async with http.get(url, timeout=aiohttp.ClientTimeout(total=READ_TIMEOUT_S)) as r:
                 state = await r.json() if r.status == 200 else None

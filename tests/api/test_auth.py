@@ -18,8 +18,8 @@ import pytest
 from api.auth import TokenFile
 from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
-from tests.procs import Proc, start_rating_api
-from tests.scaler.test_process import keda_ref, start_scaler
+from tests.procs import Proc, start_rating_api, start_scaler
+from tests.scaler.test_process import keda_ref
 
 TOKEN = "s3cret-admin-token"
 

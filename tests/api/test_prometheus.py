@@ -47,7 +47,7 @@ def prometheus(tmp_path: Path) -> Iterator[Any]:
         ]
         proc = spawn("prometheus", argv, tmp_path / "logs", {"web": port})
         started.append(proc)
-        wait_http_ok(proc.url("web", "/-/ready"), timeout_s=30, proc=proc.popen)
+        wait_http_ok(proc.url("web", "/-/ready"), proc, timeout_s=30)
         return proc
 
     yield start

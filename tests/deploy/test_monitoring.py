@@ -7,7 +7,6 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +16,7 @@ import pytest
 import yaml
 
 from tests.deploy.kube import BASE, DATA, OVERLAYS, VARIANTS, Obj, Variant, of_kind, render
-from tests.procs import Proc, free_port, spawn, start_rating_api, wait_http_ok
+from tests.procs import Proc, start_rating_api, start_scaler
 
 # Series that neither rating-api nor rating-scaler exposes, each with its source.
 # Keep it to what the rules and the dashboard use: a test fails on unused entries.
@@ -304,17 +303,8 @@ def running_services(tmp_path: Path) -> Iterator[dict[str, str]]:
     try:
         api = start_rating_api(tmp_path / "logs")
         started.append(api)
-        grpc_port, http_port = free_port(), free_port()
-        argv = [
-            sys.executable, "-m", "scaler",
-            "--grpc-port", str(grpc_port), "--http-port", str(http_port),
-        ]  # fmt: skip
-        scaler = spawn("rating-scaler", argv, tmp_path / "logs", {"http": http_port})
+        scaler = start_scaler(tmp_path / "logs")
         started.append(scaler)
-        try:
-            wait_http_ok(scaler.url("http", "/healthz"), proc=scaler.popen)
-        except (RuntimeError, TimeoutError) as exc:
-            raise RuntimeError(f"rating-scaler did not start: {exc}\n{scaler.log()}") from None
         yield {
             "rating-api": fetch(api.url("admin", "/metrics")),
             "rating-scaler": fetch(scaler.url("http", "/metrics")),

@@ -9,10 +9,12 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Unpack
 
 import pytest
 
 from harness import Child, spawn, stop_all, wait_log_line, wait_until
+from harness.child import Options
 from harness.launch import parse_args
 
 # Says "ready" once its SIGTERM handler is in place; SIGTERM makes it say "term", exit 0.
@@ -30,8 +32,8 @@ time.sleep(120)
 """
 
 
-def python(tmp_path: Path, code: str, name: str = "child", **options: object) -> Child:
-    return spawn(name, [sys.executable, "-c", code], tmp_path / f"{name}.log", **options)  # type: ignore[arg-type]
+def python(tmp_path: Path, code: str, name: str = "child", **options: Unpack[Options]) -> Child:
+    return spawn(name, [sys.executable, "-c", code], tmp_path / f"{name}.log", **options)
 
 
 def gone(pid: int) -> bool:

@@ -26,9 +26,9 @@ from harness.services import Service
                 log_level="warning", extra=("--max-batch", "20"),
             ),
             [
-                "-m", "api", "--host", "127.0.0.1", "--port", "1", "--admin-port", "2",
-                "--pod-name", "p", "--bucket-capacity", "1000000000000.0", "--bucket-rate",
-                "20", "--log-level", "warning", "--max-batch", "20",
+                "-m", "api", "--host", "127.0.0.1", "--log-level", "warning", "--port", "1",
+                "--admin-port", "2", "--pod-name", "p", "--bucket-capacity", "1000000000000.0",
+                "--bucket-rate", "20", "--max-batch", "20",
             ],
             id="api-flags",
         ),
@@ -43,9 +43,9 @@ from harness.services import Service
                 log_level="warning", extra=("--allowed-hosts", "127.0.0.1"),
             ),
             [
-                "-m", "scaler", "--host", "127.0.0.1", "--grpc-port", "3", "--http-port", "4",
-                "--poll-interval", "0.5", "--pod-timeout", "0.25", "--log-level", "warning",
-                "--allowed-hosts", "127.0.0.1",
+                "-m", "scaler", "--host", "127.0.0.1", "--log-level", "warning",
+                "--grpc-port", "3", "--http-port", "4", "--poll-interval", "0.5",
+                "--pod-timeout", "0.25", "--allowed-hosts", "127.0.0.1",
             ],
             id="scaler-flags",
         ),
@@ -62,6 +62,8 @@ def test_ports_are_free_and_named_unless_given() -> None:
     assert len({*api.ports.values(), *scaler.ports.values()}) == 4
     assert RatingApi(pod_name="pod-7").name == "pod-7"
     assert scaler.grpc_target == f"127.0.0.1:{scaler.grpc_port}"
+    assert api.admin_address == f"127.0.0.1:{api.admin_port}"
+    assert api.rate_url == f"http://127.0.0.1:{api.port}/v1/rate"
 
 
 def status(url: str) -> int:
