@@ -24,7 +24,7 @@ log = logging.getLogger("scaler.metrics")
 PREFIX = "openclaw_rating_scaler_"
 POLL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5)
 RPC_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1.0)
-RPC_METHODS = ("GetMetricSpec", "GetMetrics", "IsActive", "StreamIsActive")
+RPC_METHODS = ("GetMetricSpec", "GetMetrics", "IsActive", "StreamIsActive", "StreamMetricSpec")
 
 
 class ScalerMetrics:

@@ -106,12 +106,12 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
         return trigger, poller
 
     async def _open_stream(
-        self, method: str, ref: pb.ScaledObjectRef, context: Context
+        self, method: str, ref: pb.ScaledObjectRef, context: Context, *, spec: bool = False
     ) -> tuple[TriggerConfig, TargetPoller]:
         """Resolve a stream's target; streams are counted when opened, by how that went."""
         error: BaseException | None = None
         try:
-            return await self._resolve(ref, context)
+            return await self._resolve(ref, context, spec=spec)
         except BaseException as exc:
             error = exc
             raise
@@ -186,6 +186,24 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
             poller.touch(trigger.window_s)
             await self._next_cycle(poller)
 
+    async def StreamMetricSpec(
+        self, request: pb.ScaledObjectRef, context: Context
+    ) -> AsyncIterator[pb.GetMetricSpecResponse]:
+        """The specs as soon as the target is known, then each time it changes.
+
+        KEDA 2.21+ rebuilds the HPA from every message, so a target that changes with
+        the pods' refill reaches the HPA without anyone touching the ScaledObject.
+        """
+        trigger, poller = await self._open_stream("StreamMetricSpec", request, context, spec=True)
+        sent: int | None = None
+        while not self._closing.is_set():
+            target = target_per_pod(trigger, poller.aggregate(trigger.window_s))
+            if target is not None and _milli(target) != sent:  # KEDA keeps 3 decimals
+                sent = _milli(target)
+                yield _spec_response(trigger, target)
+            poller.touch(trigger.window_s)
+            await self._next_cycle(poller)
+
     async def _next_cycle(self, poller: TargetPoller) -> None:
         closing = asyncio.ensure_future(self._closing.wait())
         cycle = asyncio.ensure_future(poller.wait_cycle_after(poller.cycles))
@@ -197,6 +215,10 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
 
 
 INT64_MAX = 2**63 - 1
+
+
+def _milli(value: float) -> int:
+    return round(value * 1000) if math.isfinite(value) else INT64_MAX
 
 
 def _spec_response(trigger: TriggerConfig, target: float) -> pb.GetMetricSpecResponse:

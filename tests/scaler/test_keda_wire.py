@@ -1,14 +1,15 @@
 """A client built from KEDA's published protocol facts, not from our stubs or our .proto.
 
 Package `externalscaler`, service `ExternalScaler`, the method paths and the field
-numbers below are KEDA's; if our proto drifted from them, these calls would fail or
-read wrong fields.
+numbers below are KEDA's (pkg/scalers/externalscaler/externalscaler.proto of KEDA
+v2.21.0, which added StreamMetricSpec); if our proto drifted from them, these calls
+would fail or read wrong fields.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -81,48 +82,125 @@ def keda_classes() -> dict[str, Any]:
     }
 
 
-async def test_keda_built_client_gets_correct_answers(
-    scaler: Scaler, fake_pods: Callable[..., Awaitable[FakePod]]
-) -> None:
-    msgs = keda_classes()
-    pods = [await fake_pods(demand_per_s=15.0) for _ in range(2)]
-    ref = msgs["ScaledObjectRef"](name="rating-api", namespace="edge")
-    ref.scalerMetadata.update(
-        {
-            "scalerAddress": "rating-scaler.edge.svc.cluster.local:6000",
-            "endpoints": ",".join(f"127.0.0.1:{pod.port}" for pod in pods),
-            "window": "1",
-        }
-    )
+class KedaClient:
+    """The calls KEDA's external scaler code makes, over a channel, with KEDA's messages."""
 
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{scaler.grpc_port}") as channel:
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        self.msgs = keda_classes()
+        self._channel = channel
 
-        def method(name: str, request: str, response: str) -> Any:
-            return channel.unary_unary(
-                f"/externalscaler.ExternalScaler/{name}",
-                request_serializer=lambda message: message.SerializeToString(),
-                response_deserializer=msgs[response].FromString,
-            )
+    def ref(self, pods: list[FakePod], **metadata: str) -> Any:
+        so_ref = self.msgs["ScaledObjectRef"](name="rating-api", namespace="edge")
+        so_ref.scalerMetadata.update(
+            {
+                "scalerAddress": "rating-scaler.edge.svc.cluster.local:6000",
+                "endpoints": ",".join(f"127.0.0.1:{pod.port}" for pod in pods),
+                **metadata,
+            }
+        )
+        return so_ref
 
-        get_spec = method("GetMetricSpec", "ScaledObjectRef", "GetMetricSpecResponse")
-        get_metrics = method("GetMetrics", "GetMetricsRequest", "GetMetricsResponse")
-        is_active = method("IsActive", "ScaledObjectRef", "IsActiveResponse")
-        spec = await get_spec(ref)
-        await asyncio.sleep(0.7)
-        [metric_spec] = spec.metricSpecs
-        request = msgs["GetMetricsRequest"](scaledObjectRef=ref, metricName=metric_spec.metricName)
-        [value] = (await get_metrics(request)).metricValues
-        active = await is_active(ref)
-        stream = channel.unary_stream(
-            "/externalscaler.ExternalScaler/StreamIsActive",
+    def _unary(self, name: str, response: str) -> Any:
+        return self._channel.unary_unary(
+            f"/externalscaler.ExternalScaler/{name}",
             request_serializer=lambda message: message.SerializeToString(),
-            response_deserializer=msgs["IsActiveResponse"].FromString,
-        )(ref)
-        first: Any = await asyncio.wait_for(stream.read(), 2.0)
-        stream.cancel()
+            response_deserializer=self.msgs[response].FromString,
+        )
+
+    def stream(self, name: str, so_ref: Any, response: str) -> Any:
+        return self._channel.unary_stream(
+            f"/externalscaler.ExternalScaler/{name}",
+            request_serializer=lambda message: message.SerializeToString(),
+            response_deserializer=self.msgs[response].FromString,
+        )(so_ref)
+
+    async def get_metric_spec(self, so_ref: Any) -> Any:
+        return await self._unary("GetMetricSpec", "GetMetricSpecResponse")(so_ref)
+
+    async def poll(self, so_ref: Any) -> tuple[float, float, bool]:
+        """KEDA's GetMetricsAndActivity: GetMetricSpec, GetMetrics by the spec's name, IsActive."""
+        [spec] = (await self.get_metric_spec(so_ref)).metricSpecs
+        request = self.msgs["GetMetricsRequest"](scaledObjectRef=so_ref, metricName=spec.metricName)
+        [value] = (await self._unary("GetMetrics", "GetMetricsResponse")(request)).metricValues
+        active = await self._unary("IsActive", "IsActiveResponse")(so_ref)
+        return spec.targetSizeFloat, value.metricValueFloat, active.result
+
+
+@pytest.fixture
+async def keda(scaler: Scaler) -> AsyncIterator[KedaClient]:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{scaler.grpc_port}") as channel:
+        yield KedaClient(channel)
+
+
+async def test_keda_built_client_gets_correct_answers(
+    keda: KedaClient, fake_pods: Callable[..., Awaitable[FakePod]]
+) -> None:
+    pods = [await fake_pods(demand_per_s=15.0) for _ in range(2)]
+    so_ref = keda.ref(pods, window="1")
+    spec = await keda.get_metric_spec(so_ref)
+    await asyncio.sleep(0.7)
+    [metric_spec] = spec.metricSpecs
+    _, value, active = await keda.poll(so_ref)
+    stream = keda.stream("StreamIsActive", so_ref, "IsActiveResponse")
+    first: Any = await asyncio.wait_for(stream.read(), 2.0)
+    stream.cancel()
 
     assert metric_spec.metricName == "openclaw-demand"
     assert (metric_spec.targetSize, metric_spec.targetSizeFloat) == (40, pytest.approx(40.0))
-    assert value.metricValueFloat == pytest.approx(30.0, rel=0.1)
-    assert value.metricValue == round(value.metricValueFloat)
-    assert active.result is True and first.result is True
+    assert value == pytest.approx(30.0, rel=0.1)
+    assert active is True and first.result is True
+
+
+async def test_unavailable_before_any_pod_answers_then_the_target_streams_within_a_poll(
+    keda: KedaClient, scaler: Scaler, fake_pods: Callable[..., Awaitable[FakePod]]
+) -> None:
+    pods = [await fake_pods(refill_per_s=10.0) for _ in range(2)]
+    ports = [pod.port for pod in pods]
+    for pod in pods:
+        await pod.stop()
+    so_ref = keda.ref(pods)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await keda.get_metric_spec(so_ref)
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "target per pod not known yet" in (caught.value.details() or "")
+
+    stream = keda.stream("StreamMetricSpec", so_ref, "GetMetricSpecResponse")
+    reading = asyncio.ensure_future(stream.read())
+    [poller] = scaler.targets.pollers.values()
+    await poller.wait_cycle_after(poller.cycles, 5.0)
+    assert not reading.done()
+    for pod, port in zip(pods, ports, strict=True):
+        await pod.start(port)
+    answering_from = poller.cycles  # the next cycle to start sees them
+    first = await asyncio.wait_for(reading, 5.0)
+    assert poller.cycles <= answering_from + 2  # the cycle in flight, then one poll
+    assert first.metricSpecs[0].metricName == "openclaw-demand"
+    assert first.metricSpecs[0].targetSizeFloat == pytest.approx(8.0)
+
+    for pod in pods:
+        pod.refill_per_s = 30.0
+    changed_from = poller.cycles
+    second = await asyncio.wait_for(stream.read(), 5.0)
+    assert poller.cycles <= changed_from + 2
+    assert second.metricSpecs[0].targetSizeFloat == pytest.approx(24.0)
+    stream.cancel()
+    target, _, _ = await keda.poll(so_ref)  # GetMetricSpec agrees with the stream
+    assert target == pytest.approx(24.0)
+
+
+async def test_a_fresh_scaler_beside_idle_pods_reports_zero_and_inactive_on_every_poll(
+    keda: KedaClient, scaler: Scaler, fake_pods: Callable[..., Awaitable[FakePod]]
+) -> None:
+    pods = [await fake_pods(demand_per_s=15.9) for _ in range(2)]
+    await asyncio.sleep(0.5)  # busy before the scaler ever saw them...
+    for pod in pods:
+        pod.set_demand(0.0)  # ...and idle from now on
+    so_ref = keda.ref(pods)
+    seen = []
+    for _ in range(4):
+        seen.append(await keda.poll(so_ref))
+        [poller] = scaler.targets.pollers.values()
+        await poller.wait_cycle_after(poller.cycles, 5.0)
+    assert [(round(target, 6), value, active) for target, value, active in seen] == [
+        (40.0, 0.0, False)
+    ] * 4

@@ -25,5 +25,9 @@ def test_service_matches_keda() -> None:
     service = pb.DESCRIPTOR.services_by_name["ExternalScaler"]
     assert service.full_name == "externalscaler.ExternalScaler"
     assert [m.name for m in service.methods] == [
-        "IsActive", "StreamIsActive", "GetMetricSpec", "GetMetrics",
+        "IsActive", "StreamIsActive", "GetMetricSpec", "GetMetrics", "StreamMetricSpec",
     ]  # fmt: skip
+    stream = service.methods_by_name["StreamMetricSpec"]
+    assert stream.input_type.full_name == "externalscaler.ScaledObjectRef"
+    assert stream.output_type.full_name == "externalscaler.GetMetricSpecResponse"
+    assert (stream.client_streaming, stream.server_streaming) == (False, True)

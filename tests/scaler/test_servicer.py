@@ -321,3 +321,44 @@ async def test_an_explicit_target_is_answered_without_waiting_for_pods(
         assert spec.metricSpecs[0].targetSize == 12
     finally:
         await slow.stop()
+
+
+async def test_stream_metric_spec_sends_the_target_once_known_and_on_each_change(
+    stub: Stub, fake_pods: PodFactory
+) -> None:
+    pod = await fake_pods(refill_per_s=10.0)
+    port = pod.port
+    await pod.stop()
+    so_ref = ref([pod])
+    call = stub.StreamMetricSpec(so_ref)
+    reading = asyncio.ensure_future(call.read())
+    done, _ = await asyncio.wait({reading}, timeout=0.6)
+    assert not done  # nothing while no pod has answered: no guess
+    await pod.start(port)
+    first = await asyncio.wait_for(reading, 5.0)
+    assert [(s.metricName, s.targetSizeFloat) for s in first.metricSpecs] == [
+        ("openclaw-demand", pytest.approx(8.0))
+    ]
+    pod.refill_per_s = 25.0  # the pods were redeployed with another --bucket-rate
+    second = await asyncio.wait_for(call.read(), 5.0)
+    assert second.metricSpecs[0].targetSizeFloat == pytest.approx(20.0)
+    assert second.metricSpecs[0].targetSize == 20
+    spec = await stub.GetMetricSpec(so_ref)  # the unary call agrees with the stream
+    assert spec.metricSpecs[0].targetSizeFloat == pytest.approx(20.0)
+    with pytest.raises(TimeoutError):  # no repeats while nothing changes
+        await asyncio.wait_for(asyncio.shield(call.read()), 0.6)
+    call.cancel()
+
+
+async def test_stream_metric_spec_with_an_explicit_target_answers_at_once(
+    stub: Stub, fake_pods: PodFactory, scaler: Scaler
+) -> None:
+    pod = await fake_pods(behaviour="hang")
+    for target in ("10", "12.5"):  # a new ScaledObject generation opens a new stream
+        call = stub.StreamMetricSpec(ref([pod], targetPerPod=target))
+        message = await asyncio.wait_for(call.read(), 5.0)
+        assert message.metricSpecs[0].targetSizeFloat == float(target)
+        call.cancel()
+    registry = scaler.registry
+    opened = {"method": "StreamMetricSpec", "code": "OK"}
+    assert registry.get_sample_value("openclaw_rating_scaler_rpc_total", opened) == 2
