@@ -160,12 +160,16 @@ def test_the_real_scaler_reads_a_guarded_pod_only_with_the_token(
         with grpc.insecure_channel(f"127.0.0.1:{scaler.ports['grpc']}") as channel:
             stub = pb_grpc.ExternalScalerStub(channel)  # type: ignore[no-untyped-call]
             ref = keda_ref(guarded_pod)
-            stub.GetMetricSpec(ref, timeout=5)
             request = pb.GetMetricsRequest(scaledObjectRef=ref)
             if accepted:
+                stub.GetMetricSpec(ref, timeout=5)
                 answer = _metrics_once_polled(stub, request)
                 assert answer.metricValues[0].metricValueFloat >= 0.0
             else:
+                # No pod ever answers, so the target per pod stays unknown too.
+                with pytest.raises(grpc.RpcError) as spec_refusal:
+                    stub.GetMetricSpec(ref, timeout=5)
+                assert spec_refusal.value.code() == grpc.StatusCode.UNAVAILABLE
                 code, details = _refusal_once_polled(stub, request)
                 assert code == grpc.StatusCode.UNAVAILABLE
                 assert "unauthorized" in details
