@@ -22,8 +22,11 @@ arrive when it parses with httptools, and it answers its own 503 (over
   that an early answer (413, 431, 408, 503) reaches the client instead of a reset.
 
 It overrides parser callbacks of `HttpToolsProtocol` and its `_start_asgi_task`, and
-hands it a transport whose `close()` is its own; tests/api/test_limits.py drives each
-through a real server so that an uvicorn upgrade that changes them fails there.
+hands it a transport whose `close()` is its own. tests/api/test_limits.py drives each
+limit through a real server; tests/api/test_protocol.py checks that uvicorn still has
+each overridden method with the same parameters and still calls it, so that an upgrade
+past the pinned minor series fails loudly instead of dropping a limit. Why no public
+option of uvicorn does this, and what it costs: docs/UVICORN.md.
 """
 
 from __future__ import annotations
