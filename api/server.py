@@ -81,6 +81,7 @@ def _server(app: ASGIApp, config: ApiConfig) -> _Server:
                 )
             ),
             limit_concurrency=config.max_connections,
+            ws="none",  # no WebSocket here; an upgrade would take over the guarded transport
             loop="none",
             lifespan="off",
             access_log=False,

@@ -103,6 +103,7 @@ async def recorded() -> AsyncIterator[Recorded]:
             public_app(Service.create(config)),
             http=recording_protocol(called),
             limit_concurrency=2,
+            ws="none",
             loop="none",
             lifespan="off",
             access_log=False,
