@@ -1,43 +1,49 @@
 """Seconds until each path reports a load step: the scaler read directly, and Prometheus.
 
-The demo's comparison in a shorter form, with the demo's own parts (`demo.processes`,
-`demo.load`, `demo.readers`): real processes on 127.0.0.1, namely 3 rating-api pods
-(bucket of 20 tokens refilled at 10/s), the rating-scaler (`--poll-interval 1`,
-trigger `window` 5 as in manifests/), a Debian Prometheus scraping the pods every
-15 s, and one `hey` per pod. Each repetition waits until both paths report under 5 %
+The paths' own delays, before any HPA, with the demo's own parts (`demo.keda`,
+`demo.load`, `demo.prometheus`, on `harness`): real processes on 127.0.0.1, namely 3
+rating-api pods (bucket of 20 tokens refilled at 10/s), the rating-scaler
+(`--poll-interval 1`, trigger `window` 5 as in manifests/), a Debian Prometheus
+scraping the pods every 15 s, and the demo's load generator sending round robin over
+the pods. Each repetition waits until both paths report under 5 %
 of the step, then 0, 1/3 or 2/3 of (scrape interval + 1 s) more, so that the steps
 land at spread points of both the scrape cycle and the scaler's poll cycle; it
 starts the step (4.1x the pods' total refill: 123 req/s), reads both paths
 every 100 ms (the scaler as KEDA calls it: GetMetricSpec, GetMetrics, IsActive; the
 Prometheus HTTP API with `sum(rate(openclaw_rating_api_requests_total[1m]))`), and
 stops the load once both have reported 85 % of the step. Detection time: seconds from
-starting `hey` to the first such reading. Where the step lands in those cycles moves
+the load's start to the first such reading. Where the step lands in those cycles moves
 the figures by up to one interval, hence the spread, the repetitions and the medians.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import shutil
 import statistics
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
-from contextlib import ExitStack
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench._scaler_procs import cpu_noise, machine, table
-from demo.load import start_load
-from demo.processes import Children, interruptible, start_pods, start_prometheus, start_scaler
-from demo.readers import DEMAND_QUERY, DirectPath, PrometheusPath
-from demo.run import TARGET_UTILIZATION, WINDOW_S, Settings
-from demo.series import REACHED_SHARE
+from demo.keda import DEMAND_QUERY, SCALED_OBJECT_METADATA, DirectTrigger, PrometheusTrigger
+from demo.load import LoadGenerator
+from demo.processes import Children, Interrupted, stop_signals
+from demo.prometheus import start_prometheus
+from demo.run import Settings
+from harness import HOST, Child, RatingApi, RatingScaler, start_async, wait_http_ok_async
 
 DEMO = Settings()  # the demo's pods, buckets and step
-STEP_PER_S = DEMO.step_per_s
+BUCKET_CAPACITY = 2 * DEMO.bucket_rate
+STEP_PER_S = round(DEMO.step * DEMO.pods * DEMO.bucket_rate)
+WINDOW_S = SCALED_OBJECT_METADATA["window"]
+REACHED_SHARE = 0.85
 QUIET_SHARE = 0.05
 READ_EVERY_S = 0.1
 QUIET_TIMEOUT_S = 240.0
@@ -47,15 +53,16 @@ TARGET_RATIO = 10.0
 
 @dataclass(frozen=True)
 class Paths:
-    direct: DirectPath
-    prometheus: PrometheusPath
+    direct: DirectTrigger
+    prometheus: PrometheusTrigger
+    endpoints: list[str]  # the pods' admin addresses
 
-    def demand(self) -> tuple[float | None, float | None]:
+    async def demand(self) -> tuple[float | None, float | None]:
         """(direct, Prometheus) demand in requests/s now; None where there is no answer."""
-        direct = self.direct.read()
-        return (None if direct is None else direct.demand_per_s), self.prometheus.query(
-            DEMAND_QUERY
+        direct, prometheus = await asyncio.gather(
+            self.direct.read(self.endpoints), self.prometheus.read()
         )
+        return direct.value, prometheus.value
 
 
 @dataclass(frozen=True)
@@ -69,35 +76,74 @@ class Repetition:
 def main(argv: list[str]) -> None:
     args = parse_args(argv)
     binary = shutil.which("prometheus")
-    if binary is None or shutil.which("hey") is None:
-        raise SystemExit("needs `prometheus` and `hey` on PATH: `make system-deps` installs them")
+    if binary is None:
+        raise SystemExit("needs `prometheus` on PATH: `make system-deps` installs it")
     noise = cpu_noise(sorted(os.sched_getaffinity(0))[:2])
-    with interruptible(), ExitStack() as stack:
-        work_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-loop-")))
-        children = stack.enter_context(Children(work_dir / "logs"))
-        pods = start_pods(
-            children, DEMO.pods, bucket_capacity=DEMO.bucket_capacity, bucket_rate=DEMO.bucket_rate
-        )
-        scaler = start_scaler(children, poll_interval_s=1.0)
-        prometheus = start_prometheus(
-            children,
-            binary,
-            targets=[pod.admin_address for pod in pods],
-            scrape_interval_s=args.scrape_interval,
-            work_dir=work_dir,
-        )
-        direct = DirectPath(scaler, pods, window_s=WINDOW_S, target_utilization=TARGET_UTILIZATION)
-        stack.callback(direct.close)
-        paths = Paths(direct, PrometheusPath(prometheus))
-        repetitions = []
-        for index in range(args.repeats):
-            wait_quiet(paths)
-            time.sleep(spread_delay_s(index, args.repeats, args.scrape_interval))
-            started = time.monotonic()
-            load = start_load(children, pods, STEP_PER_S, args.hold)
-            repetitions.append(detect(paths, started, args.hold))
-            children.stop(load)
+    try:
+        repetitions = asyncio.run(until_signal(run(args, binary)))
+    except Interrupted as stop:
+        raise SystemExit(128 + stop.signum) from None
     print_report(repetitions, args, noise)
+
+
+async def until_signal(work: Awaitable[list[Repetition]]) -> list[Repetition]:
+    task = asyncio.current_task()
+    assert task is not None
+    with stop_signals(task) as received:
+        try:
+            return await work
+        except asyncio.CancelledError:
+            if received.signum is not None:
+                raise Interrupted(received.signum) from None
+            raise
+
+
+async def run(args: argparse.Namespace, binary: str) -> list[Repetition]:
+    with tempfile.TemporaryDirectory(prefix="bench-loop-") as work:
+        children = Children(Path(work) / "logs")
+        try:
+            async with started(children, Path(work), binary, args) as (paths, pods):
+                repetitions = []
+                for index in range(args.repeats):
+                    await wait_quiet(paths)
+                    await asyncio.sleep(spread_delay_s(index, args.repeats, args.scrape_interval))
+                    load = LoadGenerator(children, Path(work), ["direct"])
+                    load.publish("direct", [f"{HOST}:{pod.ports['public']}" for pod in pods])
+                    started_at = time.monotonic()
+                    child = load.start([STEP_PER_S] * int(args.hold), started_at)
+                    repetitions.append(await detect(paths, started_at, args.hold))
+                    await child.stop_async()
+                return repetitions
+        finally:
+            children.stop_all()
+
+
+@asynccontextmanager
+async def started(
+    children: Children, work_dir: Path, binary: str, args: argparse.Namespace
+) -> AsyncIterator[tuple[Paths, list[Child]]]:
+    """The demo's 3 pods, the scaler, and Prometheus scraping the pods."""
+    pods = []
+    for index in range(DEMO.pods):
+        service = RatingApi(pod_name=f"rating-api-{index}", bucket_rate=DEMO.bucket_rate,
+                            bucket_capacity=BUCKET_CAPACITY, log_level="warning")  # fmt: skip
+        pods.append(await start_async(service, children.log_dir / f"{service.name}.log"))
+        children.started.append(pods[-1])
+    scaler = RatingScaler(poll_interval_s=1.0, pod_timeout_s=0.25, log_level="warning")
+    scaler_child = children.spawn("rating-scaler", scaler.argv(), scaler.ports)
+    await wait_http_ok_async(scaler.ready_urls[0], scaler_child)
+    prometheus = await start_prometheus(
+        children, binary, work_dir=work_dir, scrape_interval_s=args.scrape_interval
+    )
+    endpoints = [f"{HOST}:{pod.ports['admin']}" for pod in pods]
+    prometheus.set_targets(endpoints)
+    async with AsyncExitStack() as stack:
+        paths = Paths(
+            DirectTrigger(scaler.grpc_target), PrometheusTrigger(prometheus.url), endpoints
+        )
+        stack.push_async_callback(paths.direct.close)
+        stack.push_async_callback(paths.prometheus.close)
+        yield paths, pods
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -122,33 +168,33 @@ def spread_delay_s(index: int, repeats: int, scrape_interval_s: float) -> float:
     return index / repeats * (scrape_interval_s + 1.0)
 
 
-def wait_quiet(paths: Paths) -> None:
+async def wait_quiet(paths: Paths) -> None:
     """Until both paths report (Prometheus needs two scrapes) less than 5 % of the step."""
     quiet = QUIET_SHARE * STEP_PER_S
     deadline = time.monotonic() + QUIET_TIMEOUT_S
     while time.monotonic() < deadline:
-        direct, prometheus = paths.demand()
+        direct, prometheus = await paths.demand()
         if direct is not None and prometheus is not None and max(direct, prometheus) < quiet:
             return
-        time.sleep(READ_EVERY_S)
+        await asyncio.sleep(READ_EVERY_S)
     raise SystemExit(f"the paths did not fall under {quiet:g}/s within {QUIET_TIMEOUT_S:g} s")
 
 
-def detect(paths: Paths, started: float, hold_s: float) -> Repetition:
+async def detect(paths: Paths, started: float, hold_s: float) -> Repetition:
     """Read both paths every 100 ms until both reached 85 % of the step, or `hold_s`."""
     reached: list[float | None] = [None, None]
     peaks = [0.0, 0.0]
     threshold = REACHED_SHARE * STEP_PER_S
     tick = 0
     while None in reached and time.monotonic() - started < hold_s:
-        for index, value in enumerate(paths.demand()):
+        for index, value in enumerate(await paths.demand()):
             if value is None:
                 continue
             peaks[index] = max(peaks[index], value)
             if reached[index] is None and value >= threshold:
                 reached[index] = time.monotonic() - started
         tick += 1
-        time.sleep(max(0.0, started + tick * READ_EVERY_S - time.monotonic()))
+        await asyncio.sleep(max(0.0, started + tick * READ_EVERY_S - time.monotonic()))
     return Repetition(reached[0], reached[1], peaks[0], peaks[1])
 
 
@@ -176,13 +222,14 @@ def ratio(slow: float | None, fast: float | None) -> float | None:
 
 def print_report(repetitions: list[Repetition], args: argparse.Namespace, noise: str) -> None:
     print(
-        f"{machine()}. {DEMO.pods} rating-api pods (bucket {DEMO.bucket_capacity:g} tokens, "
+        f"{machine()}. {DEMO.pods} rating-api pods (bucket {BUCKET_CAPACITY:g} tokens, "
         f"{DEMO.bucket_rate:g}/s each), step 0 -> {STEP_PER_S:g} req/s ({DEMO.step:g}x their "
-        f"refill) from one `hey` per pod; scaler `--poll-interval 1`, trigger `window` "
+        f"refill) from the demo's load generator, round robin over the pods; scaler "
+        f"`--poll-interval 1`, trigger `window` "
         f"{WINDOW_S}; Prometheus {prometheus_version()} scraping every "
         f"{args.scrape_interval:g} s, queried with `{DEMAND_QUERY}`; both read every "
         f"{READ_EVERY_S * 1e3:.0f} ms. Detection: first reading >= {REACHED_SHARE:.0%} of the "
-        f"step ({REACHED_SHARE * STEP_PER_S:g}/s), in seconds from starting hey. CPU noise "
+        f"step ({REACHED_SHARE * STEP_PER_S:g}/s), in seconds from the load's start. CPU noise "
         f"just before: {noise}.\n"
     )
 

@@ -1,35 +1,57 @@
-"""`python -m demo`: the autoscaling loop on this machine, both paths side by side.
+"""`python -m demo`: the autoscaling loop closed on this machine, two fleets side by side.
 
-Starts rating pods, the rating-scaler (static `endpoints`) and a real Prometheus
-scraping the pods, all on 127.0.0.1; drives a bounded burst of real HTTP load with
-`hey`; reads the scaler over gRPC and Prometheus over its HTTP API every second;
-shows both live, then writes a CSV, a chart and a summary. Every process it starts
-is stopped when it ends, on Ctrl-C and SIGTERM too.
+Two fleets of rating pods (real `rating-api` processes on 127.0.0.1) get the same load
+from one load generator. Each has an emulated HPA (autoscaling/v2 arithmetic, a sync
+every 15 s) fed the way KEDA feeds it: one fleet by the rating-scaler over gRPC (the
+direct path), the other by a real Prometheus scraping its pods every 15 s and the query
+`sum(rate(openclaw_rating_api_requests_total[1m]))` (the Prometheus path). Pods start
+and stop as the HPAs ask, and only ready pods get traffic. Writes a CSV, the pods'
+events, a chart and a summary; every process it starts is stopped when it ends, on
+Ctrl-C and SIGTERM too, and the kernel stops them if the demo itself is killed.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import shutil
 import sys
 from pathlib import Path
 
-from demo.processes import Interrupted, interruptible
+from demo.load import LoadFailure
+from demo.processes import Interrupted, stop_signals
 from demo.run import Settings, run
+from demo.scenarios import SCENARIOS
+from harness import StartError
 
 
 def main(argv: list[str] | None = None) -> int:
     settings = parse_args(argv)
-    if shutil.which("hey") is None:
-        print("hey is not installed: `make system-deps` installs it", file=sys.stderr)
+    if shutil.which(settings.prometheus_binary) is None:
+        print("prometheus is not installed: `make system-deps` installs it", file=sys.stderr)
         return 2
     try:
-        with interruptible():
-            run(settings)
+        asyncio.run(run_until_signal(settings))
     except Interrupted as stop:
         print(f"\ninterrupted ({stop}): every process it started was stopped", flush=True)
         return 128 + stop.signum
+    except (LoadFailure, StartError, RuntimeError, TimeoutError) as failure:
+        print(f"\nthe demo failed: {failure}", flush=True)
+        print("every process it started was stopped", flush=True)
+        return 1
     return 0
+
+
+async def run_until_signal(settings: Settings) -> None:
+    task = asyncio.current_task()
+    assert task is not None
+    with stop_signals(task) as received:
+        try:
+            await run(settings, sys.stdout)
+        except asyncio.CancelledError:
+            if received.signum is not None:
+                raise Interrupted(received.signum) from None
+            raise
 
 
 def parse_args(argv: list[str] | None) -> Settings:
@@ -39,40 +61,98 @@ def parse_args(argv: list[str] | None) -> Settings:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
+    add = parser.add_argument
+    add(
+        "--scenario",
+        choices=SCENARIOS,
+        default=defaults.scenario,
+        help="step: idle, then --step times the starting pods' refill; bursts: quiet load "
+        "with 3 bursts of 5-10x it (default %(default)s)",
+    )
+    add(
+        "--seed",
+        type=int,
+        default=defaults.seed,
+        metavar="N",
+        help="draws the bursts and where the HPAs' sync cycle falls (default %(default)s)",
+    )
+    add(
         "--duration",
-        type=float,
+        type=int,
         default=defaults.duration_s,
         metavar="SECONDS",
-        help="seconds in all, 16-900 (default %(default)g): idle 1/8, step 5/8, idle 2/8",
+        help="seconds of load, 30-900 (default %(default)s)",
     )
-    parser.add_argument(
+    add(
         "--step",
         type=float,
         default=defaults.step,
         metavar="TIMES",
-        help="the step's load as a multiple of the pods' total refill rate (default %(default)g)",
+        help="the step as a multiple of the starting pods' refill (default %(default)g)",
     )
-    parser.add_argument(
+    add(
+        "--quiet",
+        type=int,
+        default=defaults.quiet_per_s,
+        metavar="PER_S",
+        help="the bursts scenario's quiet load, requests/s (default %(default)s)",
+    )
+    add(
         "--bucket-rate",
         type=float,
         default=defaults.bucket_rate,
         metavar="PER_S",
-        help="each pod's refill rate, tokens/s (default %(default)g); capacity is twice that",
+        help="each pod's refill, tokens/s; its bucket holds twice that (default %(default)g)",
     )
-    parser.add_argument(
+    add(
+        "--sync",
+        type=float,
+        default=defaults.sync_s,
+        metavar="SECONDS",
+        help="the HPAs' sync period (default %(default)g)",
+    )
+    add(
+        "--polling",
+        type=float,
+        default=defaults.polling_s,
+        metavar="SECONDS",
+        help="KEDA's pollingInterval (default %(default)g, as the ScaledObject)",
+    )
+    add(
         "--scrape-interval",
         type=float,
         default=defaults.scrape_interval_s,
         metavar="SECONDS",
         help="Prometheus' scrape interval (default %(default)g)",
     )
-    parser.add_argument(
-        "--no-prometheus",
-        action="store_true",
-        help="show the direct path only, even when Prometheus is installed",
+    add(
+        "--behavior",
+        choices=("scaledobject", "defaults"),
+        default=defaults.behavior,
+        help="the HPAs' behavior: the ScaledObject's (manifests/) or the HPA's own defaults "
+        "(default %(default)s)",
     )
-    parser.add_argument(
+    add(
+        "--scale-down-window",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="another scale-down stabilization window (default: the behavior's, 300)",
+    )
+    add(
+        "--first-sync",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="when the HPAs sync first, 0 to one sync period (default: half a sync after "
+        "the load's first rise, the wait it meets on average)",
+    )
+    add(
+        "--random-phase",
+        action="store_true",
+        help="draw the HPAs' first sync from --seed instead",
+    )
+    add(
         "--out",
         type=Path,
         default=defaults.out_dir,
@@ -80,23 +160,33 @@ def parse_args(argv: list[str] | None) -> Settings:
         help="where the CSV, chart, summary and logs go (default %(default)s)",
     )
     args = parser.parse_args(argv)
-    if not 16 <= args.duration <= 900:
-        parser.error("--duration: 16 to 900 seconds")
+    check(parser, args)
+    return Settings(
+        scenario=args.scenario, seed=args.seed, duration_s=args.duration, step=args.step,
+        quiet_per_s=args.quiet, bucket_rate=args.bucket_rate, sync_s=args.sync,
+        polling_s=args.polling, scrape_interval_s=args.scrape_interval, behavior=args.behavior,
+        scale_down_window_s=args.scale_down_window, first_sync_s=args.first_sync,
+        random_phase=args.random_phase, out_dir=args.out,
+    )  # fmt: skip
+
+
+def check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if not 30 <= args.duration <= 900:
+        parser.error("--duration: 30 to 900 seconds")
     if not 1 < args.step <= 10:
         parser.error("--step: above 1 (more than the pods can take) and at most 10")
+    if not 1 <= args.quiet <= 30:
+        parser.error("--quiet: 1 to 30 requests/s")
     if not 0.5 <= args.bucket_rate <= 100:
         parser.error("--bucket-rate: 0.5 to 100 tokens/s")
-    if not 1 <= args.scrape_interval <= 60:
-        parser.error("--scrape-interval: 1 to 60 seconds")
-    binary = None if args.no_prometheus else shutil.which("prometheus")
-    return Settings(
-        duration_s=args.duration,
-        step=args.step,
-        bucket_rate=args.bucket_rate,
-        scrape_interval_s=args.scrape_interval,
-        prometheus_binary=binary,
-        out_dir=args.out,
-    )
+    for flag, value in (("--sync", args.sync), ("--polling", args.polling),
+                        ("--scrape-interval", args.scrape_interval)):  # fmt: skip
+        if not 1 <= value <= 60:
+            parser.error(f"{flag}: 1 to 60 seconds")
+    if args.first_sync is not None and not 0 <= args.first_sync < args.sync:
+        parser.error("--first-sync: 0 to less than --sync seconds")
+    if args.scale_down_window is not None and not 0 <= args.scale_down_window <= 3600:
+        parser.error("--scale-down-window: 0 to 3600 seconds")
 
 
 if __name__ == "__main__":

@@ -1,113 +1,146 @@
-"""The scripted burst: idle, a step to several times the pods' refill, held, back down.
+"""The load generator from the demo's side: its plan, the ready sets it follows, its
+reports, and the checks that it kept to its plan.
 
-Load comes from `hey`, one process per pod (the demo has no load balancer), each
-paced (`-q` per worker, `-c` workers) and bounded in time (`-z`), so the number of
-requests is bounded too.
+The generator (`demo/loadgen.py`) runs as a child process; the demo tells it each
+fleet's ready pods through one small JSON file per fleet and reads what it measured
+from a JSON-lines report. A generator that exits before its last line, stops
+reporting, or falls behind its plan (more than 5 % of the requests planned so far went
+out more than 1 s late, or fewer were sent than planned) fails the demo (`LoadFailure`).
 """
 
 from __future__ import annotations
 
-import math
+import json
+import sys
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
-from demo.processes import Child, Children, Pod
+from demo.processes import Children
+from demo.series import FleetName
+from harness import Child
 
 BODY = '{"items":[{"id":"agent-planner","up":42,"down":7}]}'
-# hey paces each worker by its own ticker, all started together: at a fractional rate per
-# worker their extra requests land in the same second (41/s from 5 workers at 8.2/s comes
-# as 40, 40, 40, 40, 45). So as few workers as can keep up: a request takes a few ms.
-MAX_PER_WORKER_PER_S = 50.0
-REQUEST_TIMEOUT_S = 5
-# Shares of the duration: idle long enough for Prometheus to take a first scrape,
-# the step long enough for `rate()[1m]` behind a 15 s scrape to catch up.
-IDLE_SHARE, STEP_SHARE = 1 / 8, 5 / 8
+REQUEST_TIMEOUT_S = 2.0
+MAX_BEHIND = 0.05
+BEHIND_FROM = 50  # requests planned before the share behind counts
+STALL_S = 15.0  # a report this late after its second ended means the generator hangs
 
 
-@dataclass(frozen=True)
-class Phase:
-    name: str
-    start_s: float
-    end_s: float
-    rate_per_s: float
+class LoadFailure(RuntimeError):
+    """The load generator died, hung, or fell behind: the run measured nothing sound."""
+
+
+@dataclass
+class Progress:
+    """Per fleet: what was planned and sent so far, and the lines not yet taken."""
+
+    planned: int = 0
+    sent: int = 0
+    late: int = 0
+    lag_ms: float = 0.0
+    lines: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+
+class LoadGenerator:
+    def __init__(self, children: Children, work_dir: Path, fleets: Sequence[FleetName]) -> None:
+        self._children = children
+        self._dir = work_dir
+        self.fleets = list(fleets)
+        self.report_path = work_dir / "load-report.jsonl"
+        self.progress: dict[FleetName, Progress] = {name: Progress() for name in fleets}
+        self.totals: dict[str, Any] | None = None
+        self.child: Child | None = None
+        self._offset = 0
+        self._start_monotonic = 0.0
+        self._seconds = 0
+
+    def ready_file(self, fleet: FleetName) -> Path:
+        return self._dir / f"ready-{fleet}.json"
+
+    def publish(self, fleet: FleetName, addresses: Sequence[str]) -> None:
+        """The fleet's ready pods (public addresses), replaced in one rename."""
+        path = self.ready_file(fleet)
+        partial = path.with_suffix(".tmp")
+        partial.write_text(json.dumps({"pods": list(addresses)}))
+        partial.replace(path)
+
+    def start(self, planned: Sequence[int], start_monotonic: float) -> Child:
+        self._start_monotonic, self._seconds = start_monotonic, len(planned)
+        plan = {
+            "start_monotonic": start_monotonic,
+            "planned": list(planned),
+            "ready_files": {name: str(self.ready_file(name)) for name in self.fleets},
+            "report": str(self.report_path),
+            "timeout_s": REQUEST_TIMEOUT_S,
+            "body": BODY,
+        }
+        plan_path = self._dir / "load-plan.json"
+        plan_path.write_text(json.dumps(plan))
+        self.child = self._children.spawn(
+            "loadgen", [sys.executable, "-m", "demo.loadgen", str(plan_path)]
+        )
+        return self.child
+
+    def poll(self) -> None:
+        """Take the report's new lines; raise `LoadFailure` on any sign of trouble."""
+        self._read_lines()
+        self._check_behind()
+        if self.totals is not None:
+            return
+        assert self.child is not None
+        if not self.child.running and self.totals is None:
+            self._read_lines()
+            if self.totals is None:
+                raise LoadFailure(
+                    f"the load generator exited ({self.child.returncode}) before its end; "
+                    f"{self.child.log_path}:\n{self.child.log_tail()}"
+                )
+        reported = min(len(p.lines) for p in self.progress.values()) if self.progress else 0
+        behind_s = time.monotonic() - self._start_monotonic - min(reported, self._seconds)
+        if behind_s > STALL_S + 1:
+            raise LoadFailure(f"the load generator has not reported for {behind_s:.0f} s")
+
+    def _read_lines(self) -> None:
+        if not self.report_path.exists():
+            return
+        with self.report_path.open() as report:
+            report.seek(self._offset)
+            while (line := report.readline()).endswith("\n"):
+                self._offset += len(line.encode())
+                self._take(json.loads(line))
+
+    def _take(self, line: dict[str, Any]) -> None:
+        if line.get("done"):
+            self.totals = line
+            return
+        progress = self.progress[line["fleet"]]  # a fleet the plan named
+        progress.lines[int(line["t_s"])] = line
+        progress.planned += int(line["planned"])
+        progress.sent += int(line["sent"])
+        progress.late += int(line["late"])
+        progress.lag_ms = max(progress.lag_ms, float(line["lag_ms"]))
+
+    def _check_behind(self) -> None:
+        for name, p in self.progress.items():
+            if p.planned >= BEHIND_FROM and p.late > MAX_BEHIND * p.planned:
+                raise LoadFailure(
+                    f"the load generator fell behind its plan for the {name} fleet: {p.late} "
+                    f"of {p.planned} requests so far went out over 1 s late (at worst "
+                    f"{p.lag_ms / 1000:.1f} s): this machine is too busy to measure"
+                )
+            if self.totals is not None and p.sent < p.planned:
+                raise LoadFailure(f"the load generator sent {p.sent} of {p.planned} planned")
+
+    def seconds(self, t_s: int) -> dict[FleetName, dict[str, Any]] | None:
+        """Every fleet's line for second `t_s`, once all are in."""
+        lines = {name: progress.lines.get(t_s) for name, progress in self.progress.items()}
+        if any(line is None for line in lines.values()):
+            return None
+        return {name: line for name, line in lines.items() if line is not None}
 
     @property
-    def seconds(self) -> float:
-        return self.end_s - self.start_s
-
-
-def burst(duration_s: float, step_per_s: float) -> list[Phase]:
-    """Idle for 1/8 of `duration_s`, the step for 5/8, then back down to idle."""
-    step_start_s = duration_s * IDLE_SHARE
-    step_end_s = step_start_s + duration_s * STEP_SHARE
-    return [
-        Phase("idle", 0.0, step_start_s, 0.0),
-        Phase("step", step_start_s, step_end_s, step_per_s),
-        Phase("down", step_end_s, duration_s, 0.0),
-    ]
-
-
-def phase_at(phases: Sequence[Phase], t_s: float) -> Phase:
-    for phase in phases:
-        if phase.start_s <= t_s < phase.end_s:
-            return phase
-    return phases[-1]
-
-
-def hey_argv(url: str, rate_per_s: float, seconds: float) -> list[str]:
-    """`hey` sending `rate_per_s` POST /v1/rate to `url` for `seconds`."""
-    workers = max(1, math.ceil(rate_per_s / MAX_PER_WORKER_PER_S))
-    return [
-        "hey",
-        "-z",
-        f"{seconds:.3f}s",
-        "-c",
-        str(workers),
-        "-q",
-        f"{rate_per_s / workers:.4f}",
-        "-t",
-        str(REQUEST_TIMEOUT_S),
-        "-m",
-        "POST",
-        "-T",
-        "application/json",
-        "-d",
-        BODY,
-        url,
-    ]
-
-
-def start_load(
-    children: Children, pods: Sequence[Pod], rate_per_s: float, seconds: float
-) -> list[Child]:
-    """Spread `rate_per_s` evenly over the pods for `seconds`; one hey per pod."""
-    share = rate_per_s / len(pods)
-    return [
-        children.spawn(f"hey-{pod.name}", hey_argv(pod.rate_url, share, seconds)) for pod in pods
-    ]
-
-
-class ScriptedLoad:
-    """Starts each phase's load when the clock reaches it; remembers when it did."""
-
-    def __init__(self, phases: Sequence[Phase], children: Children, pods: Sequence[Pod]) -> None:
-        self.phases = list(phases)
-        self.started_s: dict[str, float] = {}
-        self._children = children
-        self._pods = list(pods)
-
-    def advance(self, t_s: float) -> Phase:
-        """Call with the current time; starts the current phase's load once."""
-        phase = phase_at(self.phases, t_s)
-        if phase.name not in self.started_s:
-            self.started_s[phase.name] = t_s
-            remaining_s = phase.end_s - t_s
-            if phase.rate_per_s > 0 and remaining_s > 0:
-                start_load(self._children, self._pods, phase.rate_per_s, remaining_s)
-        return phase
-
-    def as_run(self, name: str) -> Phase | None:
-        """The phase as it ran: from when its load was started to its planned end."""
-        started_s = self.started_s.get(name)
-        planned = next(phase for phase in self.phases if phase.name == name)
-        return None if started_s is None else replace(planned, start_s=started_s)
+    def done(self) -> bool:
+        return self.totals is not None

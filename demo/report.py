@@ -1,12 +1,13 @@
-"""What the demo leaves behind: the CSV of every reading, the chart, the summary."""
+"""What the demo leaves behind: the CSV of every second, the fleets' pod events, the
+chart, and the summary as text and as JSON."""
 
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Sequence
 from dataclasses import astuple
 from pathlib import Path
-from typing import Any
 
 import matplotlib
 
@@ -15,25 +16,42 @@ matplotlib.use("Agg")  # files only, no display needed
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 
-from demo.readers import DEMAND_QUERY, FILL_QUERY
-from demo.series import COLUMNS, MAX_REPLICAS, MIN_REPLICAS, REACHED_SHARE, Sample, Summary
+from demo.fleet import FleetEvent
+from demo.hpa import Behavior, HpaSpec, Policy, Rules
+from demo.keda import DEMAND_QUERY
+from demo.scenarios import Scenario
+from demo.series import FLEETS, FleetName, Row, Summary, columns, right_size
 
-ADMITTED_COLOR, FILL_COLOR = "#2e8b57", "#2e8b57"
-DIRECT_COLOR, PROMETHEUS_COLOR, LOAD_COLOR, DENIED_COLOR = (
-    "#1f6fb4",
-    "#e8750c",
-    "#555555",
-    "#c0392b",
-)
+LOAD_COLOR, OK_COLOR, REFUSED_COLOR, ERROR_COLOR = "#555555", "#2e8b57", "#c0392b", "#8e44ad"
+DESIRED_COLOR, READY_COLOR, RUNNING_COLOR, ORACLE_COLOR = "#1f6fb4", "#e8750c", "#9bbcd9", "#222222"
+TITLES = {
+    "direct": "direct: the rating-scaler over gRPC",
+    "prometheus": f"Prometheus: {DEMAND_QUERY}",
+}
+LABELS = {"direct": "direct (gRPC)", "prometheus": "Prometheus", "oracle": "oracle"}
 
 
-def write_csv(samples: Sequence[Sample], path: Path) -> None:
-    """One row per reading; empty cells where a path had no answer."""
+def write_csv(rows: Sequence[Row], path: Path) -> None:
+    """One row a second; empty cells where there was no value."""
     with path.open("w", newline="") as file:
         writer = csv.writer(file)
-        writer.writerow(COLUMNS)
-        for sample in samples:
-            writer.writerow(csv_cell(value) for value in astuple(sample))
+        writer.writerow(columns())
+        for row in rows:
+            cells: list[object] = [row.t_s, row.phase, row.offered_per_s, row.oracle_replicas]
+            for fleet in FLEETS:
+                cells += astuple(row.fleets[fleet])
+            writer.writerow(csv_cell(cell) for cell in cells)
+
+
+def write_events(events: Sequence[FleetEvent], path: Path) -> None:
+    """Every pod's start, readiness, termination and exit, with its pid."""
+    with path.open("w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["t_s", "fleet", "pod", "pid", "event", "detail"])
+        for event in sorted(events, key=lambda e: e.t_s):
+            writer.writerow(
+                [f"{event.t_s:.3f}", event.fleet, event.pod, event.pid, event.kind, event.detail]
+            )
 
 
 def csv_cell(value: object) -> str:
@@ -44,164 +62,198 @@ def csv_cell(value: object) -> str:
     return str(value)
 
 
-def summary_lines(summary: Summary, *, prometheus: bool) -> list[str]:
-    """The figures worth remembering, as plain text lines."""
+def describe_rules(rules: Rules) -> str:
+    def policy(p: Policy) -> str:
+        pods = f"{p.value} pod" + ("s" if p.value != 1 else "")
+        amount = pods if p.kind == "Pods" else f"{p.value} %"
+        return f"{amount} per {p.period_s:g} s"
 
-    def took(value: float | None) -> str:
-        return "never (within the step)" if value is None else f"{value:5.1f} s"
+    window = (
+        f"{rules.stabilization_window_s:g} s window"
+        if rules.stabilization_window_s
+        else "no window"
+    )
+    if rules.select == "Disabled":
+        return f"{window}, disabled"
+    return f"{window}, {' or '.join(policy(p) for p in rules.policies)} ({rules.select})"
 
-    def times(value: float | None) -> str:
-        return "-" if value is None else f"{value:.0f}x"
 
+def describe_behavior(behavior: Behavior) -> str:
+    up, down = describe_rules(behavior.scale_up), describe_rules(behavior.scale_down)
+    return f"{behavior.name}: up {up}; down {down}"
+
+
+def summary_lines(summary: Summary, spec: HpaSpec) -> list[str]:
+    """The figures worth remembering, as plain text."""
+    planned = summary.offered_planned
+    sent = ", ".join(f"{summary.fleets[name].sent} to {name}" for name in FLEETS)
     lines = [
-        f"Step: {summary.step_per_s:g} req/s offered at t={summary.step_start_s:.1f} s; "
-        f"target {summary.target_per_pod:g}/s per pod, so {summary.right_replicas} replicas.",
-        f"Until {REACHED_SHARE:.0%} of the step is reported "
-        f"(>= {REACHED_SHARE * summary.step_per_s:g}/s):",
-        f"  direct (scaler over gRPC)   {took(summary.direct_reached_s)}",
+        f"Scenario: {summary.scenario.describe()}",
+        f"HPA: a sync every {summary.sync_s:g} s, target {summary.target_per_pod:g}/s per pod "
+        f"(AverageValue), {spec.min_replicas} to {spec.max_replicas} replicas, "
+        f"tolerance {spec.tolerance:g}",
+        f"     {describe_behavior(spec.behavior)}",
+        f"Load: {planned} requests planned for each fleet; sent {sent}",
+        "",
+        f"{'':<16}{'refused':>9}{'answered':>10}{'replica-s':>11}{'right size':>12}"
+        f"{'max pods':>10}",
     ]
-    if prometheus:
-        lines += [
-            f"  Prometheus (rate()[1m])     {took(summary.prometheus_reached_s)}"
-            f"   ratio {times(summary.reached_ratio)}",
-        ]
-    lines += [
-        f"Until the path asks for {summary.right_replicas} replicas or more:",
-        f"  direct (scaler over gRPC)   {took(summary.direct_replicas_s)}",
-    ]
-    if prometheus:
-        lines += [
-            f"  Prometheus (rate()[1m])     {took(summary.prometheus_replicas_s)}"
-            f"   ratio {times(summary.replicas_ratio)}",
-        ]
+    for name, fleet in summary.fleets.items():
+        took = (
+            "never"
+            if fleet.seconds_to_right_size is None
+            else f"{fleet.seconds_to_right_size:.1f} s"
+        )
+        lines.append(
+            f"{LABELS[name]:<16}{fleet.refused:>9}{fleet.answered:>10}"
+            f"{fleet.replica_seconds:>11.0f}{took:>12}{fleet.max_replicas:>10}"
+        )
+    lines += ["", *ratio_lines(summary), *right_size_lines(summary, spec)]
     return lines
 
 
-def series(samples: Sequence[Sample], name: str) -> list[float]:
-    """One column as floats, NaN where there is no value (matplotlib leaves a gap)."""
-    values = (getattr(sample, name) for sample in samples)
+def ratio_lines(summary: Summary) -> list[str]:
+    def times(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f}x"
+
+    errors = {name: summary.fleets[name].errors for name in FLEETS}
+    refused = times(summary.ratio("prometheus", "direct", "refused"))
+    direct_cost = times(summary.ratio("direct", "oracle", "replica_seconds"))
+    prometheus_cost = times(summary.ratio("prometheus", "oracle", "replica_seconds"))
+    return [
+        f"Refused, Prometheus / direct: {refused} (refused: 429s, and requests without an "
+        f"answer: {errors['direct']} and {errors['prometheus']})",
+        f"Replica-seconds against the oracle: direct {direct_cost}, Prometheus {prometheus_cost}",
+    ]
+
+
+def right_size_lines(summary: Summary, spec: HpaSpec) -> list[str]:
+    def size(rate_per_s: int) -> int:
+        return right_size(rate_per_s, summary.target_per_pod, spec.tolerance, spec.max_replicas)
+
+    sizes = ", ".join(
+        f"{size(p.rate_per_s)} for {p.rate_per_s}/s" for p in summary.scenario.rises()
+    )
+    return [
+        f"Right size: the slowest rise until its pods were ready ({sizes}: the oracle's "
+        f"ceil(load / {summary.target_per_pod:g}), or fewer within the HPA's tolerance)"
+    ]
+
+
+def write_outputs(
+    out_dir: Path,
+    rows: Sequence[Row],
+    summary: Summary,
+    spec: HpaSpec,
+    events: Sequence[FleetEvent],
+) -> list[str]:
+    """Every file; returns the summary's lines."""
+    lines = summary_lines(summary, spec)
+    write_csv(rows, out_dir / "demo.csv")
+    write_events(events, out_dir / "events.csv")
+    (out_dir / "summary.txt").write_text("\n".join(lines) + "\n")
+    (out_dir / "summary.json").write_text(json.dumps(summary.as_json(), indent=2) + "\n")
+    write_chart(rows, summary, spec, out_dir / "demo.png")
+    return lines
+
+
+def series(rows: Sequence[Row], fleet: FleetName, name: str) -> list[float]:
+    values = (getattr(row.fleets[fleet], name) for row in rows)
     return [float("nan") if value is None else float(value) for value in values]
 
 
-def write_chart(
-    samples: Sequence[Sample],
-    summary: Summary,
-    path: Path,
-    *,
-    title: str,
-    prometheus: bool,
-    full_tokens: float,
-) -> None:
-    """Panels over time: demand, desired replicas, and (with Prometheus) the fill gauge."""
-    heights = [3.0, 2.0, 1.2] if prometheus else [3.0, 2.0]
+def write_chart(rows: Sequence[Row], summary: Summary, spec: HpaSpec, path: Path) -> None:
+    """Per fleet, one column: requests (offered, 200, 429) over replicas (desired,
+    ready, running, the oracle); the rises of the load shaded."""
     figure, axes = plt.subplots(
-        len(heights), 1, sharex=True, figsize=(10, 1.6 * sum(heights)),
-        gridspec_kw={"height_ratios": heights},
-    )  # fmt: skip
-    t = [sample.t_s for sample in samples]
-    demand_panel(axes[0], t, samples, summary, prometheus)
-    replicas_panel(axes[1], t, samples, summary, prometheus)
-    if prometheus:
-        fill_panel(axes[2], t, samples, full_tokens)
-    for ax in axes:
-        ax.axvspan(summary.step_start_s, summary.step_end_s, color="#eeeeee", zorder=0)
+        2, 2, sharex=True, sharey="row", figsize=(13, 7.2), gridspec_kw={"height_ratios": [3, 2.4]}
+    )
+    t = [row.t_s + 0.5 for row in rows]
+    top = max((row.offered_per_s for row in rows), default=1) * 1.35
+    for column, fleet in enumerate(FLEETS):
+        requests_panel(axes[0][column], t, rows, fleet, top)
+        replicas_panel(axes[1][column], t, rows, fleet, spec.max_replicas)
+        axes[0][column].set_title(fleet_title(summary, fleet), fontsize=9, loc="left")
+        axes[1][column].set_xlabel("seconds since the load started (shaded: the step, the bursts)")
+    for ax in axes.flat:
+        for phase in summary.scenario.rises():
+            ax.axvspan(phase.start_s, phase.end_s, color="#eeeeee", zorder=0)
         ax.grid(True, color="#dddddd", linewidth=0.6)
-    axes[-1].set_xlabel("seconds since the demo started (shaded: the step)")
-    figure.suptitle(title, fontsize=11)
+    axes[0][0].set_ylabel("requests/s")
+    axes[1][0].set_ylabel("pods")
+    figure.suptitle(chart_title(summary), fontsize=11)
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
+    figure.savefig(path, dpi=100)
     plt.close(figure)
 
 
-def demand_panel(
-    ax: Axes, t: list[float], samples: Sequence[Sample], summary: Summary, prometheus: bool
-) -> None:
-    def line(name: str, label: str, color: str, **style: Any) -> None:
-        ax.plot(t, series(samples, name), color=color, label=label, **style)
-
-    offered = series(samples, "offered_per_s")
-    ax.step(t, offered, where="post", color=LOAD_COLOR, linestyle="--", label="offered (hey)")
-    answered = series(samples, "answered_per_s")
-    denied = series(samples, "denied_per_s")
-    ok = [a - d for a, d in zip(answered, denied, strict=True)]
-    ax.plot(t, ok, color=ADMITTED_COLOR, linewidth=0.9, label="answered 200 (at the pods)")
-    line("denied_per_s", "answered 429 (at the pods)", DENIED_COLOR, linewidth=0.9)
-    line("direct_demand_per_s", "direct: the scaler's GetMetrics", DIRECT_COLOR, linewidth=2.2)
-    if prometheus:
-        line(
-            "prometheus_demand_per_s",
-            f"Prometheus: {DEMAND_QUERY}",
-            PROMETHEUS_COLOR,
-            linewidth=2.2,
-        )
-    threshold = REACHED_SHARE * summary.step_per_s
-    ax.axhline(threshold, color="#888888", linewidth=0.8, linestyle=":")
-    ax.text(
-        t[0],
-        threshold,
-        f"{REACHED_SHARE:.0%} of the step",
-        va="bottom",
-        fontsize=8,
-        color="#666666",
+def chart_title(summary: Summary) -> str:
+    scenario: Scenario = summary.scenario
+    return (
+        f"Two fleets, the same load ({scenario.name}, seed {scenario.seed}), "
+        f"target {summary.target_per_pod:g}/s per pod, HPA sync {summary.sync_s:g} s"
     )
-    mark(ax, summary.step_start_s, summary.direct_reached_s, "direct", DIRECT_COLOR)
-    if prometheus:
-        mark(ax, summary.step_start_s, summary.prometheus_reached_s, "Prometheus", PROMETHEUS_COLOR)
-    ax.set_ylabel("requests/s")
-    ax.set_ylim(0, summary.step_per_s * 1.5)
-    ax.legend(loc="upper left", fontsize=8, ncol=2, framealpha=0.9)
-    ax.set_title("demand each path reports", fontsize=9, loc="left")
+
+
+def fleet_title(summary: Summary, fleet: FleetName) -> str:
+    figures = summary.fleets[fleet]
+    oracle = summary.fleets["oracle"].replica_seconds
+    took = figures.seconds_to_right_size
+    sized = "never at the right size" if took is None else f"right size after {took:.0f} s"
+    return (
+        f"{TITLES[fleet]}\nrefused {figures.refused}, {figures.replica_seconds:.0f} pod-s "
+        f"({figures.replica_seconds / oracle:.2f}x the oracle), {sized}"
+    )
+
+
+def requests_panel(
+    ax: Axes, t: list[float], rows: Sequence[Row], fleet: FleetName, top: float
+) -> None:
+    def line(name: str, label: str, color: str, width: float, style: str = "-") -> None:
+        values = series(rows, fleet, name)
+        ax.plot(t, values, color=color, linewidth=width, linestyle=style, label=label)
+
+    offered = [row.offered_per_s for row in rows]
+    ax.step(t, offered, where="mid", color=LOAD_COLOR, linestyle="--", label="offered (planned)")
+    line("sent", "sent (measured)", LOAD_COLOR, 0.7)
+    line("ok", "answered 200", OK_COLOR, 1.6)
+    line("refused_429", "answered 429", REFUSED_COLOR, 1.6)
+    if any(value > 0 for value in series(rows, fleet, "errors")):
+        line("errors", "no answer", ERROR_COLOR, 1.0)
+    line("metric", "the value its HPA reads", DESIRED_COLOR, 1.0, "-.")
+    ax.set_ylim(0, top)
+    ax.legend(loc="upper right", fontsize=8, framealpha=0.9)
 
 
 def replicas_panel(
-    ax: Axes, t: list[float], samples: Sequence[Sample], summary: Summary, prometheus: bool
+    ax: Axes, t: list[float], rows: Sequence[Row], fleet: FleetName, max_replicas: int
 ) -> None:
-    def steps(name: str, label: str, color: str) -> None:
-        ax.step(t, series(samples, name), where="post", color=color, linewidth=2.2, label=label)
-
-    steps("direct_replicas", "direct", DIRECT_COLOR)
-    if prometheus:
-        steps("prometheus_replicas", "Prometheus", PROMETHEUS_COLOR)
-    right = summary.right_replicas
-    ax.axhline(right, color=LOAD_COLOR, linestyle="--", linewidth=0.9, label=f"needed: {right}")
-    ax.set_ylim(0, MAX_REPLICAS + 1)
-    ax.set_yticks([MIN_REPLICAS, *range(5, MAX_REPLICAS + 1, 5)])
-    ax.set_ylabel("replicas")
+    oracle = [row.oracle_replicas for row in rows]
+    ax.step(t, oracle, where="mid", color=ORACLE_COLOR, linestyle=":", linewidth=1.4,
+            label="oracle: ceil(offered / target)")  # fmt: skip
+    ax.step(
+        t,
+        series(rows, fleet, "running"),
+        where="mid",
+        color=RUNNING_COLOR,
+        linewidth=1.0,
+        label="running (cost)",
+    )
+    ax.step(
+        t,
+        series(rows, fleet, "desired"),
+        where="mid",
+        color=DESIRED_COLOR,
+        linewidth=2.0,
+        label="desired (HPA)",
+    )
+    ax.step(
+        t,
+        series(rows, fleet, "ready"),
+        where="mid",
+        color=READY_COLOR,
+        linewidth=2.0,
+        label="ready",
+    )
+    ax.set_ylim(0, max_replicas + 1)
     ax.legend(loc="upper right", fontsize=8, framealpha=0.9)
-    target = f"{summary.target_per_pod:g}"
-    ax.set_title(
-        f"replicas the HPA would ask for: ceil(demand / {target} per pod), 1 to {MAX_REPLICAS}",
-        fontsize=9,
-        loc="left",
-    )
-
-
-def fill_panel(ax: Axes, t: list[float], samples: Sequence[Sample], full_tokens: float) -> None:
-    ax.plot(t, series(samples, "prometheus_fill_tokens"), color=FILL_COLOR, linewidth=1.5)
-    ax.axhline(full_tokens, color=LOAD_COLOR, linestyle="--", linewidth=0.9)
-    ax.set_ylim(0, full_tokens * 1.25)
-    ax.set_ylabel("tokens")
-    ax.set_title(
-        f"the usual signal, {FILL_QUERY} (dashed: all buckets full): "
-        "low under load, and at 0 it cannot say how many pods",
-        fontsize=9,
-        loc="left",
-    )
-
-
-def mark(ax: Axes, step_start_s: float, reached_s: float | None, name: str, color: str) -> None:
-    """A vertical line where a path first reported 85 % of the step."""
-    if reached_s is None:
-        return
-    at = step_start_s + reached_s
-    ax.axvline(at, color=color, linewidth=1.0, linestyle="-.")
-    ax.annotate(
-        f"{name}: {reached_s:.1f} s",
-        xy=(at, 0),
-        xytext=(-12, 6),
-        textcoords="offset points",
-        color=color,
-        fontsize=8,
-        rotation=90,
-        va="bottom",
-    )

@@ -1,193 +1,274 @@
-"""The demo from start to end: start everything, run the burst, read, report, stop."""
+"""The demo from start to end: start everything, run the scenario, stop, report.
+
+Two fleets of rating pods get the same load, one scaled by the direct path (the
+rating-scaler over gRPC), one by the Prometheus path (a real Prometheus); each has its
+own emulated HPA with the same target per pod and behavior.
+"""
 
 from __future__ import annotations
 
-import sys
+import asyncio
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Literal, TextIO
 
+from demo import scenarios
+from demo.fleet import Fleet
+from demo.hpa import DEFAULT_BEHAVIOR, SCALED_OBJECT_BEHAVIOR, Autoscaler, Behavior, HpaSpec
+from demo.keda import DirectTrigger, PrometheusTrigger, Reading
 from demo.live import LiveView
-from demo.load import Phase, ScriptedLoad, burst
-from demo.processes import Children, Pod, start_pods, start_prometheus, start_scaler
-from demo.readers import DirectPath, PodCounters, PrometheusPath, Readers
-from demo.report import summary_lines, write_chart, write_csv
-from demo.series import Sample, Summary, summarize
+from demo.load import LoadGenerator
+from demo.loop import Control, sample_states
+from demo.processes import Children
+from demo.prometheus import Prometheus, start_prometheus
+from demo.report import write_outputs
+from demo.series import FLEETS, FleetName, FleetState, Row, Summary, make_row, summarize
+from harness import RatingScaler, wait_http_ok_async
 
-TARGET_UTILIZATION = 0.8  # the ScaledObject's targetUtilization, as in manifests/
-WINDOW_S = 5  # the ScaledObject's window, as in manifests/
-FIRST_DATA_TIMEOUT_S = 10.0
+TARGET_UTILIZATION = 0.8  # the ScaledObject's targetUtilization
+LEAD_S = 1.0  # from starting the load generator to its first request
+SPEC_TIMEOUT_S = 15.0
+BehaviorName = Literal["scaledobject", "defaults"]
 
 
 @dataclass(frozen=True)
 class Settings:
-    duration_s: float = 120.0
-    # Times the pods' total refill rate. 4.1 rather than 4: at 4 the step needs exactly
-    # 15 replicas of 8/s, and ceil() would flip to 16 on every reading a hair over 120/s.
-    step: float = 4.1
+    scenario: scenarios.ScenarioName = "step"
+    seed: int = 1
+    duration_s: int = 150
     pods: int = 3
-    bucket_rate: float = 10.0  # the bucket's capacity is 2 s of that
+    bucket_rate: float = 10.0
+    step: float = 4.1  # the step, times the starting pods' refill
+    quiet_per_s: int = 12  # the bursts' quiet load
+    sync_s: float = 15.0
+    polling_s: float = 5.0
     scrape_interval_s: float = 15.0
-    every_s: float = 1.0
-    prometheus_binary: str | None = None  # None: the direct path only
+    behavior: BehaviorName = "scaledobject"
+    scale_down_window_s: float | None = None  # None: the behavior's own
+    first_sync_s: float | None = None  # None: half a sync after the first rise
+    random_phase: bool = False  # draw the first sync from the seed instead
+    min_replicas: int = 1
+    max_replicas: int = 20
+    poll_interval_s: float = 1.0  # the scaler's
+    prometheus_binary: str = "prometheus"
     out_dir: Path = Path("out/demo")
 
-    @property
-    def step_per_s(self) -> float:
-        return self.step * self.pods * self.bucket_rate
+    def build_scenario(self) -> scenarios.Scenario:
+        base = (
+            round(self.step * self.pods * self.bucket_rate)
+            if self.scenario == "step"
+            else self.quiet_per_s
+        )
+        return scenarios.build(
+            self.scenario, duration_s=self.duration_s, base_per_s=base, seed=self.seed
+        )
 
-    @property
-    def bucket_capacity(self) -> float:
-        return 2 * self.bucket_rate
+    def first_sync(self, scenario: scenarios.Scenario) -> float:
+        if self.first_sync_s is not None:
+            return self.first_sync_s
+        seed = self.seed if self.random_phase else None
+        return scenarios.first_sync_s(scenario, self.sync_s, drawn_from=seed)
 
-    @property
-    def target_per_pod(self) -> float:
-        return self.bucket_rate * TARGET_UTILIZATION
-
-
-@dataclass(frozen=True)
-class Running:
-    pods: list[Pod]
-    readers: Readers
+    def hpa_behavior(self) -> Behavior:
+        behavior = SCALED_OBJECT_BEHAVIOR if self.behavior == "scaledobject" else DEFAULT_BEHAVIOR
+        if self.scale_down_window_s is not None:
+            behavior = behavior.with_scale_down_window(self.scale_down_window_s)
+        return behavior
 
 
-def run(settings: Settings, out: TextIO = sys.stdout) -> Summary:
+@dataclass
+class Stage:
+    """Everything started, before the load."""
+
+    children: Children
+    fleets: dict[FleetName, Fleet]
+    direct: DirectTrigger
+    prometheus: Prometheus
+    prometheus_trigger: PrometheusTrigger
+    load: LoadGenerator
+    t0: float  # monotonic time of the load's second 0
+
+    def clock(self) -> float:
+        return time.monotonic() - self.t0
+
+
+async def run(settings: Settings, out: TextIO) -> Summary:
     """Run the whole demo; every process it starts is stopped before this returns."""
+    scenario = settings.build_scenario()
     settings.out_dir.mkdir(parents=True, exist_ok=True)
-    with ExitStack() as stack:
-        work_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="openclaw-demo-")))
-        children = stack.enter_context(Children(settings.out_dir / "logs"))
-        running = stack.enter_context(start_everything(settings, children, work_dir, out))
-        samples, step = drive(settings, children, running, out)
-    say(out, f"\nStopped all {len(children.started)} processes it started (hey included).")
-    summary = summarize_step(settings, samples, step)
-    write_outputs(settings, samples, summary, out)
+    children = Children(settings.out_dir / "logs")
+    try:
+        with tempfile.TemporaryDirectory(prefix="openclaw-demo-") as work:
+            async with staged(settings, children, Path(work), out) as stage:
+                target = await target_per_pod(stage)
+                behavior = settings.hpa_behavior()
+                spec = HpaSpec(target, settings.min_replicas, settings.max_replicas, behavior)
+                stage.t0 = time.monotonic() + LEAD_S
+                controls = make_controls(stage, spec, settings)
+                rows = await drive(settings, scenario, stage, controls, spec, out)
+                say(out, "\nThe load is over; stopping everything.")
+    finally:
+        children.stop_all()
+    say(out, f"Stopped all {len(children.started)} processes it started.")
+    fleets = stage.fleets.values()
+    lives = {fleet.name: fleet.lives(origin_s=stage.t0) for fleet in fleets}
+    summary = summarize(rows, scenario, lives, spec=spec, sync_s=settings.sync_s)
+    events = [event for fleet in fleets for event in fleet.events_since(stage.t0)]
+    lines = write_outputs(settings.out_dir, rows, summary, spec, events)
+    say(out, "\n" + "\n".join(lines))
+    for control in controls:
+        if control.failed_reads:
+            at_s, error = control.failed_reads[-1]
+            say(out, f"({control.name}: {len(control.failed_reads)} failed reads, the last at "
+                     f"t={at_s:.0f} s: {error})")  # fmt: skip
+    outputs = "demo.csv, events.csv, demo.png, summary.txt, summary.json, logs/"
+    say(out, f"\nOutputs in {settings.out_dir}/: {outputs}")
     return summary
 
 
-def summarize_step(settings: Settings, samples: list[Sample], step: Phase) -> Summary:
-    return summarize(
-        samples,
-        step_start_s=step.start_s,
-        step_end_s=step.end_s,
-        step_per_s=settings.step_per_s,
-        target_per_pod=settings.target_per_pod,
-    )
-
-
-@contextmanager
-def start_everything(
+@asynccontextmanager
+async def staged(
     settings: Settings, children: Children, work_dir: Path, out: TextIO
-) -> Iterator[Running]:
-    """Pods, scaler and (when there is a binary) Prometheus, with readers for each."""
-    with_prometheus = " and Prometheus" if settings.prometheus_binary else ""
-    say(
-        out,
-        f"Starting {settings.pods} rating pods, the rating-scaler{with_prometheus} on 127.0.0.1",
-    )
-    capacity = settings.bucket_capacity
-    pods = start_pods(
-        children, settings.pods, bucket_capacity=capacity, bucket_rate=settings.bucket_rate
-    )
-    for pod in pods:
-        say(
-            out,
-            f"  {pod.name:<16} public 127.0.0.1:{pod.public_port}, admin {pod.admin_address}"
-            f", bucket {capacity:g} tokens refilled at {settings.bucket_rate:g}/s",
+) -> AsyncIterator[Stage]:
+    """The scaler, Prometheus and both fleets at their starting size, all ready."""
+    async with AsyncExitStack() as stack:
+        pods = f"2 x {settings.pods} rating pods"
+        say(out, f"Starting the rating-scaler, Prometheus and {pods} on 127.0.0.1")
+        scaler = RatingScaler(
+            poll_interval_s=settings.poll_interval_s, pod_timeout_s=0.25, log_level="warning"
         )
-    scaler = start_scaler(children)
-    say(out, f"  rating-scaler    gRPC {scaler.grpc_address}, polls the pods every 1 s")
-    prometheus_path = None
-    if settings.prometheus_binary:
-        prometheus = start_prometheus(
+        scaler_child = children.spawn("rating-scaler", scaler.argv(), scaler.ports)
+        prometheus = await start_prometheus(
             children,
             settings.prometheus_binary,
-            targets=[pod.admin_address for pod in pods],
-            scrape_interval_s=settings.scrape_interval_s,
             work_dir=work_dir,
+            scrape_interval_s=settings.scrape_interval_s,
         )
-        say(
-            out,
-            f"  Prometheus       {prometheus.url}, scrapes the pods every "
-            f"{settings.scrape_interval_s:g} s",
+        await wait_http_ok_async(scaler.ready_urls[0], scaler_child)
+        load = LoadGenerator(children, work_dir, FLEETS)
+        triggers = DirectTrigger(scaler.grpc_target), PrometheusTrigger(prometheus.url)
+        stage = Stage(children, {}, triggers[0], prometheus, triggers[1], load, t0=time.monotonic())
+        stack.push_async_callback(stage.direct.close)
+        stack.push_async_callback(stage.prometheus_trigger.close)
+        for name in FLEETS:
+            rate = settings.bucket_rate
+            fleet = Fleet(name, children, clock=time.monotonic, bucket_rate=rate,
+                          bucket_capacity=2 * rate, on_change=publisher(stage))  # fmt: skip
+            stage.fleets[name] = fleet
+            stack.push_async_callback(fleet.close)
+            fleet.scale(settings.pods)
+        await asyncio.gather(*(fleet.wait_ready() for fleet in stage.fleets.values()))
+        poll, scrape = settings.poll_interval_s, settings.scrape_interval_s
+        say(out, f"  rating-scaler    gRPC {scaler.grpc_target}, polls the pods every {poll:g} s")
+        say(out, f"  Prometheus       {prometheus.url}, scrapes its fleet every {scrape:g} s")
+        for fleet in stage.fleets.values():
+            pods = ", ".join(f"{pod.name} (pid {pod.child.pid})" for pod in fleet.serving())
+            say(out, f"  {fleet.name + ' fleet':<16} {pods}")
+        yield stage
+
+
+def publisher(stage: Stage) -> Callable[[Fleet], None]:
+    def publish(fleet: Fleet) -> None:
+        stage.load.publish(fleet.name, [pod.public_address for pod in fleet.serving()])
+        if fleet.name == "prometheus":
+            stage.prometheus.set_targets([pod.admin_address for pod in fleet.alive()])
+
+    return publish
+
+
+async def target_per_pod(stage: Stage) -> float:
+    """The target KEDA writes into the HPA, from the scaler's GetMetricSpec."""
+    deadline = time.monotonic() + SPEC_TIMEOUT_S
+    while True:
+        try:
+            return await stage.direct.target_per_pod(admin_addresses(stage.fleets["direct"]))
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+
+
+def admin_addresses(fleet: Fleet) -> list[str]:
+    return sorted(pod.admin_address for pod in fleet.serving())
+
+
+def make_controls(stage: Stage, spec: HpaSpec, settings: Settings) -> list[Control]:
+    async def read_direct() -> Reading:
+        return await stage.direct.read(admin_addresses(stage.fleets["direct"]))
+
+    reads = {"direct": read_direct, "prometheus": stage.prometheus_trigger.read}
+    now = stage.clock()
+    return [
+        Control(
+            name,
+            stage.fleets[name],
+            Autoscaler.seeded(spec, now_s=now, replicas=settings.pods),
+            reads[name],
         )
-        prometheus_path = PrometheusPath(prometheus)
-    else:
-        say(out, "  Prometheus       no `prometheus` binary found: showing the direct path only")
-    direct = DirectPath(scaler, pods, window_s=WINDOW_S, target_utilization=TARGET_UTILIZATION)
+        for name in FLEETS
+    ]
+
+
+async def drive(
+    settings: Settings,
+    scenario: scenarios.Scenario,
+    stage: Stage,
+    controls: list[Control],
+    spec: HpaSpec,
+    out: TextIO,
+) -> list[Row]:
+    """Run the scenario's load through both loops; one row a second."""
+    say(out, f"\nThe load: {scenario.describe()}.")
+    stage.load.start(scenario.planned(), stage.t0)
+    phase_s = settings.first_sync(scenario)
+    say(out, f"Both HPAs sync every {settings.sync_s:g} s, the first at t={phase_s:.1f} s; "
+             f"KEDA polls every {settings.polling_s:g} s.\n")  # fmt: skip
+    states: list[dict[FleetName, FleetState]] = []
+    loop = asyncio.get_running_loop()
+    tasks = [loop.create_task(fleet.run()) for fleet in stage.fleets.values()]
+    for control in controls:
+        tasks.append(loop.create_task(
+            control.syncs(stage.clock, first_at_s=phase_s, sync_s=settings.sync_s)))  # fmt: skip
+        tasks.append(loop.create_task(control.polls(stage.clock, polling_s=settings.polling_s)))
+    sampler = loop.create_task(sample_states(stage.clock, controls, scenario.duration_s, states))
     try:
-        wait_first_data(direct)
-        yield Running(pods, Readers(direct, prometheus_path, PodCounters(pods)))
+        rows = await follow_load(stage, scenario, spec, states, [*tasks, sampler], out)
     finally:
-        direct.close()
+        for task in [*tasks, sampler]:
+            task.cancel()
+        await asyncio.gather(*tasks, sampler, return_exceptions=True)
+    return rows
 
 
-def wait_first_data(direct: DirectPath) -> None:
-    deadline = time.monotonic() + FIRST_DATA_TIMEOUT_S
-    while direct.read() is None:
-        if time.monotonic() > deadline:
-            raise SystemExit(f"the scaler had no pod data within {FIRST_DATA_TIMEOUT_S:g} s")
-        time.sleep(0.1)
-
-
-def drive(
-    settings: Settings, children: Children, running: Running, out: TextIO
-) -> tuple[list[Sample], Phase]:
-    """Run the scripted burst, reading everything every `every_s` seconds. Returns the
-    samples, and the step as it ran."""
-    phases = burst(settings.duration_s, settings.step_per_s)
-    step = phases[1]
-    say(
-        out,
-        f"\nThe burst: idle for {step.start_s:g} s, then {step.rate_per_s:g} req/s "
-        f"({settings.step:g}x the pods' refill) for {step.seconds:g} s, then idle for "
-        f"{settings.duration_s - step.end_s:g} s.\n",
-    )
-    load = ScriptedLoad(phases, children, running.pods)
-    readers = running.readers
-    view = LiveView(
-        out,
-        redraw=out.isatty(),
-        prometheus=readers.prometheus is not None,
-        duration_s=settings.duration_s,
-    )
-    samples: list[Sample] = []
-    started = time.monotonic()
-    for tick in range(int(settings.duration_s / settings.every_s) + 1):
-        time.sleep(max(0.0, started + tick * settings.every_s - time.monotonic()))
-        now_s = time.monotonic() - started
-        phase = load.advance(now_s)
-        samples.append(readers.sample(now_s, phase.name, phase.rate_per_s, settings.target_per_pod))
-        step_so_far = load.as_run("step")
-        summary = None if step_so_far is None else summarize_step(settings, samples, step_so_far)
-        view.show(samples[-1], summary)
-    return samples, load.as_run("step") or step
-
-
-def write_outputs(settings: Settings, samples: list[Sample], summary: Summary, out: TextIO) -> None:
-    prometheus = settings.prometheus_binary is not None
-    csv_path = settings.out_dir / "demo.csv"
-    chart_path = settings.out_dir / "demo.png"
-    lines = summary_lines(summary, prometheus=prometheus)
-    write_csv(samples, csv_path)
-    title = (
-        f"{settings.pods} rating pods, a step to {settings.step_per_s:g} req/s; "
-        f"direct path{' against Prometheus with a ' if prometheus else ' only'}"
-        f"{f'{settings.scrape_interval_s:g} s scrape' if prometheus else ''}"
-    )
-    full_tokens = settings.pods * settings.bucket_capacity
-    write_chart(
-        samples, summary, chart_path, title=title, prometheus=prometheus, full_tokens=full_tokens
-    )
-    (settings.out_dir / "summary.txt").write_text("\n".join(lines) + "\n")
-    say(out, "\n" + "\n".join(lines))
-    if not prometheus:
-        say(out, "(no `prometheus` binary: the direct path only; `make system-deps` installs it)")
-    say(out, f"\nOutputs in {settings.out_dir}/: demo.csv, demo.png, summary.txt, logs/")
+async def follow_load(
+    stage: Stage,
+    scenario: scenarios.Scenario,
+    spec: HpaSpec,
+    states: list[dict[FleetName, FleetState]],
+    tasks: list[asyncio.Task[None]],
+    out: TextIO,
+) -> list[Row]:
+    """Until the load generator is done and every second is in: check the generator
+    and the loops, and show each complete second."""
+    view = LiveView(out, redraw=out.isatty(), duration_s=scenario.duration_s)
+    rows: list[Row] = []
+    while len(rows) < scenario.duration_s or not stage.load.done:
+        await asyncio.sleep(0.2)
+        stage.load.poll()
+        for task in tasks:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                raise RuntimeError(f"a control loop failed: {task.exception()!r}")
+        while len(rows) < len(states) and (lines := stage.load.seconds(len(rows))):
+            row = make_row(scenario, len(rows), states[len(rows)], lines,
+                           target_per_pod=spec.target_per_pod, min_replicas=spec.min_replicas,
+                           max_replicas=spec.max_replicas)  # fmt: skip
+            rows.append(row)
+            view.show(row)
+    return rows
 
 
 def say(out: TextIO, text: str) -> None:

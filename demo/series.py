@@ -1,112 +1,306 @@
-"""The measured series and the arithmetic on them (pure: no I/O, no clock).
+"""The measured seconds and the arithmetic on them (pure: no I/O, no clock).
 
-Each path's desired replica count is what an HPA with an `AverageValue` target asks
-for: ceil(value / target per pod), within the ScaledObject's bounds (1..20 here).
+Each second of the run has one `Row`: what was offered, the oracle's replica count, and
+for each fleet what its HPA had set, how many pods ran and were ready, and what the
+load generator sent and got back. Pods' lifetimes (`PodLife`) give the exact
+replica-seconds and when a fleet reached the right size.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
+from typing import Any, Literal
 
-MIN_REPLICAS, MAX_REPLICAS = 1, 20
-REACHED_SHARE = 0.85
+from demo.hpa import HpaSpec, metric_replicas
+from demo.scenarios import Phase, Scenario, oracle_replicas
+
+FleetName = Literal["direct", "prometheus"]
+FLEETS: tuple[FleetName, ...] = ("direct", "prometheus")
 
 
 @dataclass(frozen=True)
-class Sample:
-    """One reading of everything, `t_s` seconds after the demo started."""
+class FleetState:
+    """A fleet at one moment, as its control loop sees it."""
 
-    t_s: float
+    metric: float | None
+    desired: int
+    running: int
+    ready: int
+    active: bool | None
+
+
+@dataclass(frozen=True)
+class FleetSecond:
+    """One fleet in one second."""
+
+    metric: float | None  # the trigger's value at its last read (KEDA's poll or a sync)
+    desired: int  # the replica count its HPA set (the Deployment's spec)
+    running: int  # pod processes alive at the second's end, terminating ones included
+    ready: int  # pods in the load balancer at the second's end
+    sent: int
+    ok: int  # answered 200
+    refused_429: int
+    errors: int  # no answer: refused connection, reset, timeout, no ready pod
+    p99_ms: float | None  # of the answered requests (200 and 429)
+
+
+FLEET_COLUMNS = tuple(field.name for field in fields(FleetSecond))
+
+
+@dataclass(frozen=True)
+class Row:
+    t_s: int
     phase: str
-    offered_per_s: float
-    answered_per_s: float | None
-    denied_per_s: float | None
-    direct_demand_per_s: float | None
-    direct_target_per_pod: float | None
-    direct_active: bool | None
-    direct_replicas: int | None
-    prometheus_demand_per_s: float | None
-    prometheus_fill_tokens: float | None
-    prometheus_replicas: int | None
+    offered_per_s: int  # planned
+    oracle_replicas: int
+    fleets: dict[FleetName, FleetSecond]
 
 
-COLUMNS = tuple(field.name for field in fields(Sample))
+def make_row(
+    scenario: Scenario,
+    t_s: int,
+    states: dict[FleetName, FleetState],
+    lines: dict[FleetName, dict[str, Any]],
+    *,
+    target_per_pod: float,
+    min_replicas: int,
+    max_replicas: int,
+) -> Row:
+    """One second from the fleets' states at its end and the load generator's lines."""
+    rate = scenario.rate_at(t_s)
+    fleets = {}
+    for name in FLEETS:
+        state, line = states[name], lines[name]
+        fleets[name] = FleetSecond(
+            metric=state.metric, desired=state.desired, running=state.running, ready=state.ready,
+            sent=int(line["sent"]), ok=int(line["ok"]), refused_429=int(line["r429"]),
+            errors=int(line["errors"]), p99_ms=line["p99_ms"],
+        )  # fmt: skip
+    oracle = oracle_replicas(rate, target_per_pod, min_replicas, max_replicas)
+    return Row(t_s, scenario.phase_at(t_s).name, rate, oracle, fleets)
 
 
-def desired_replicas(value: float | None, target_per_pod: float | None) -> int | None:
-    """ceil(value / target), clamped to MIN_REPLICAS..MAX_REPLICAS; None without data."""
-    if value is None or target_per_pod is None or target_per_pod <= 0:
-        return None
-    wanted = math.ceil(round(value, 3) / target_per_pod)  # KEDA passes values to 3 decimals
-    return max(MIN_REPLICAS, min(MAX_REPLICAS, wanted))
+def columns() -> list[str]:
+    head = ["t_s", "phase", "offered_per_s", "oracle_replicas"]
+    return head + [f"{fleet}_{name}" for fleet in FLEETS for name in FLEET_COLUMNS]
 
 
-def seconds_until(
-    samples: Sequence[Sample], start_s: float, end_s: float, reached: Callable[[Sample], bool]
-) -> float | None:
-    """Seconds from `start_s` to the first sample in [start_s, end_s] for which `reached`."""
-    for sample in samples:
-        if start_s <= sample.t_s <= end_s and reached(sample):
-            return sample.t_s - start_s
+@dataclass(frozen=True)
+class PodLife:
+    """One pod of a fleet, in seconds since the load started (None: not (yet) so)."""
+
+    name: str
+    pid: int
+    started_s: float
+    ready_s: float | None
+    unready_s: float | None  # left the load balancer: terminating, or exited
+    exited_s: float | None
+
+
+def replica_seconds(lives: Iterable[PodLife], end_s: float) -> float:
+    """Seconds of pod processes alive within [0, end_s]: what the fleet cost."""
+    total = 0.0
+    for life in lives:
+        stop = end_s if life.exited_s is None else min(life.exited_s, end_s)
+        total += max(0.0, stop - max(0.0, life.started_s))
+    return total
+
+
+def max_alive(lives: Iterable[PodLife], end_s: float) -> int:
+    """The most pod processes alive at once within [0, end_s]."""
+    changes: list[tuple[float, int]] = []
+    for life in lives:
+        if life.started_s <= end_s:
+            changes.append((max(0.0, life.started_s), 1))
+            if life.exited_s is not None:
+                changes.append((life.exited_s, -1))
+    alive = most = 0
+    for _, change in sorted(changes, key=lambda c: (c[0], c[1])):
+        alive += change
+        most = max(most, alive)
+    return most
+
+
+def ready_at(lives: Iterable[PodLife], t_s: float) -> int:
+    return sum(
+        1
+        for life in lives
+        if life.ready_s is not None
+        and life.ready_s <= t_s
+        and (life.unready_s is None or life.unready_s > t_s)
+    )
+
+
+def right_size(rate_per_s: float, target_per_pod: float, tolerance: float, high: int) -> int:
+    """The fewest pods at which the HPA stops asking for more: the oracle's count, or
+    fewer when the load is within the HPA's tolerance of their target."""
+    needed = oracle_replicas(rate_per_s, target_per_pod, 1, high)
+    while (
+        needed > 1
+        and metric_replicas(rate_per_s, target_per_pod, needed - 1, tolerance) == needed - 1
+    ):
+        needed -= 1
+    return needed
+
+
+def seconds_to_size(lives: Sequence[PodLife], phase: Phase, needed: int) -> float | None:
+    """Seconds from the phase's start until `needed` pods are ready (0 if they already
+    are), within the phase; None if that never happened."""
+    rising = (life.ready_s for life in lives if life.ready_s is not None)
+    moments = [phase.start_s, *sorted(t for t in rising if phase.start_s < t < phase.end_s)]
+    for moment in moments:
+        if ready_at(lives, moment) >= needed:
+            return moment - phase.start_s
     return None
 
 
-def ratio(slow_s: float | None, fast_s: float | None) -> float | None:
-    if slow_s is None or fast_s is None or fast_s <= 0:
-        return None
-    return slow_s / fast_s
+def seconds_to_right_size(
+    lives: Sequence[PodLife], scenario: Scenario, target_per_pod: float, tolerance: float, high: int
+) -> float | None:
+    """The slowest of the scenario's rises (the step, each burst) to the right size;
+    None when one of them never got there."""
+    slowest = 0.0
+    for phase in scenario.rises():
+        needed = right_size(phase.rate_per_s, target_per_pod, tolerance, high)
+        took = seconds_to_size(lives, phase, needed)
+        if took is None:
+            return None
+        slowest = max(slowest, took)
+    return slowest
+
+
+@dataclass(frozen=True)
+class FleetSummary:
+    refused: int
+    answered: int
+    replica_seconds: float
+    seconds_to_right_size: float | None
+    max_replicas: int
+    sent: int = 0
+    errors: int = 0
+
+
+def summarize_fleet(
+    rows: Sequence[Row],
+    fleet: FleetName,
+    lives: Sequence[PodLife],
+    scenario: Scenario,
+    *,
+    target_per_pod: float,
+    tolerance: float,
+    max_replicas: int,
+) -> FleetSummary:
+    seconds = [row.fleets[fleet] for row in rows]
+    return FleetSummary(
+        refused=sum(s.refused_429 + s.errors for s in seconds),
+        answered=sum(s.ok for s in seconds),
+        replica_seconds=replica_seconds(lives, scenario.duration_s),
+        seconds_to_right_size=seconds_to_right_size(
+            lives, scenario, target_per_pod, tolerance, max_replicas
+        ),
+        max_replicas=max_alive(lives, scenario.duration_s),
+        sent=sum(s.sent for s in seconds),
+        errors=sum(s.errors for s in seconds),
+    )
+
+
+def summarize_oracle(
+    scenario: Scenario, *, target_per_pod: float, min_replicas: int, max_replicas: int
+) -> FleetSummary:
+    counts = [
+        oracle_replicas(rate, target_per_pod, min_replicas, max_replicas)
+        for rate in scenario.planned()
+    ]
+    offered = sum(scenario.planned())
+    return FleetSummary(
+        refused=0,
+        answered=offered,
+        replica_seconds=float(sum(counts)),
+        seconds_to_right_size=0.0,
+        max_replicas=max(counts),
+        sent=offered,
+    )
 
 
 @dataclass(frozen=True)
 class Summary:
-    step_start_s: float
-    step_end_s: float
-    step_per_s: float
+    scenario: Scenario
     target_per_pod: float
-    right_replicas: int
-    direct_reached_s: float | None
-    prometheus_reached_s: float | None
-    direct_replicas_s: float | None
-    prometheus_replicas_s: float | None
+    behavior: str
+    sync_s: float
+    offered_planned: int
+    fleets: dict[str, FleetSummary]  # "direct", "prometheus", "oracle"
 
     @property
-    def reached_ratio(self) -> float | None:
-        return ratio(self.prometheus_reached_s, self.direct_reached_s)
+    def offered_measured(self) -> int:
+        """What the load generator sent to the fleet that got least."""
+        return min(self.fleets[name].sent for name in FLEETS)
 
-    @property
-    def replicas_ratio(self) -> float | None:
-        return ratio(self.prometheus_replicas_s, self.direct_replicas_s)
+    def ratio(
+        self, slow: str, fast: str, what: Literal["refused", "replica_seconds"]
+    ) -> float | None:
+        top, bottom = getattr(self.fleets[slow], what), getattr(self.fleets[fast], what)
+        return None if not bottom else top / bottom
+
+    def as_json(self) -> dict[str, object]:
+        """Exactly the documented keys of summary.json."""
+        return {
+            "scenario": self.scenario.name,
+            "target_per_pod": self.target_per_pod,
+            "offered_planned": self.offered_planned,
+            "offered_measured": self.offered_measured,
+            "fleets": {
+                name: {
+                    "refused": fleet.refused,
+                    "answered": fleet.answered,
+                    "replica_seconds": round(fleet.replica_seconds, 1),
+                    "seconds_to_right_size": _rounded(fleet.seconds_to_right_size),
+                    "max_replicas": fleet.max_replicas,
+                }
+                for name, fleet in self.fleets.items()
+            },
+        }
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None or math.isnan(value) else round(value, 1)
+
+
+def p99(latencies_ms: Sequence[float]) -> float | None:
+    """The nearest-rank 99th percentile; None for no values."""
+    if not latencies_ms:
+        return None
+    ordered = sorted(latencies_ms)
+    return ordered[max(0, math.ceil(0.99 * len(ordered)) - 1)]
 
 
 def summarize(
-    samples: Sequence[Sample],
+    rows: Sequence[Row],
+    scenario: Scenario,
+    lives: dict[FleetName, list[PodLife]],
     *,
-    step_start_s: float,
-    step_end_s: float,
-    step_per_s: float,
-    target_per_pod: float,
+    spec: HpaSpec,
+    sync_s: float,
 ) -> Summary:
-    """When each path first showed 85 % of the step, and first asked for enough replicas,
-    while the step lasted."""
-    threshold = REACHED_SHARE * step_per_s
-    right = desired_replicas(step_per_s, target_per_pod) or MIN_REPLICAS
-
-    def at_least(value: float | int | None, floor: float) -> bool:
-        return value is not None and value >= floor
-
-    def until(reached: Callable[[Sample], bool]) -> float | None:
-        return seconds_until(samples, step_start_s, step_end_s, reached)
-
+    """Each fleet's figures and the oracle's, over the whole run."""
+    fleets: dict[str, FleetSummary] = {
+        name: summarize_fleet(
+            rows, name, lives[name], scenario, target_per_pod=spec.target_per_pod,
+            tolerance=spec.tolerance, max_replicas=spec.max_replicas,
+        )
+        for name in FLEETS
+    }  # fmt: skip
+    oracle = summarize_oracle(
+        scenario, target_per_pod=spec.target_per_pod,
+        min_replicas=spec.min_replicas, max_replicas=spec.max_replicas,
+    )  # fmt: skip
     return Summary(
-        step_start_s=step_start_s,
-        step_end_s=step_end_s,
-        step_per_s=step_per_s,
-        target_per_pod=target_per_pod,
-        right_replicas=right,
-        direct_reached_s=until(lambda s: at_least(s.direct_demand_per_s, threshold)),
-        prometheus_reached_s=until(lambda s: at_least(s.prometheus_demand_per_s, threshold)),
-        direct_replicas_s=until(lambda s: at_least(s.direct_replicas, right)),
-        prometheus_replicas_s=until(lambda s: at_least(s.prometheus_replicas, right)),
+        scenario=scenario,
+        target_per_pod=spec.target_per_pod,
+        behavior=spec.behavior.name,
+        sync_s=sync_s,
+        offered_planned=sum(scenario.planned()),
+        fleets={**fleets, "oracle": oracle},
     )

@@ -1,35 +1,87 @@
-"""`python -m demo` end to end, briefly: real pods, scaler, Prometheus and hey.
+"""`python -m demo` end to end, briefly: two real fleets scaled by real loops.
 
-Each run gets its own session (like a shell job), so that every process it started can
-be found afterwards by its session id, whether the demo told us about it or not.
+A short step (45 s of load, the HPAs syncing every 3 s, Prometheus scraping every 2 s)
+checks the outputs, that the direct fleet's HPA really added pods, and that every pod
+the fleets' events name was a live `rating-api` process that is gone at the end. Three
+more demos are stopped early: by Ctrl-C, by SIGTERM, and by the death of their load
+generator. Each demo gets its own session (like a shell job), so that every process it
+started can be found by its session id, whether the demo told us about it or not.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-from dataclasses import dataclass
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
 import matplotlib.image
 import pytest
 
-from tests.procs import ROOT
+from harness import ROOT
 
 pytestmark = pytest.mark.slow
 
-DEMO_COLUMNS = [
-    "t_s", "phase", "offered_per_s", "answered_per_s", "denied_per_s",
-    "direct_demand_per_s", "direct_target_per_pod", "direct_active", "direct_replicas",
-    "prometheus_demand_per_s", "prometheus_fill_tokens", "prometheus_replicas",
-]  # fmt: skip
+SHORT = ["--duration", "45", "--sync", "3", "--scrape-interval", "2", "--scale-down-window", "5"]
+FLEET_COLUMNS = ["metric", "desired", "running", "ready", "sent", "ok", "refused_429", "errors",
+                 "p99_ms"]  # fmt: skip
+PER_FLEET = [f"{fleet}_{name}" for fleet in ("direct", "prometheus") for name in FLEET_COLUMNS]
+DEMO_COLUMNS = ["t_s", "phase", "offered_per_s", "oracle_replicas", *PER_FLEET]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-STEP_PER_S = 123.0  # the default step: 4.1x the 3 pods' refill of 10/s
+
+
+def processes_in_session(session: int) -> dict[int, str]:
+    """pid: command line of every live (non-zombie) process in `session`."""
+    found = {}
+    for stat_path in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            stat = stat_path.read_text()
+            cmdline = (stat_path.parent / "cmdline").read_bytes()
+        except OSError:
+            continue  # it ended while we looked
+        _command, rest = stat.rsplit(")", 1)
+        state, _ppid, _pgrp, sid = rest.split()[:4]
+        if int(sid) == session and state != "Z":
+            found[int(stat_path.parent.name)] = cmdline.replace(b"\0", b" ").decode(
+                errors="replace"
+            )
+    return found
+
+
+@dataclass
+class Watcher:
+    """Every process seen in a session while it ran, looked at every 0.2 s."""
+
+    session: int
+    seen: dict[int, str] = field(default_factory=dict)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            for pid, command in processes_in_session(self.session).items():
+                if command:  # empty while a process exits
+                    self.seen[pid] = command
+            time.sleep(0.2)
+
+
+def start_demo(out_dir: Path, *args: str, stdout: IO[str] | int) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "demo", "--out", str(out_dir), *args],
+        cwd=ROOT,
+        stdout=stdout,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        start_new_session=True,  # its own session, like a shell job
+    )
 
 
 @dataclass(frozen=True)
@@ -38,151 +90,111 @@ class DemoRun:
     output: str
     out_dir: Path
     session: int
+    seen: dict[int, str]
 
     def rows(self) -> list[dict[str, str]]:
         with (self.out_dir / "demo.csv").open(newline="") as file:
             return list(csv.DictReader(file))
 
-
-def processes_in_session(session: int) -> list[str]:
-    """`pid command` of every live (non-zombie) process in `session`."""
-    found = []
-    for stat_path in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            stat = stat_path.read_text()
-        except OSError:
-            continue  # it ended while we looked
-        command, rest = stat.rsplit(")", 1)
-        state, _ppid, _pgrp, sid = rest.split()[:4]
-        if int(sid) == session and state != "Z":
-            found.append(f"{stat_path.parent.name} {command.split('(', 1)[1]}")
-    return found
+    def events(self) -> list[dict[str, str]]:
+        with (self.out_dir / "events.csv").open(newline="") as file:
+            return list(csv.DictReader(file))
 
 
-def start_demo(
-    out_dir: Path, *args: str, env: dict[str, str] | None = None, stdout: IO[str] | int
-) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "demo", "--out", str(out_dir), *args],
-        cwd=ROOT,
-        stdout=stdout,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
-        start_new_session=True,  # its own session, like a shell job
-    )
-
-
-Runs = dict[str, tuple[Path, list[str], dict[str, str] | None]]  # name: (out dir, args, env)
-
-
-def run_demos(runs: Runs) -> dict[str, DemoRun]:
-    """Run several demos at the same time (it saves a test minute); wait for all."""
-    started = {}
-    for name, (out_dir, args, env) in runs.items():
-        out_dir.mkdir(parents=True)
-        with (out_dir / "stdout.txt").open("w") as stdout:
-            started[name] = start_demo(out_dir, *args, env=env, stdout=stdout)
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
+    out_dir = tmp_path_factory.mktemp("demo")
+    with (out_dir / "stdout.txt").open("w") as stdout:
+        demo = start_demo(out_dir, *SHORT, stdout=stdout)
+    watcher = Watcher(demo.pid)
+    thread = threading.Thread(target=watcher.run, daemon=True)
+    thread.start()
     try:
-        for demo in started.values():
-            demo.wait(timeout=90)
+        demo.wait(timeout=120)
     finally:
-        for demo in started.values():
-            if demo.poll() is None:
-                os.killpg(demo.pid, signal.SIGKILL)
-    finished = {}
-    for name, demo in started.items():
-        out_dir = runs[name][0]
-        output = (out_dir / "stdout.txt").read_text()
-        finished[name] = DemoRun(demo.returncode, output, out_dir, session=demo.pid)
-    return finished
-
-
-@pytest.fixture(scope="module")
-def demo_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, DemoRun]:
-    """A 30 s demo (Prometheus scraping every 2 s, so that its path shows in that time),
-    and beside it a 16 s one whose PATH has hey but no prometheus."""
-    base = tmp_path_factory.mktemp("demo")
-    bin_dir = base / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "hey").symlink_to(shutil.which("hey") or "/usr/bin/hey")
-    return run_demos(
-        {
-            "short": (base / "short", ["--duration", "30", "--scrape-interval", "2"], None),
-            "no-prometheus": (base / "no-prometheus", ["--duration", "16"], {"PATH": str(bin_dir)}),
-        }
-    )
-
-
-@pytest.fixture(scope="module")
-def short_run(demo_runs: dict[str, DemoRun]) -> DemoRun:
-    return demo_runs["short"]
+        watcher.stop.set()
+        thread.join()
+        if demo.poll() is None:
+            os.killpg(demo.pid, signal.SIGKILL)
+    output = (out_dir / "stdout.txt").read_text()
+    yield DemoRun(demo.returncode, output, out_dir, demo.pid, watcher.seen)
 
 
 def test_the_demo_ends_well_and_says_where_its_outputs_are(short_run: DemoRun) -> None:
     assert short_run.returncode == 0, short_run.output
     assert f"Outputs in {short_run.out_dir}/" in short_run.output
-    assert "Until 85% of the step is reported" in short_run.output
     assert (short_run.out_dir / "summary.txt").read_text() in short_run.output
+    assert "the ScaledObject's behavior, scale-down window 5 s" in short_run.output
 
 
-def test_the_csv_has_one_row_a_second_with_the_documented_columns(short_run: DemoRun) -> None:
+def test_the_csv_has_one_row_a_second_with_every_fleets_columns(short_run: DemoRun) -> None:
     with (short_run.out_dir / "demo.csv").open(newline="") as file:
-        header = next(csv.reader(file))
-    assert header == DEMO_COLUMNS
+        assert next(csv.reader(file)) == DEMO_COLUMNS
     rows = short_run.rows()
-    assert 29 <= len(rows) <= 32
-    assert [row["phase"] for row in rows][:: len(rows) - 1] == ["idle", "down"]
+    assert [int(row["t_s"]) for row in rows] == list(range(45))
+    assert {row["phase"] for row in rows} == {"idle", "step", "down"}
+    planned = sum(int(row["offered_per_s"]) for row in rows)
+    for fleet in ("direct", "prometheus"):
+        assert sum(int(row[f"{fleet}_sent"]) for row in rows) == planned
+        answers = sum(int(row[f"{fleet}_{name}"]) for row in rows
+                      for name in ("ok", "refused_429", "errors"))  # fmt: skip
+        assert answers == planned
 
 
-def test_the_direct_path_saw_the_step(short_run: DemoRun) -> None:
+def test_summary_json_has_the_documented_keys_and_agrees_with_the_csv(short_run: DemoRun) -> None:
+    document = json.loads((short_run.out_dir / "summary.json").read_text())
+    assert set(document) == {"scenario", "target_per_pod", "offered_planned", "offered_measured",
+                             "fleets"}  # fmt: skip
+    assert document["scenario"] == "step" and document["target_per_pod"] == 8.0
+    assert set(document["fleets"]) == {"direct", "prometheus", "oracle"}
     rows = short_run.rows()
-    step = max(float(row["offered_per_s"]) for row in rows)
-    assert step == pytest.approx(STEP_PER_S)
-    during_step = [row for row in rows if row["phase"] == "step"]
-    direct = [float(row["direct_demand_per_s"]) for row in during_step]
-    assert max(direct) >= 0.85 * step
-    assert max(int(row["direct_replicas"]) for row in during_step) >= 16  # ceil(123 / 8)
-    assert all(float(row["direct_demand_per_s"]) < 1.0 for row in rows if row["phase"] == "idle")
+    assert document["offered_planned"] == sum(int(row["offered_per_s"]) for row in rows)
+    assert document["offered_measured"] == document["offered_planned"]
+    for name in ("direct", "prometheus"):
+        figures = document["fleets"][name]
+        assert set(figures) == {"refused", "answered", "replica_seconds",
+                                "seconds_to_right_size", "max_replicas"}  # fmt: skip
+        assert figures["answered"] == sum(int(row[f"{name}_ok"]) for row in rows)
+        assert figures["answered"] + figures["refused"] == document["offered_planned"]
+    assert document["fleets"]["oracle"]["refused"] == 0
 
 
-def test_the_prometheus_path_answered_and_lagged(short_run: DemoRun) -> None:
-    rows = short_run.rows()
-    during_step = [row for row in rows if row["phase"] == "step"]
-    prometheus = [
-        float(r["prometheus_demand_per_s"]) for r in during_step if r["prometheus_demand_per_s"]
-    ]
-    assert prometheus, "Prometheus answered nothing during the step"
-    assert 0.0 < max(prometheus) < 0.85 * STEP_PER_S  # rate()[1m] needs most of a minute
+def test_the_direct_fleets_hpa_really_added_pods(short_run: DemoRun) -> None:
+    step = [row for row in short_run.rows() if row["phase"] == "step"]
+    desired = [int(row["direct_desired"]) for row in step]
+    assert desired[0] == 3 and max(desired) >= 9  # 3 -> 9 is the ScaledObject's first step
+    assert max(int(row["direct_ready"]) for row in step) >= 9
+    assert (
+        json.loads((short_run.out_dir / "summary.json").read_text())["fleets"]["direct"][
+            "max_replicas"
+        ]
+        >= 9
+    )
+
+
+def test_every_pod_was_a_live_rating_api_process_and_is_gone(short_run: DemoRun) -> None:
+    events = short_run.events()
+    pods = {(e["fleet"], e["pod"]): int(e["pid"]) for e in events}
+    assert len(pods) >= 3 + 3 + 6  # both starting fleets and the direct fleet's first step
+    started_under_load = {e["pod"] for e in events if e["event"] == "start" and float(e["t_s"]) > 0}
+    assert len(started_under_load) >= 6
+    for (fleet, pod), pid in pods.items():
+        kinds = [e["event"] for e in events if e["pod"] == pod and e["fleet"] == fleet]
+        assert kinds[0] == "start" and kinds[-1] == "exit", (pod, kinds)
+        assert "-m api" in short_run.seen.get(pid, ""), (pod, pid, short_run.seen.get(pid))
+        assert f"--pod-name {pod}" in short_run.seen[pid]
+    assert processes_in_session(short_run.session) == {}
+    assert "Stopped all" in short_run.output
 
 
 def test_the_chart_is_a_png(short_run: DemoRun) -> None:
     chart = short_run.out_dir / "demo.png"
     assert chart.read_bytes()[:8] == PNG_SIGNATURE
     height, width, _channels = matplotlib.image.imread(chart).shape
-    assert width >= 800 and height >= 600
+    assert width >= 1000 and height >= 600
 
 
-def test_nothing_is_left_running(short_run: DemoRun) -> None:
-    assert processes_in_session(short_run.session) == []
-    # 3 pods, the scaler, Prometheus and one hey per pod
-    assert "Stopped all 8 processes it started" in short_run.output
-
-
-def test_without_a_prometheus_binary_it_shows_the_direct_path_and_says_so(
-    demo_runs: dict[str, DemoRun],
-) -> None:
-    run = demo_runs["no-prometheus"]
-    assert run.returncode == 0, run.output
-    assert "no `prometheus` binary found: showing the direct path only" in run.output
-    rows = run.rows()
-    assert all(row["prometheus_demand_per_s"] == "" for row in rows)
-    assert max(float(row["direct_demand_per_s"]) for row in rows) >= 0.85 * STEP_PER_S
-    assert (run.out_dir / "demo.png").read_bytes()[:8] == PNG_SIGNATURE
-    assert processes_in_session(run.session) == []
-
-
-def read_until(demo: subprocess.Popen[str], text: str, max_lines: int = 100) -> str:
+def read_until(demo: subprocess.Popen[str], text: str, max_lines: int = 200) -> str:
     """The demo's output up to the first line with `text` (it prints one line a second)."""
     assert demo.stdout is not None
     seen: list[str] = []
@@ -193,27 +205,70 @@ def read_until(demo: subprocess.Popen[str], text: str, max_lines: int = 100) -> 
     raise AssertionError(f"no {text!r} in:\n{''.join(seen)}")
 
 
-@pytest.mark.parametrize(
-    ("signum", "whole_job"),
-    [(signal.SIGINT, True), (signal.SIGTERM, False)],
-    ids=["ctrl-c-to-the-job", "sigterm-to-the-demo-alone"],
-)
-def test_a_signal_during_the_step_stops_every_process(
-    tmp_path: Path, signum: int, whole_job: bool
-) -> None:
-    args = ["--duration", "16", "--scrape-interval", "2"]
-    demo = start_demo(tmp_path, *args, stdout=subprocess.PIPE)
+Stopping = dict[str, tuple[int, str, int, dict[int, str]]]  # name: (code, output, session, seen)
+
+
+def stop_during_the_step(
+    demo: subprocess.Popen[str], how: str
+) -> tuple[int, str, int, dict[int, str]]:
     try:
-        read_until(demo, "phase=step")  # pods, scaler, Prometheus and hey are all running
-        assert len(processes_in_session(demo.pid)) >= 8
-        if whole_job:
-            os.killpg(demo.pid, signum)  # what a terminal does on Ctrl-C
-        else:
-            os.kill(demo.pid, signum)
-        output, _ = demo.communicate(timeout=30)
+        early = read_until(demo, "t=  4s")  # the step started at 3 s
+        seen = processes_in_session(demo.pid)
+        if how == "ctrl-c-to-the-job":
+            os.killpg(demo.pid, signal.SIGINT)  # what a terminal does on Ctrl-C
+        elif how == "sigterm-to-the-demo-alone":
+            os.kill(demo.pid, signal.SIGTERM)
+        else:  # the load generator dies
+            os.kill(next(pid for pid, cmd in seen.items() if "demo.loadgen" in cmd), signal.SIGKILL)
+        rest, _ = demo.communicate(timeout=60)
     finally:
         if demo.poll() is None:
             os.killpg(demo.pid, signal.SIGKILL)
-    assert demo.returncode == 128 + signum, output
+    return demo.returncode, early + rest, demo.pid, seen
+
+
+@pytest.fixture(scope="module")
+def stopped_early(tmp_path_factory: pytest.TempPathFactory) -> Stopping:
+    """Three 30 s demos at once, each stopped a second into its step."""
+    hows = ["ctrl-c-to-the-job", "sigterm-to-the-demo-alone", "loadgen-dies"]
+    demos = {how: start_demo(tmp_path_factory.mktemp(how), "--duration", "30", "--sync", "3",
+                             stdout=subprocess.PIPE) for how in hows}  # fmt: skip
+    results: Stopping = {}
+    threads = [
+        threading.Thread(
+            target=lambda h=how: results.update({h: stop_during_the_step(demos[h], h)})
+        )
+        for how in hows
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+@pytest.mark.parametrize(
+    ("how", "code"),
+    [
+        ("ctrl-c-to-the-job", 128 + signal.SIGINT),
+        ("sigterm-to-the-demo-alone", 128 + signal.SIGTERM),
+    ],
+)
+def test_a_signal_during_the_step_stops_every_process(
+    stopped_early: Stopping, how: str, code: int
+) -> None:
+    returncode, output, session, seen = stopped_early[how]
+    assert returncode == code, output
     assert "every process it started was stopped" in output
-    assert processes_in_session(demo.pid) == []
+    assert sum("-m api" in cmd for cmd in seen.values()) >= 6, seen  # and maybe new ones
+    assert processes_in_session(session) == {}
+
+
+def test_a_load_generator_that_dies_fails_the_demo_and_stops_everything(
+    stopped_early: Stopping,
+) -> None:
+    returncode, output, session, _seen = stopped_early["loadgen-dies"]
+    assert returncode == 1, output
+    assert "the demo failed: the load generator exited (-9) before its end" in output
+    assert "every process it started was stopped" in output
+    assert processes_in_session(session) == {}

@@ -3,40 +3,31 @@
 from __future__ import annotations
 
 import io
-from dataclasses import replace
 
 from demo.live import LiveView
-from demo.series import summarize
-from tests.demo.samples import IDLE
-
-STEP = replace(IDLE, t_s=16.0, phase="step", offered_per_s=120.0, direct_demand_per_s=118.5,
-               direct_replicas=15, direct_active=True, prometheus_demand_per_s=None,
-               prometheus_replicas=None)  # fmt: skip
+from tests.demo.rows import rows
 
 
-def test_plain_output_is_one_line_per_sample_without_escape_codes() -> None:
+def test_plain_output_is_one_line_a_second_without_escape_codes() -> None:
     out = io.StringIO()
-    view = LiveView(out, redraw=False, prometheus=True, duration_s=120)
-    view.show(IDLE, None)
-    view.show(STEP, None)
+    view = LiveView(out, redraw=False, duration_s=40)
+    for row in rows()[4:6]:
+        view.show(row)
     lines = out.getvalue().splitlines()
-    assert len(lines) == 2
-    assert "\x1b" not in out.getvalue()
-    assert "phase=step" in lines[1] and "direct=118.5/s (15 replicas)" in lines[1]
-    assert "prometheus=-/s (- replicas)" in lines[1]
+    assert len(lines) == 2 and "\x1b" not in out.getvalue()
+    assert lines[0].startswith("t=  4s step offered=123 oracle=16 | direct: metric=123.0 desired=3")
+    slow = "prometheus: metric=8.0 desired=3 running=3 ready=3 sent=123 200=30 429=92 errors=1"
+    assert f"{slow} p99=3.0ms" in lines[0]
 
 
 def test_on_a_terminal_the_block_is_redrawn_over_the_previous_one() -> None:
     out = io.StringIO()
-    view = LiveView(out, redraw=True, prometheus=False, duration_s=120)
-    summary = summarize(
-        [STEP], step_start_s=15.0, step_end_s=90.0, step_per_s=120.0, target_per_pod=8.0
-    )
-    view.show(IDLE, None)
+    view = LiveView(out, redraw=True, duration_s=40)
+    view.show(rows()[0])
     first_block = out.getvalue()
-    view.show(STEP, summary)
+    view.show(rows()[12])
     redrawn = out.getvalue()[len(first_block) :]
     assert redrawn.startswith(f"\x1b[{first_block.count(chr(10))}F\x1b[J")
-    assert "Prometheus" not in redrawn
-    assert "85 % of the step:   direct after 1.0 s" in redrawn
-    assert "15 replicas asked: direct after 1.0 s" in redrawn
+    assert "  13 s of 40   step: 123 req/s offered, the oracle needs 16 pods" in redrawn
+    direct = next(line for line in redrawn.splitlines() if line.startswith("direct"))
+    assert direct.split() == ["direct", "123.0", "16", "16", "16", "123", "123", "0", "0", "2.5"]

@@ -1,55 +1,65 @@
-"""The demo's outputs from known samples: CSV cells, the summary text, the chart."""
+"""The demo's outputs from known rows: the CSV, the events, the summary, the chart."""
 
 from __future__ import annotations
 
 import csv
-from dataclasses import replace
+import json
 from pathlib import Path
 
-import pytest
+import matplotlib.image
 
-from demo.report import summary_lines, write_chart, write_csv
-from demo.series import COLUMNS, Sample, summarize
-from tests.demo.samples import IDLE
+from demo.fleet import FleetEvent
+from demo.report import summary_lines, write_outputs
+from tests.demo.rows import SPEC, rows, summary
 
-
-def samples() -> list[Sample]:
-    rising = [
-        replace(IDLE, t_s=float(t), phase="step", offered_per_s=120.0,
-                direct_demand_per_s=120.0 if t >= 11 else 0.0, direct_replicas=15 if t >= 11 else 1,
-                prometheus_demand_per_s=min(120.0, 2.0 * (t - 10)), prometheus_fill_tokens=None)
-        for t in range(10, 80)
-    ]  # fmt: skip
-    return [IDLE, *rising, replace(IDLE, t_s=80.0, phase="down")]
-
-
-def test_csv_cells_are_plain_numbers_and_empty_for_no_answer(tmp_path: Path) -> None:
-    path = tmp_path / "demo.csv"
-    write_csv(samples(), path)
-    with path.open(newline="") as file:
-        rows = list(csv.DictReader(file))
-    assert list(rows[0]) == list(COLUMNS)
-    assert rows[0]["direct_active"] == "False" and rows[0]["direct_replicas"] == "1"
-    assert rows[5]["prometheus_fill_tokens"] == ""
-    assert rows[5]["prometheus_demand_per_s"] == "8.000"
+DEMO_COLUMNS = [
+    "t_s", "phase", "offered_per_s", "oracle_replicas",
+    *(f"{fleet}_{name}" for fleet in ("direct", "prometheus")
+      for name in ("metric", "desired", "running", "ready", "sent", "ok", "refused_429",
+                   "errors", "p99_ms")),
+]  # fmt: skip
+EVENTS = [
+    FleetEvent(-1.0, "direct", "direct-0", 100, "start"),
+    FleetEvent(-0.5, "direct", "direct-0", 100, "ready"),
+    FleetEvent(41.0, "direct", "direct-0", 100, "exit", "stopped at the end: 0"),
+]
 
 
-def test_summary_lines_give_each_path_and_the_ratio() -> None:
-    summary = summarize(
-        samples(), step_start_s=10.0, step_end_s=80.0, step_per_s=120.0, target_per_pod=8.0
+def test_every_output_is_written(tmp_path: Path) -> None:
+    write_outputs(tmp_path, rows(), summary(), SPEC, EVENTS)
+    with (tmp_path / "demo.csv").open(newline="") as file:
+        table = list(csv.reader(file))
+    assert table[0] == DEMO_COLUMNS
+    assert len(table) == 41
+    first = dict(zip(table[0], table[1], strict=True))
+    assert first["direct_p99_ms"] == "" and first["prometheus_metric"] == ""
+    assert first["direct_desired"] == "3" and first["offered_per_s"] == "0"
+    with (tmp_path / "events.csv").open(newline="") as file:
+        events = list(csv.DictReader(file))
+    assert [(e["pid"], e["event"]) for e in events] == [
+        ("100", "start"),
+        ("100", "ready"),
+        ("100", "exit"),
+    ]
+    document = json.loads((tmp_path / "summary.json").read_text())
+    assert document == summary().as_json()
+    assert (tmp_path / "summary.txt").read_text().splitlines() == summary_lines(summary(), SPEC)
+    height, width, _ = matplotlib.image.imread(tmp_path / "demo.png").shape
+    assert width >= 1000 and height >= 600
+
+
+def test_the_summary_says_which_behavior_and_gives_each_fleets_figures() -> None:
+    text = "\n".join(summary_lines(summary(), SPEC))
+    assert (
+        "the ScaledObject's behavior: up no window, 6 pods per 15 s or 200 % per 15 s (Max);"
+        in text
     )
-    text = "\n".join(summary_lines(summary, prometheus=True))
-    assert "direct (scaler over gRPC)     1.0 s" in text
-    assert "Prometheus (rate()[1m])      51.0 s   ratio 51x" in text  # 2/s a second to 102
-    direct_only = "\n".join(summary_lines(summary, prometheus=False))
-    assert "Prometheus" not in direct_only
-
-
-@pytest.mark.parametrize("prometheus", [True, False], ids=["both-paths", "direct-only"])
-def test_the_chart_is_written_as_png(tmp_path: Path, prometheus: bool) -> None:
-    summary = summarize(
-        samples(), step_start_s=10.0, step_end_s=80.0, step_per_s=120.0, target_per_pod=8.0
-    )
-    path = tmp_path / "demo.png"
-    write_chart(samples(), summary, path, title="test", prometheus=prometheus, full_tokens=60.0)
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "down 300 s window, 25 % per 60 s or 1 pod per 60 s (Max)" in text
+    assert "target 8/s per pod (AverageValue), 1 to 20 replicas, tolerance 0.1" in text
+    lines = {line.split()[0]: line.split() for line in text.splitlines() if line.split()}
+    # direct: 28 s at 123/s with 3 pods until t=10 (6 s at 93 refused); 16 ready from t=10
+    assert lines["direct"][2:] == ["558", "2886", "536", "6.0", "s", "16"]  # 3 x 40 + 13 x 32
+    assert lines["Prometheus"][1:] == ["2604", "840", "120", "never", "3"]
+    assert lines["oracle"][1:] == ["0", "3444", "460", "0.0", "s", "16"]
+    assert "Refused, Prometheus / direct: 4.67x" in text
+    assert "Replica-seconds against the oracle: direct 1.17x, Prometheus 0.26x" in text

@@ -1,65 +1,147 @@
-"""The demo's arithmetic: desired replicas and the seconds until each path saw the step."""
+"""The demo's arithmetic: pod-seconds, the most pods, the right size and when it was
+reached, the summary and its exact JSON keys."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+import json
 
 import pytest
 
-from demo.series import Sample, desired_replicas, summarize
-from tests.demo.samples import IDLE
+from demo.hpa import SCALED_OBJECT_BEHAVIOR, HpaSpec
+from demo.scenarios import Phase, bursts, step
+from demo.series import (
+    FleetName,
+    FleetSecond,
+    FleetState,
+    PodLife,
+    make_row,
+    max_alive,
+    p99,
+    ready_at,
+    replica_seconds,
+    right_size,
+    seconds_to_right_size,
+    seconds_to_size,
+    summarize,
+)
+
+SPEC = HpaSpec(target_per_pod=8.0, behavior=SCALED_OBJECT_BEHAVIOR)
+
+
+def life(started: float, ready: float | None, unready: float | None = None,
+         exited: float | None = None) -> PodLife:  # fmt: skip
+    return PodLife(f"pod-{started}", 1, started, ready, unready, exited)
+
+
+def test_replica_seconds_count_each_pod_from_its_start_to_its_exit_within_the_run() -> None:
+    lives = [
+        life(-3.0, -2.0),  # started before the load: counted from 0
+        life(10.0, 11.5, 40.0, 45.0),  # terminating pods still cost until they exit
+        life(95.0, None),  # still starting at the end: counted to the end
+    ]
+    assert replica_seconds(lives, 100.0) == pytest.approx(100.0 + 35.0 + 5.0)
+
+
+def test_max_alive_is_the_most_pods_at_once() -> None:
+    lives = [life(0, 1), life(0, 1, 5, 10), life(10, 12), life(11, 13), life(200, 201)]
+    assert max_alive(lives, 100.0) == 3  # the second exits at 10 as the third starts
 
 
 @pytest.mark.parametrize(
-    ("value", "target", "expected"),
-    [
-        (0.0, 8.0, 1),  # never under the minimum
-        (8.0, 8.0, 1),
-        (8.001, 8.0, 2),
-        (120.0, 8.0, 15),
-        (120.0004, 8.0, 15),  # KEDA passes 3 decimals: 120.000
-        (120.6, 8.0, 16),
-        (1e6, 8.0, 20),  # never over the maximum
-        (None, 8.0, None),
-        (50.0, None, None),
-        (50.0, 0.0, None),
-    ],
-    ids=["zero", "exact", "a-hair-over", "step", "rounded-like-keda", "over", "clamped", "no-value",
-         "no-target", "zero-target"],
-)  # fmt: skip
-def test_desired_replicas(value: float | None, target: float | None, expected: int | None) -> None:
-    assert desired_replicas(value, target) == expected
+    ("t_s", "expected"),
+    [(0.5, 0), (1.0, 1), (4.9, 2), (5.0, 1), (30.0, 1)],
+    ids=["none-yet", "first-ready", "both", "one-left-the-balancer", "later"],
+)
+def test_ready_counts_pods_in_the_load_balancer(t_s: float, expected: int) -> None:
+    lives = [life(0, 1.0), life(0, 2.0, 5.0, 10.0)]
+    assert ready_at(lives, t_s) == expected
 
 
-def sample(t_s: float, direct: float | None, prometheus: float | None) -> Sample:
-    return replace(
-        IDLE,
-        t_s=t_s,
-        phase="step",
-        direct_demand_per_s=direct,
-        direct_replicas=desired_replicas(direct, 8.0),
-        prometheus_demand_per_s=prometheus,
-        prometheus_replicas=desired_replicas(prometheus, 8.0),
-    )
+@pytest.mark.parametrize(
+    ("rate", "expected"),
+    [(123, 14), (60, 7), (12, 2), (8, 1), (300, 20)],
+    ids=["step-14-within-tolerance", "burst", "quiet", "one-pod", "capped"],
+)
+def test_right_size_is_the_oracle_or_fewer_within_the_tolerance(rate: int, expected: int) -> None:
+    assert right_size(rate, 8.0, 0.1, 20) == expected
 
 
-def test_summary_counts_from_the_step_start_and_only_within_the_step() -> None:
-    samples = [
-        sample(9.0, 110.0, None),  # before the step: ignored
-        sample(10.0, 0.0, None),
-        sample(11.0, 101.9, 5.0),  # just under 85 % of 120 (102)
-        sample(12.0, 102.0, 40.0),  # direct reaches 85 %
-        sample(13.0, 120.0, 90.0),  # direct asks for 15
-        sample(14.0, 120.0, 102.0),  # Prometheus reaches 85 %, asks for 13
-        sample(40.0, 119.0, 125.0),  # after the step: ignored
+def test_seconds_to_size_from_the_phase_start_within_the_phase() -> None:
+    phase = Phase("step", 10, 60, 123)
+    lives = [life(-5, -4), *[life(12, 14.0 + i) for i in range(13)]]
+    assert seconds_to_size(lives, phase, 14) == pytest.approx(16.0)  # the 13th new one at 26
+    assert seconds_to_size(lives, phase, 1) == 0.0  # already there
+    assert seconds_to_size(lives, phase, 15) is None
+
+
+def test_seconds_to_right_size_is_the_slowest_rise_and_none_if_one_never_made_it() -> None:
+    scenario = bursts(150, 12, seed=1)
+    first, second, third = scenario.rises()
+    always = [life(-10, -9) for _ in range(20)]
+    assert seconds_to_right_size(always, scenario, 8.0, 0.1, 20) == 0.0
+    late = [life(-10, -9) for _ in range(3)] + [
+        life(first.start_s, first.start_s + 4.0) for _ in range(17)
     ]
-    summary = summarize(
-        samples, step_start_s=10.0, step_end_s=30.0, step_per_s=120.0, target_per_pod=8.0
-    )
-    assert summary.right_replicas == 15
-    assert summary.direct_reached_s == pytest.approx(2.0)
-    assert summary.prometheus_reached_s == pytest.approx(4.0)
-    assert summary.reached_ratio == pytest.approx(2.0)
-    assert summary.direct_replicas_s == pytest.approx(3.0)
-    assert summary.prometheus_replicas_s is None
-    assert summary.replicas_ratio is None
+    assert seconds_to_right_size(late, scenario, 8.0, 0.1, 20) == pytest.approx(4.0)
+    assert seconds_to_right_size(always[:2], scenario, 8.0, 0.1, 20) is None
+    assert second.start_s > first.end_s and third.start_s > second.end_s
+
+
+def fleet_second(**fields: object) -> dict[str, object]:
+    line: dict[str, object] = {"sent": 10, "ok": 8, "r429": 2, "errors": 0, "p99_ms": 1.5}
+    line.update(fields)
+    return line
+
+
+def test_summary_json_has_exactly_the_documented_keys() -> None:
+    scenario = step(30, 40)  # 3 s idle, 21 s at 40/s, 6 s idle
+    state = FleetState(metric=40.0, desired=5, running=5, ready=5, active=True)
+    lines = {"direct": fleet_second(errors=1, sent=11), "prometheus": fleet_second(r429=5, sent=13)}
+    rows = [
+        make_row(scenario, t, {"direct": state, "prometheus": state}, lines,  # type: ignore[arg-type]
+                 target_per_pod=8.0, min_replicas=1, max_replicas=20)
+        for t in range(30)
+    ]  # fmt: skip
+    lives: dict[FleetName, list[PodLife]] = {
+        "direct": [life(-1, -0.5) for _ in range(5)],
+        "prometheus": [life(-1, -0.5)],
+    }
+    summary = summarize(rows, scenario, lives, spec=SPEC, sync_s=15.0)
+    document = json.loads(json.dumps(summary.as_json()))
+    assert set(document) == {"scenario", "target_per_pod", "offered_planned", "offered_measured",
+                             "fleets"}  # fmt: skip
+    assert set(document["fleets"]) == {"direct", "prometheus", "oracle"}
+    for figures in document["fleets"].values():
+        assert set(figures) == {"refused", "answered", "replica_seconds",
+                                "seconds_to_right_size", "max_replicas"}  # fmt: skip
+    assert document["scenario"] == "step" and document["target_per_pod"] == 8.0
+    assert document["offered_planned"] == 21 * 40
+    assert document["offered_measured"] == 30 * 11  # the fleet that got least
+    direct, prometheus, oracle = (document["fleets"][n] for n in ("direct", "prometheus", "oracle"))
+    assert direct == {"refused": 90, "answered": 240, "replica_seconds": 150.0,
+                      "seconds_to_right_size": 0.0, "max_replicas": 5}  # fmt: skip
+    assert prometheus["refused"] == 150 and prometheus["seconds_to_right_size"] is None
+    assert oracle == {"refused": 0, "answered": 840, "replica_seconds": 9.0 + 21 * 5,
+                      "seconds_to_right_size": 0.0, "max_replicas": 5}  # fmt: skip
+    assert summary.ratio("prometheus", "direct", "refused") == pytest.approx(150 / 90)
+
+
+def test_a_row_takes_the_states_and_the_load_generators_lines() -> None:
+    scenario = step(30, 40)
+    state = FleetState(metric=None, desired=3, running=4, ready=2, active=None)
+    row = make_row(scenario, 5, {"direct": state, "prometheus": state},
+                   {"direct": fleet_second(), "prometheus": fleet_second(p99_ms=None)},
+                   target_per_pod=8.0, min_replicas=1, max_replicas=20)  # fmt: skip
+    assert (row.t_s, row.phase, row.offered_per_s, row.oracle_replicas) == (5, "step", 40, 5)
+    assert row.fleets["direct"] == FleetSecond(None, 3, 4, 2, 10, 8, 2, 0, 1.5)
+    assert row.fleets["prometheus"].p99_ms is None
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [([], None), ([5.0], 5.0), ([float(i) for i in range(1, 101)], 99.0),
+     ([float(i) for i in range(1, 201)], 198.0)],
+    ids=["none", "one", "hundred", "two-hundred"],
+)  # fmt: skip
+def test_p99_is_the_nearest_rank(values: list[float], expected: float | None) -> None:
+    assert p99(values) == expected

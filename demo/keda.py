@@ -1,0 +1,138 @@
+"""KEDA's side of both paths: what the HPA reads at each sync, and activity every poll.
+
+- `DirectTrigger`: an `external` trigger against the rating-scaler, over real gRPC. Each
+  read is what KEDA v2.20's code does: `GetMetricSpec`, then `GetMetrics` with the
+  spec's metric name, then `IsActive` (skipped when `GetMetrics` failed). The trigger's
+  `endpoints` list the fleet's ready pods at the time of the call, as a discovery of
+  ready endpoints would; the rest of the metadata is the ScaledObject's.
+- `PrometheusTrigger`: KEDA's `prometheus` trigger: an instant query through the
+  Prometheus HTTP API at each read; an empty answer, NaN or an infinity counts as 0
+  (`ignoreNullValues`, true by default); active above `activationThreshold` (0).
+
+A failed read returns None: the HPA then leaves the replica count as it is.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import aiohttp
+import grpc
+import grpc.aio
+
+from scaler._proto import externalscaler_pb2 as pb
+from scaler._proto import externalscaler_pb2_grpc as pb_grpc
+
+CALL_TIMEOUT_S = 5.0
+DEMAND_QUERY = "sum(rate(openclaw_rating_api_requests_total[1m]))"
+# The ScaledObject's trigger metadata (manifests/base/autoscaling/scaledobject.yaml).
+SCALED_OBJECT_METADATA = {
+    "metric": "demand",
+    "targetUtilization": "0.8",
+    "activationDemand": "0",
+    "window": "5",
+}
+
+
+@dataclass(frozen=True)
+class Reading:
+    value: float | None  # None: the read failed
+    active: bool | None
+    error: str | None = None
+
+
+class DirectTrigger:
+    """The rating-scaler, asked as KEDA asks it about one ScaledObject."""
+
+    def __init__(
+        self, grpc_target: str, *, name: str = "rating-api", namespace: str = "demo"
+    ) -> None:
+        self._address = grpc_target
+        self._name, self._namespace = name, namespace
+        self._channel = grpc.aio.insecure_channel(grpc_target)
+        self._stub = pb_grpc.ExternalScalerStub(self._channel)  # type: ignore[no-untyped-call]
+
+    def ref(self, endpoints: Sequence[str]) -> pb.ScaledObjectRef:
+        metadata = {
+            "scalerAddress": self._address,
+            "endpoints": ",".join(endpoints),
+            **SCALED_OBJECT_METADATA,
+        }
+        return pb.ScaledObjectRef(
+            name=self._name, namespace=self._namespace, scalerMetadata=metadata
+        )
+
+    async def target_per_pod(self, endpoints: Sequence[str]) -> float:
+        """What KEDA writes into the HPA as the AverageValue target."""
+        reply = await self._stub.GetMetricSpec(self.ref(endpoints), timeout=CALL_TIMEOUT_S)
+        spec = reply.metricSpecs[0]
+        return spec.targetSizeFloat if spec.targetSizeFloat > 0 else float(spec.targetSize)
+
+    async def read(self, endpoints: Sequence[str]) -> Reading:
+        ref = self.ref(endpoints)
+        try:
+            spec = (await self._stub.GetMetricSpec(ref, timeout=CALL_TIMEOUT_S)).metricSpecs[0]
+            request = pb.GetMetricsRequest(scaledObjectRef=ref, metricName=spec.metricName)
+            values = (await self._stub.GetMetrics(request, timeout=CALL_TIMEOUT_S)).metricValues
+        except grpc.aio.AioRpcError as exc:
+            return Reading(None, None, f"{exc.code().name}: {exc.details()}")
+        value = sum(keda_value(v.metricValueFloat, v.metricValue) for v in values)
+        try:
+            active = (await self._stub.IsActive(ref, timeout=CALL_TIMEOUT_S)).result
+        except grpc.aio.AioRpcError as exc:
+            return Reading(value, None, f"IsActive {exc.code().name}: {exc.details()}")
+        return Reading(value, active)
+
+    async def close(self) -> None:
+        await self._channel.close(None)
+
+
+def keda_value(as_float: float, as_int: int) -> float:
+    """KEDA uses the float when it is > 0, else the integer; to 3 decimals; NaN,
+    infinities and negatives count as 0."""
+    value = as_float if as_float > 0 else float(as_int)
+    return 0.0 if not math.isfinite(value) or value < 0 else round(value, 3)
+
+
+class PrometheusTrigger:
+    """KEDA's Prometheus scaler on one query."""
+
+    def __init__(
+        self, url: str, query: str = DEMAND_QUERY, activation_threshold: float = 0.0
+    ) -> None:
+        self._url = f"{url}/api/v1/query"
+        self._query = query
+        self._activation = activation_threshold
+        self._session: aiohttp.ClientSession | None = None
+
+    async def read(self) -> Reading:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=CALL_TIMEOUT_S)
+            )
+        try:
+            async with self._session.get(self._url, params={"query": self._query}) as response:
+                reply = await response.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            return Reading(None, None, f"query failed: {exc!r}")
+        if reply.get("status") != "success":
+            return Reading(None, None, f"query failed: {reply.get('error')}")
+        value = prometheus_value(reply.get("data", {}).get("result", []))
+        return Reading(value, value > self._activation)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+def prometheus_value(result: list[dict[str, object]]) -> float:
+    """The single sample of an instant vector; 0 for none, NaN or an infinity."""
+    if not result:
+        return 0.0
+    sample = result[0].get("value")
+    if not isinstance(sample, list) or len(sample) < 2:
+        return 0.0
+    value = float(sample[1])
+    return value if math.isfinite(value) else 0.0

@@ -1,0 +1,85 @@
+"""The closed loop of one fleet: KEDA's polling, the HPA's syncs, the fleet following.
+
+Every `sync_s` (15 s, as kube-controller-manager's `--horizontal-pod-autoscaler-sync-period`)
+the HPA reads the metric through KEDA and sets the Deployment's replica count; the next
+sync comes `sync_s` after this one ended, as the controller requeues an HPA. Every
+`polling_s` (the ScaledObject's `pollingInterval`, 5 s) KEDA's operator reads the
+trigger too, for activation. A failed read leaves the replica count as it is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from demo.fleet import Fleet
+from demo.hpa import Autoscaler, Decision
+from demo.keda import Reading
+from demo.series import FleetName, FleetState
+
+Clock = Callable[[], float]
+
+
+@dataclass
+class Control:
+    name: FleetName
+    fleet: Fleet
+    hpa: Autoscaler
+    read: Callable[[], Awaitable[Reading]]
+    decisions: list[Decision] = field(default_factory=list)
+    failed_reads: list[tuple[float, str]] = field(default_factory=list)
+    last_value: float | None = None
+    active: bool | None = None
+
+    async def syncs(self, clock: Clock, *, first_at_s: float, sync_s: float) -> None:
+        """The HPA, until cancelled."""
+        next_at_s = first_at_s
+        while True:
+            await asyncio.sleep(max(0.0, next_at_s - clock()))
+            reading = await self._read(clock)
+            if reading.value is not None:
+                decision = self.hpa.sync(
+                    clock(),
+                    value=reading.value,
+                    spec_replicas=self.fleet.spec_replicas,
+                    pods=self.fleet.active_count(),
+                )
+                self.decisions.append(decision)
+                if decision.desired != self.fleet.spec_replicas:
+                    self.fleet.scale(decision.desired)
+            next_at_s = clock() + sync_s
+
+    async def polls(self, clock: Clock, *, polling_s: float) -> None:
+        """KEDA's operator, until cancelled."""
+        while True:
+            await self._read(clock)
+            await asyncio.sleep(polling_s)
+
+    async def _read(self, clock: Clock) -> Reading:
+        reading = await self.read()
+        if reading.error is not None:
+            self.failed_reads.append((clock(), reading.error))
+        if reading.value is not None:
+            self.last_value = reading.value
+        if reading.active is not None:
+            self.active = reading.active
+        return reading
+
+    def state(self) -> FleetState:
+        return FleetState(
+            metric=self.last_value,
+            desired=self.fleet.spec_replicas,
+            running=len(self.fleet.alive()),
+            ready=len(self.fleet.serving()),
+            active=self.active,
+        )
+
+
+async def sample_states(
+    clock: Clock, controls: list[Control], seconds: int, states: list[dict[FleetName, FleetState]]
+) -> None:
+    """At the end of each second of the run, every fleet's state."""
+    for second in range(seconds):
+        await asyncio.sleep(max(0.0, second + 1 - clock()))
+        states.append({control.name: control.state() for control in controls})

@@ -1,0 +1,56 @@
+"""The scenarios: the step's shape, the seeded bursts, the oracle and the HPA's phase."""
+
+from __future__ import annotations
+
+import pytest
+
+from demo.scenarios import bursts, first_sync_s, oracle_replicas, step
+
+
+def test_the_step_is_idle_then_the_step_then_idle_and_fills_the_duration() -> None:
+    scenario = step(150, 123)
+    shape = [(p.name, p.start_s, p.end_s, p.rate_per_s) for p in scenario.phases]
+    assert shape == [("idle", 0, 15, 0), ("step", 15, 120, 123), ("down", 120, 150, 0)]
+    assert len(scenario.planned()) == 150
+    assert sum(scenario.planned()) == 105 * 123
+    assert [p.name for p in scenario.rises()] == ["step"]
+    assert scenario.rate_at(14.9) == 0 and scenario.rate_at(15) == 123
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 42])
+def test_bursts_are_5_to_10_times_the_quiet_load_with_quiet_gaps(seed: int) -> None:
+    scenario = bursts(150, 12, seed=seed)
+    assert scenario.duration_s == 150 and len(scenario.planned()) == 150
+    names = [p.name for p in scenario.phases]
+    assert names == ["quiet", "burst 1", "quiet", "burst 2", "quiet", "burst 3", "quiet"]
+    for phase in scenario.rises():
+        assert 5 * 12 <= phase.rate_per_s <= 10 * 12
+        assert phase.seconds >= 5
+    assert all(p.rate_per_s == 12 for p in scenario.phases if p.name == "quiet")
+
+
+def test_bursts_are_the_same_for_a_seed_and_differ_between_seeds() -> None:
+    assert bursts(150, 12, seed=7) == bursts(150, 12, seed=7)
+    assert bursts(150, 12, seed=7).phases != bursts(150, 12, seed=8).phases
+
+
+@pytest.mark.parametrize(
+    ("rate", "expected"),
+    [(0, 1), (8, 1), (8.5, 2), (123, 16), (1000, 20)],
+    ids=["idle-is-the-minimum", "exact", "a-little-over", "the-step", "the-maximum"],
+)
+def test_the_oracle_is_ceil_of_load_over_target_within_bounds(rate: float, expected: int) -> None:
+    assert oracle_replicas(rate, 8.0, 1, 20) == expected
+
+
+def test_the_first_sync_comes_half_a_sync_after_the_first_rise() -> None:
+    assert first_sync_s(step(150, 123), 15.0) == 7.5  # the step at 15 s meets a sync at 22.5
+    assert first_sync_s(step(40, 123), 3.0) == 2.5  # the step at 4 s, syncs at 2.5, 5.5
+
+
+def test_or_the_first_sync_is_drawn_from_a_seed_within_one_sync() -> None:
+    scenario = step(150, 123)
+    phases = [first_sync_s(scenario, 15.0, drawn_from=seed) for seed in range(20)]
+    assert all(0 <= phase < 15 for phase in phases)
+    assert phases[3] == first_sync_s(scenario, 15.0, drawn_from=3)
+    assert len(set(phases)) == 20
