@@ -26,7 +26,7 @@ import statistics
 import subprocess
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +34,7 @@ from pathlib import Path
 from bench._scaler_procs import cpu_noise, machine, table
 from demo.keda import DEMAND_QUERY, SCALED_OBJECT_METADATA, DirectTrigger, PrometheusTrigger
 from demo.load import LoadGenerator
-from demo.processes import Children, Interrupted, stop_signals
+from demo.processes import Children, Interrupted, until_signal
 from demo.prometheus import start_prometheus
 from demo.run import Settings
 from harness import HOST, Child, RatingApi, RatingScaler, start_async, wait_http_ok_async
@@ -84,18 +84,6 @@ def main(argv: list[str]) -> None:
     except Interrupted as stop:
         raise SystemExit(128 + stop.signum) from None
     print_report(repetitions, args, noise)
-
-
-async def until_signal(work: Awaitable[list[Repetition]]) -> list[Repetition]:
-    task = asyncio.current_task()
-    assert task is not None
-    with stop_signals(task) as received:
-        try:
-            return await work
-        except asyncio.CancelledError:
-            if received.signum is not None:
-                raise Interrupted(received.signum) from None
-            raise
 
 
 async def run(args: argparse.Namespace, binary: str) -> list[Repetition]:

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from demo.load import LoadFailure
-from demo.processes import Interrupted, stop_signals
+from demo.processes import Interrupted, until_signal
 from demo.run import Settings, run
 from demo.scenarios import SCENARIOS
 from harness import StartError
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         print("prometheus is not installed: `make system-deps` installs it", file=sys.stderr)
         return 2
     try:
-        asyncio.run(run_until_signal(settings))
+        asyncio.run(until_signal(run(settings, sys.stdout)))
     except Interrupted as stop:
         print(f"\ninterrupted ({stop}): every process it started was stopped", flush=True)
         return 128 + stop.signum
@@ -40,18 +40,6 @@ def main(argv: list[str] | None = None) -> int:
         print("every process it started was stopped", flush=True)
         return 1
     return 0
-
-
-async def run_until_signal(settings: Settings) -> None:
-    task = asyncio.current_task()
-    assert task is not None
-    with stop_signals(task) as received:
-        try:
-            await run(settings, sys.stdout)
-        except asyncio.CancelledError:
-            if received.signum is not None:
-                raise Interrupted(received.signum) from None
-            raise
 
 
 def parse_args(argv: list[str] | None) -> Settings:

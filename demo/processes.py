@@ -2,7 +2,7 @@
 
 `Children.spawn` starts a command (no `preexec_fn`: see `harness.child`) with its log in
 one folder; `stop_all` stops what still runs. The kernel also stops each child if the
-demo itself dies (`die_with_parent`). `stop_signals` turns SIGINT and SIGTERM into the
+demo itself dies (`die_with_parent`). `until_signal` turns SIGINT and SIGTERM into the
 cancellation of the demo's main task, so that its cleanup runs in order; a second
 signal while it stops is ignored, and `Interrupted` is raised once everything stopped.
 """
@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 from harness import Child, spawn, stop_all
 
 STOP_TIMEOUT_S = 10.0
+T = TypeVar("T")
 
 
 class Interrupted(BaseException):
@@ -69,8 +71,22 @@ class StopSignal:
     signum: int | None = None
 
 
+async def until_signal(work: Awaitable[T]) -> T:
+    """Await `work`; SIGINT or SIGTERM cancels it (its cleanup runs) and then raises
+    `Interrupted`."""
+    task = asyncio.current_task()
+    assert task is not None
+    with stop_signals(task) as received:
+        try:
+            return await work
+        except asyncio.CancelledError:
+            if received.signum is not None:
+                raise Interrupted(received.signum) from None
+            raise
+
+
 @contextmanager
-def stop_signals(task: asyncio.Task[object]) -> Iterator[StopSignal]:
+def stop_signals(task: asyncio.Task[Any]) -> Iterator[StopSignal]:
     """Within the block, SIGINT and SIGTERM cancel `task` once."""
     loop = asyncio.get_running_loop()
     received = StopSignal()
