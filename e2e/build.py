@@ -29,6 +29,9 @@ KUBERNETES_VERSION = "v1.35.4"
 ETCD_VERSION = "v3.6.16"
 KEDA_VERSION = "v2.20.2"
 KEDA_MODULE = "github.com/kedacore/keda/v2"
+# Prometheus 3.4.2 (its Go module is tagged v0.<major*100+minor>.<patch>), the release
+# KEDA v2.20.2 pins; Debian's package lacks kubernetes_sd_configs.
+PROMETHEUS_VERSION = "v0.304.2"
 BUILD_FLAGS = ("-trimpath",)
 BASE_LDFLAGS = ("-s", "-w")
 
@@ -71,6 +74,13 @@ COMPONENTS = (
         "k8s.io/kubernetes/cmd/kube-controller-manager",
         "kube",
         _kube_ldflags(),
+    ),
+    Component(
+        "prometheus",
+        PROMETHEUS_VERSION,
+        "github.com/prometheus/prometheus/cmd/prometheus",
+        "prometheus",
+        ("-X=github.com/prometheus/common/version.Version=3.4.2",),
     ),
     Component("keda-operator", KEDA_VERSION, "./cmd/operator", "keda", _KEDA_LDFLAGS),
     Component("keda-adapter", KEDA_VERSION, "./cmd/adapter", "keda", _KEDA_LDFLAGS),

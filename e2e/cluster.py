@@ -17,6 +17,7 @@ from e2e import control_plane, keda, sandbox
 from e2e.cluster_dns import DNS_HOST, ClusterDns
 from e2e.control_plane import HOST, ControlPlane
 from e2e.kube import api_client, as_json
+from e2e.load import Endpoints
 from e2e.observe import Observer
 from e2e.processes import Proc, Procs, wait_for
 
@@ -125,6 +126,7 @@ def bring_up(
 def start_keda(cluster: Cluster, run_dir: Path) -> None:
     cluster.say(f"KEDA: CRDs from {keda.crd_dir()}, operator, metrics adapter")
     cluster.apply("-f", str(keda.crd_dir()))
+    cluster.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
     _, registration = keda.start(cluster.procs, cluster.plane, run_dir, cluster.log_dir)
     path = run_dir / "keda-registration.yaml"
     path.write_text(registration)
@@ -193,3 +195,8 @@ def dump(cluster: Cluster, out_dir: Path) -> list[Path]:
 def scale(cluster: Cluster, namespace: str, name: str, replicas: int) -> None:
     body = {"spec": {"replicas": replicas}}
     client.AppsV1Api(cluster.api).patch_namespaced_deployment_scale(name, namespace, body)
+
+
+def endpoints_of(cluster: Cluster, namespace: str) -> Endpoints:
+    """The rating-api Service's ready (address, port) pairs, from its EndpointSlices."""
+    return lambda: cluster.dns.records.endpoints(namespace, "rating-api", "http")

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from demo import hpa
 from e2e.observe import Sample
 
 PATHS = ("direct", "prometheus")
@@ -35,6 +36,32 @@ def path_summary(
         "refused": refused,
         "answered": answered,
     }
+
+
+def hpa_vs_emulation(
+    samples: Sequence[Sample], path: str, spec: hpa.HpaSpec
+) -> list[dict[str, Any]]:
+    """Each change the real HPA made, beside what the documented algorithm
+    (demo/hpa.py) decides from the same metric at the same moment."""
+    emulation = hpa.Autoscaler.seeded(spec, now_s=0.0, replicas=spec.min_replicas)
+    rows: list[dict[str, Any]] = []
+    previous = None
+    for sample in samples:
+        state = sample.paths.get(path)
+        if state is None or state.hpa_desired is None or state.hpa_metric is None:
+            continue
+        if previous is not None and state.hpa_desired != previous:
+            total = state.hpa_metric * previous  # the HPA reports the average per pod
+            decision = emulation.sync(
+                sample.t_s, value=total, spec_replicas=previous, pods=previous
+            )
+            rows.append(
+                {"t_s": sample.t_s, "from": previous, "real": state.hpa_desired}
+                | {"metric_total": round(total, 1), "emulated": decision.desired}
+                | {"emulated_reason": decision.reason}
+            )
+        previous = state.hpa_desired
+    return rows
 
 
 def write_csv(samples: Sequence[Sample], path: Path) -> None:

@@ -8,6 +8,7 @@ dies or the loop did not happen.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import signal
 import sys
@@ -18,9 +19,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from demo import hpa
 from e2e import build, faults, report, sandbox
-from e2e.cluster import NAMESPACES, ROOT, Cluster, bring_up, dump
-from e2e.load import Endpoints, Load, burst
+from e2e.cluster import NAMESPACES, ROOT, Cluster, bring_up, dump, endpoints_of
+from e2e.load import Load, burst
 from e2e.observe import Sample
 from e2e.processes import ComponentDied, Procs
 
@@ -69,11 +71,6 @@ def drive(cluster: Cluster, settings: Settings) -> tuple[list[Sample], dict[str,
         if tick % 5 == 0:
             say("  " + progress_line(samples[-1]))
     return samples, loads, step.start_s
-
-
-def endpoints_of(cluster: Cluster, namespace: str) -> Endpoints:
-    """The rating-api Service's ready (address, port) pairs, from its EndpointSlices."""
-    return lambda: cluster.dns.records.endpoints(namespace, "rating-api", "http")
 
 
 def progress_line(sample: Sample) -> str:
@@ -132,12 +129,16 @@ def run(settings: Settings) -> int:
         cluster = bring_up(procs, run_dir, log_dir, settings.hpa_sync_s, settings.prometheus, say)
         samples, loads, step_start_s = drive(cluster, settings)
         summary = summarize(settings, samples, loads, step_start_s)
-        summary |= faults.run(cluster, say)
+        timings = faults.run(cluster, say)
+        summary |= faults.summary_keys(timings)
         write_outputs(cluster, settings, samples, summary, step_start_s)
-        problems = check_loop(summary) + faults.problems(summary)
+        problems = check_loop(summary) + faults.problems(timings)
     except ComponentDied as error:
         say(f"\nFAILED: a component died: {error}")
         return 2
+    except (TimeoutError, RuntimeError) as error:
+        say(f"\nFAILED: {error}\n(logs in {log_dir})")
+        return 1
     finally:
         say("\nStopping everything (node agent stops its pods first)...")
         procs.stop_all()
@@ -164,6 +165,14 @@ def write_outputs(
         f"step to {settings.step_per_s:g} req/s: rating-scaler (direct) vs Prometheus trigger"
     )
     report.write_chart(samples, out / "replicas.png", title=title, step=step, needed=needed)
+    spec = hpa.HpaSpec(
+        TARGET_PER_POD, min_replicas=PODS, max_replicas=20, behavior=hpa.SCALED_OBJECT_BEHAVIOR
+    )
+    rows = report.hpa_vs_emulation(samples, "direct", spec)
+    (out / "hpa_vs_emulation.json").write_text(json.dumps(rows, indent=2) + "\n")
+    say("\nThe real HPA's changes (direct path) beside demo/hpa.py's documented algorithm:")
+    for row in rows:
+        say(f"  {row}")
     say("\n" + "\n".join(f"  {line}" for line in report_lines(summary)))
     say(f"\nOutputs in {out}/: summary.json, replicas.csv, replicas.png, ")
     say("  " + ", ".join(p.name for p in dumps) + ", logs/")
@@ -184,7 +193,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--hpa-sync", type=float, default=15.0, help="HPA sync period, s")
     parser.add_argument("--duration", type=float, default=120.0, help="the step's whole run, s")
     parser.add_argument("--out", type=Path, default=ROOT / "out" / "e2e")
-    parser.add_argument("--prometheus", default=shutil.which("prometheus") or "prometheus")
     args = parser.parse_args(argv)
     if not sandbox.inside():
         raise SystemExit("python -m e2e.run runs inside the sandbox: use `python -m e2e`")
@@ -193,7 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupted)
-    settings = Settings(args.out, args.hpa_sync, args.duration, args.prometheus)
+    settings = Settings(args.out, args.hpa_sync, args.duration, str(build.binary("prometheus")))
     try:
         return run(settings)
     except KeyboardInterrupt:
