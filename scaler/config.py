@@ -35,6 +35,7 @@ class ScalerConfig:
     allowed_hosts: HostPolicy = DEFAULT_HOST_POLICY
     dns_server: tuple[str, int] | None = None
     pod_token_file: Path | None = None
+    kubeconfig: Path | None = None
     forget_after_s: float = 600.0
     shutdown_grace_s: float = 5.0
     log_level: str = "info"
@@ -104,6 +105,13 @@ FLAGS = (
         "none: no token",
     ),
     _Flag(
+        "kubeconfig",
+        None,
+        "PATH",
+        "kubeconfig for reading `endpointSlices` targets from the Kubernetes API",
+        "the pod's in-cluster configuration",
+    ),
+    _Flag(
         "forget-after",
         "600",
         "SECONDS",
@@ -155,6 +163,7 @@ def load(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         allowed_hosts=_hosts(args.allowed_hosts),
         dns_server=_dns_server(args.dns_server),
         pod_token_file=_file("--pod-token-file", args.pod_token_file),
+        kubeconfig=_file("--kubeconfig", args.kubeconfig),
         forget_after_s=_seconds("--forget-after", args.forget_after, 1, 86400),
         shutdown_grace_s=_seconds("--shutdown-grace", args.shutdown_grace, 0, 600),
         log_level=_choice("--log-level", args.log_level, LOG_LEVELS),

@@ -1,8 +1,12 @@
-"""Finding a target's pods: a static list, or the A/AAAA records of a headless Service."""
+"""Finding a target's pods: a static list, or the A/AAAA records of a headless Service.
+
+EndpointSlices (`endpointslices.py`) are the third way; all three share `Discovery`.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Protocol
 
 import dns.asyncresolver
@@ -20,12 +24,28 @@ class DiscoveryError(Exception):
 
 
 class Discovery(Protocol):
+    def start(self, on_change: Callable[[], None]) -> None:
+        """Begin following the pods; `on_change` is called when the set changes by itself."""
+        ...
+
+    async def close(self) -> None: ...
+
     async def addresses(self) -> list[tuple[str, int]]:
         """The pods' (host, port) pairs right now."""
         ...
 
 
-class StaticDiscovery:
+class Unwatched:
+    """Discovery that is only asked, never tells: nothing to start or close."""
+
+    def start(self, on_change: Callable[[], None]) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+
+class StaticDiscovery(Unwatched):
     def __init__(self, endpoints: tuple[tuple[str, int], ...]) -> None:
         self._endpoints = list(endpoints)
 
@@ -33,7 +53,7 @@ class StaticDiscovery:
         return list(self._endpoints)
 
 
-class DnsDiscovery:
+class DnsDiscovery(Unwatched):
     """Each A or AAAA record of a headless Service is one ready pod."""
 
     def __init__(self, name: str, port: int, resolver: dns.asyncresolver.Resolver) -> None:
@@ -68,7 +88,8 @@ def make_resolver(server: tuple[str, int] | None, timeout_s: float) -> Resolver:
     return resolver
 
 
-def discovery_for(target: TargetKey, resolver: Resolver) -> Discovery:
+def discovery_for(target: TargetKey, resolver: Callable[[], Resolver]) -> Discovery:
+    """Static endpoints or DNS; `endpointSlices` targets are made in `endpointslices.py`."""
     if target.service is not None:
-        return DnsDiscovery(target.service, target.port, resolver)
+        return DnsDiscovery(target.service, target.port, resolver())
     return StaticDiscovery(target.endpoints)

@@ -30,9 +30,10 @@ class HostPolicy:
 class TargetKey:
     """A set of rating pods: ScaledObjects that name the same pods share one poller."""
 
-    service: str | None
-    endpoints: tuple[tuple[str, int], ...]
+    service: str | None  # DNS name of a headless Service
+    endpoints: tuple[tuple[str, int], ...]  # or a fixed list
     port: int
+    endpoint_slices: str | None = None  # or `namespace/service`, read from the API
     label: str = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -40,6 +41,8 @@ class TargetKey:
 
     def _label(self) -> str:
         """Short, stable name for logs and metric labels."""
+        if self.endpoint_slices is not None:
+            return f"{self.endpoint_slices}:{self.port}"
         if self.service is not None:
             return f"{self.service}:{self.port}"
         joined = ",".join(join_host_port(host, port) for host, port in self.endpoints)

@@ -11,7 +11,7 @@ import logging
 import math
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from scaler.aggregation import Aggregate, PodSeries, aggregate
 from scaler.bucket_state import BucketState
@@ -61,6 +61,7 @@ class TargetPoller:
         self._last_refill_per_s: float | None = None  # from the last cycle any pod answered
         self._last_capacity: float | None = None
         self._cycle_done = asyncio.Condition()
+        self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -68,12 +69,18 @@ class TargetPoller:
         return STALE_AFTER_POLLS * self.poll_interval_s
 
     def start(self) -> None:
+        self._discovery.start(self.wake)
         self._task = asyncio.create_task(self._run(), name=f"poll {self.target.label}")
 
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        await self._discovery.close()
+
+    def wake(self) -> None:
+        """Discovery saw the pods change: poll the new ones now, not at the next cycle."""
+        self._wake.set()
 
     def touch(self, window_s: float) -> None:
         """Someone asked about this target; keep enough history for their window."""
@@ -84,34 +91,62 @@ class TargetPoller:
     async def _run(self) -> None:
         next_at = self._clock()
         while True:
-            try:
-                await self.poll_once()
-            except Exception:
-                log.exception("target %s: poll cycle failed", self.target.label)
+            self._wake.clear()
+            await self._guarded(self.poll_once)
             next_at += self.poll_interval_s
-            delay = next_at - self._clock()
-            if delay < 0:  # a slow cycle: skip the missed ticks rather than burst
-                next_at, delay = self._clock(), 0.0
-            await asyncio.sleep(delay)
+            if next_at < self._clock():  # a slow cycle: skip the missed ticks rather than burst
+                next_at = self._clock()
+            while await self._woken_before(next_at):
+                self._wake.clear()
+                await self._guarded(self.poll_new)
+
+    async def _woken_before(self, deadline: float) -> bool:
+        try:
+            async with asyncio.timeout(max(0.0, deadline - self._clock())):
+                await self._wake.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    async def _guarded(self, poll: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await poll()
+        except Exception:
+            log.exception("target %s: poll cycle failed", self.target.label)
 
     async def poll_once(self) -> None:
+        """One cycle: discover, then every pod in parallel; RPCs see the result at once."""
         started = self._clock()
         await self._discover()
-        deadline = started + self.poll_interval_s
-        polls = (self._poll(host, port, deadline) for host, port, _ in self._addresses)
+        await self._poll_all(self._addresses, started + self.poll_interval_s)
+        now = self._clock()
+        self._finish_cycle(now, now - started)
+        async with self._cycle_done:
+            self._cycle_done.notify_all()
+
+    async def poll_new(self) -> None:
+        """Between cycles: discover, and poll only pods that have never answered.
+
+        A new pod's first answer gives no rate, so taking it now gives the pod a rate at
+        the next cycle. Pods that left are dropped from the totals at once.
+        """
+        await self._discover()
+        new = [entry for entry in self._addresses if self.pods[entry[2]].state is None]
+        await self._poll_all(new, self._clock() + self.poll_interval_s)
+        self._cache.clear()
+
+    async def _poll_all(self, addresses: list[tuple[str, int, str]], deadline: float) -> None:
+        polls = (self._poll(host, port, deadline) for host, port, _ in addresses)
         results = await asyncio.gather(*polls)
         now = self._clock()
         failed: list[str] = []
         recovered: list[str] = []
-        for (_, _, address), result in zip(self._addresses, results, strict=True):
+        for (_, _, address), result in zip(addresses, results, strict=True):
             change = self._record(address, result, now)
             if change is not None:
                 (failed if isinstance(result, PodError) else recovered).append(change)
         self._log_changes("failing", failed, logging.WARNING)
         self._log_changes("answering again", recovered, logging.INFO)
-        self._finish_cycle(now, now - started)
-        async with self._cycle_done:
-            self._cycle_done.notify_all()
 
     async def _discover(self) -> None:
         try:

@@ -25,7 +25,8 @@ from prometheus_client import CollectorRegistry
 from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
 from scaler.config import ScalerConfig
-from scaler.discovery import Resolver, discovery_for, make_resolver
+from scaler.discovery import Discovery, Resolver, discovery_for, make_resolver
+from scaler.endpointslices import EndpointSliceDiscovery, KubeApi
 from scaler.http import make_app
 from scaler.keys import TargetKey
 from scaler.metrics import ScalerMetrics, TargetsCollector
@@ -72,6 +73,7 @@ class Scaler:
         )
         self.grpc_port = config.grpc_port
         self.http_port = config.http_port
+        self.kube = KubeApi(config.kubeconfig)  # configured when a trigger first needs it
         self._resolver: Resolver | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -80,17 +82,25 @@ class Scaler:
         return not self.servicer.closing and self.targets.has_fresh_data()
 
     def _make_poller(self, target: TargetKey) -> TargetPoller:
-        if self._resolver is None:
-            self._resolver = make_resolver(
-                self.config.dns_server, timeout_s=max(self.config.pod_timeout_s, 1.0)
-            )
         return TargetPoller(
             target,
-            discovery_for(target, self._resolver),
+            self._discovery(target),
             self.client.fetch,
             poll_interval_s=self.config.poll_interval_s,
             on_cycle=self.metrics.on_cycle,
         )
+
+    def _discovery(self, target: TargetKey) -> Discovery:
+        if target.endpoint_slices is not None:
+            namespace, service = target.endpoint_slices.split("/")
+            return EndpointSliceDiscovery(namespace, service, target.port, self.kube)
+        return discovery_for(target, self._dns_resolver)
+
+    def _dns_resolver(self) -> Resolver:
+        if self._resolver is None:  # reads resolv.conf: only once a `service` trigger needs it
+            timeout_s = max(self.config.pod_timeout_s, 1.0)
+            self._resolver = make_resolver(self.config.dns_server, timeout_s=timeout_s)
+        return self._resolver
 
     async def start(self) -> None:
         """Bind both ports and serve; on any failure, close what was opened and raise."""
@@ -138,6 +148,7 @@ class Scaler:
         await self.http_runner.cleanup()
         await self.targets.close()
         await self.client.close()
+        await self.kube.close()
         log.info("stopped")
 
 

@@ -241,5 +241,16 @@ def _parse_cached(items: frozenset[tuple[str, str]], hosts: HostPolicy) -> Trigg
 
 
 def _parse(ref: pb.ScaledObjectRef, hosts: HostPolicy) -> TriggerConfig:
-    """Parse the metadata; KEDA sends the same map on every call, so cache it."""
-    return _parse_cached(frozenset(ref.scalerMetadata.items()), hosts)
+    """Parse the metadata; KEDA sends the same map on every call, so cache it.
+
+    `endpointSlices` may name only the ScaledObject's own namespace: a ScaledObject
+    cannot make the scaler poll pods of another team.
+    """
+    trigger = _parse_cached(frozenset(ref.scalerMetadata.items()), hosts)
+    slices = trigger.target.endpoint_slices
+    if slices is not None and slices.split("/")[0] != ref.namespace:
+        raise MetadataError(
+            "endpointSlices",
+            f"namespace {slices.split('/')[0]!r} is not the ScaledObject's ({ref.namespace!r})",
+        )
+    return trigger

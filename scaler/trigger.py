@@ -22,6 +22,9 @@ METRICS: tuple[Metric, ...] = ("demand", "deficit")
 MAX_ENDPOINTS = 5000
 MAX_WINDOW_S = 300.0
 MAX_TARGET = 1e9  # tokens/s or tokens per pod; far beyond any real bucket
+_NAMESPACED_SERVICE = re.compile(
+    r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?/[a-z]([-a-z0-9]{0,61}[a-z0-9])?$"
+)
 _DNS_NAME = re.compile(
     r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\.?$"
 )
@@ -64,21 +67,37 @@ def _value(metadata: Mapping[str, str], key: str) -> str | None:
     return value.strip() if value is not None and value.strip() else None
 
 
+TARGET_KEYS = ("endpointSlices", "service", "endpoints")
+
+
 def _target(metadata: Mapping[str, str], port: int, hosts: HostPolicy) -> TargetKey:
-    service, endpoints = _value(metadata, "service"), _value(metadata, "endpoints")
-    if service and endpoints:
-        raise MetadataError("endpoints", "give either service or endpoints, not both")
-    if service:
-        name = service.lower().rstrip(".")
+    given = [key for key in TARGET_KEYS if _value(metadata, key)]
+    if len(given) > 1:
+        raise MetadataError(given[1], f"give one of {', '.join(TARGET_KEYS)}, not {given[0]} too")
+    if not given:
+        raise MetadataError(
+            "endpointSlices",
+            "required: endpointSlices (namespace/service), service (the DNS name of a headless "
+            "Service) or endpoints (host:port,...)",
+        )
+    key, value = given[0], _value(metadata, given[0]) or ""
+    if key == "endpointSlices":
+        return TargetKey(service=None, endpoints=(), port=port, endpoint_slices=_slices(value))
+    if key == "service":
+        name = value.lower().rstrip(".")
         if not _DNS_NAME.match(name):
-            raise MetadataError("service", f"{service[:80]!r} is not a DNS name")
+            raise MetadataError("service", f"{value[:80]!r} is not a DNS name")
         _check_allowed("service", name, hosts)
         return TargetKey(service=name, endpoints=(), port=port)
-    if endpoints:
-        return TargetKey(service=None, endpoints=_endpoints(endpoints, port, hosts), port=port)
-    raise MetadataError(
-        "service", "required: the headless Service of the rating pods (or endpoints)"
-    )
+    return TargetKey(service=None, endpoints=_endpoints(value, port, hosts), port=port)
+
+
+def _slices(value: str) -> str:
+    if not _NAMESPACED_SERVICE.match(value):
+        raise MetadataError(
+            "endpointSlices", f"{value[:80]!r} is not namespace/service (lower-case DNS labels)"
+        )
+    return value
 
 
 def _endpoints(raw: str, default_port: int, hosts: HostPolicy) -> tuple[tuple[str, int], ...]:

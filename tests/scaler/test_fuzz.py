@@ -16,6 +16,7 @@ from scaler._proto import externalscaler_pb2_grpc as pb_grpc
 from scaler.aggregation import PodSeries, aggregate
 from scaler.bucket_state import BucketState, BucketStateError, parse_bucket_state
 from scaler.config import DEFAULT_HOST_POLICY
+from scaler.discovery import Unwatched
 from scaler.keys import TargetKey
 from scaler.poller import TargetPoller
 from scaler.server import start
@@ -85,7 +86,7 @@ def test_poller_survives_any_answers_and_never_sums_absurd_values(bodies: list[b
             except BucketStateError as exc:
                 raise PodError("invalid", str(exc)) from None
 
-        class Two:
+        class Two(Unwatched):
             async def addresses(self) -> list[tuple[str, int]]:
                 return [("127.0.0.1", 1), ("127.0.0.1", 2)]
 
@@ -101,10 +102,11 @@ def test_poller_survives_any_answers_and_never_sums_absurd_values(bodies: list[b
 
 metadata_maps = st.dictionaries(
     st.sampled_from(
-        ["service", "endpoints", "port", "metric", "targetUtilization", "targetPerPod",
-         "activationDemand", "window", "scalerAddress"]
+        ["service", "endpoints", "endpointSlices", "port", "metric", "targetUtilization",
+         "targetPerPod", "activationDemand", "window", "scalerAddress"]
     ) | st.text(max_size=10),
-    st.text(max_size=40) | st.sampled_from(["127.0.0.1:1", "0", "1e308", "nan", "-1", "demand"]),
+    st.text(max_size=40)
+    | st.sampled_from(["127.0.0.1:1", "0", "1e308", "nan", "-1", "demand", "fuzz/api"]),
     max_size=8,
 )  # fmt: skip
 
@@ -115,8 +117,9 @@ def test_any_metadata_parses_or_names_a_key(metadata: dict[str, str]) -> None:
     try:
         trigger = parse_trigger(metadata, DEFAULT_HOST_POLICY)
     except MetadataError as exc:
-        assert exc.key in {"service", "endpoints", "port", "metric", "targetUtilization",
-                           "targetPerPod", "activationDemand", "window"}  # fmt: skip
+        assert exc.key in {"service", "endpoints", "endpointSlices", "port", "metric",
+                           "targetUtilization", "targetPerPod", "activationDemand",
+                           "window"}  # fmt: skip
     else:
         assert math.isfinite(trigger.window_s) and trigger.window_s > 0
 

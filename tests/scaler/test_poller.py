@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
 
 from scaler.bucket_state import BucketState
+from scaler.discovery import Unwatched
 from scaler.fetch import PodError
 from scaler.keys import TargetKey
 from scaler.poller import TargetPoller
@@ -22,7 +24,7 @@ class Clock:
         return self.now
 
 
-class Pods:
+class Pods(Unwatched):
     def __init__(self, count: int) -> None:
         self.addresses_now = [("127.0.0.1", 9000 + i) for i in range(count)]
 
@@ -117,3 +119,48 @@ async def test_snapshot_reads_the_pollers_own_clock() -> None:
     assert not any(pod.fresh for pod in snap.pods)
     assert snap.problem is not None and "no fresh data from 2 pod(s)" in snap.problem
     assert [pod.age_s for pod in snap.pods] == [3.5, 3.5]
+
+
+async def test_poll_new_gives_new_pods_their_first_answer_between_cycles() -> None:
+    clock, pods, asked = Clock(), Pods(2), []
+
+    async def fetch(host: str, port: int) -> BucketState:
+        asked.append(port)
+        return state(port, clock.now, 10.0 * clock.now)
+
+    poller = TargetPoller(TARGET, pods, fetch, poll_interval_s=1.0, clock=clock)
+    await poller.poll_once()
+    assert sorted(asked) == [9000, 9001]
+    pods.addresses_now = [("127.0.0.1", 9001), ("127.0.0.1", 9002)]  # one left, one came
+    clock.now += 0.3
+    asked.clear()
+    await poller.poll_new()
+    assert asked == [9002]  # only the newcomer, and the one that left is gone from the totals
+    assert sorted(poller.pods) == ["127.0.0.1:9001", "127.0.0.1:9002"]
+    assert poller.cycles == 1 and poller.aggregate(5.0).pods_total == 2
+    clock.now += 0.7
+    await poller.poll_once()
+    assert all(series.has_rate for series in poller.pods.values())  # one cycle later: rates
+    assert poller.aggregate(5.0).demand_per_s == pytest.approx(20.0)
+
+
+async def test_a_woken_poller_polls_the_new_pod_before_its_next_cycle() -> None:
+    pods, asked = Pods(1), []
+
+    async def fetch(host: str, port: int) -> BucketState:
+        asked.append(port)
+        return state(port, 10.0, 10.0)
+
+    poller = TargetPoller(TARGET, pods, fetch, poll_interval_s=3600.0)  # one cycle an hour
+    poller.start()
+    try:
+        await poller.wait_first_cycle(5.0)
+        pods.addresses_now.append(("127.0.0.1", 9001))
+        poller.wake()
+        for _ in range(100):
+            if 9001 in asked:
+                break
+            await asyncio.sleep(0.01)
+        assert asked == [9000, 9001] and poller.cycles == 1
+    finally:
+        await poller.stop()

@@ -103,7 +103,12 @@ async def test_activation_threshold(stub: Stub, fake_pods: PodFactory) -> None:
         pytest.param(
             {"endpoints": "", "service": "kubernetes.default"}, "service", id="ssrf-service"
         ),
-        pytest.param({"endpoints": ""}, "service", id="no-target"),
+        pytest.param({"endpoints": ""}, "endpointSlices", id="no-target"),
+        pytest.param(
+            {"endpoints": "", "endpointSlices": "other/rating-api-admin"},
+            "endpointSlices",
+            id="slices-of-another-namespace",
+        ),
     ],
 )
 async def test_bad_metadata_is_invalid_argument_naming_the_key(

@@ -46,6 +46,14 @@ def test_endpoints_without_port_use_the_port_key_and_ipv6_works() -> None:
     assert trigger.target.label == "127.0.0.1:9191,[::1]:7000"
 
 
+def test_endpoint_slices_name_a_service_in_a_namespace() -> None:
+    trigger = parse_trigger(
+        {"endpointSlices": " edge/rating-api-admin ", "port": "9091"}, DEFAULT_HOST_POLICY
+    )
+    assert trigger.target == TargetKey(None, (), 9091, endpoint_slices="edge/rating-api-admin")
+    assert trigger.target.label == "edge/rating-api-admin:9091"
+
+
 def test_same_pods_give_the_same_target_whatever_the_other_keys() -> None:
     first = parse_trigger(
         {"endpoints": "127.0.0.1:1,127.0.0.1:2", "window": "2"}, DEFAULT_HOST_POLICY
@@ -59,7 +67,16 @@ def test_same_pods_give_the_same_target_whatever_the_other_keys() -> None:
 @pytest.mark.parametrize(
     ("metadata", "key"),
     [
-        pytest.param({}, "service", id="no-target"),
+        pytest.param({}, "endpointSlices", id="no-target"),
+        pytest.param({"endpointSlices": "edge"}, "endpointSlices", id="slices-no-service"),
+        pytest.param({"endpointSlices": "Edge/api"}, "endpointSlices", id="slices-upper-case"),
+        pytest.param({"endpointSlices": "edge/api/x"}, "endpointSlices", id="slices-three-parts"),
+        pytest.param({"endpointSlices": "edge/9api"}, "endpointSlices", id="slices-service-digit"),
+        pytest.param(
+            {"endpointSlices": "edge/api", "service": "a.svc.cluster.local"},
+            "service",
+            id="slices-and-service",
+        ),
         pytest.param(
             {"service": "a.svc.cluster.local", "endpoints": "127.0.0.1:1"}, "endpoints", id="both"
         ),
