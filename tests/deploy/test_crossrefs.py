@@ -20,6 +20,7 @@ from tests.deploy.kube import (
     containers,
     label_selector_matches,
     named,
+    namespace_of,
     of_kind,
     parse_service_host,
     pod_labels,
@@ -138,11 +139,12 @@ def test_scaler_address_resolves_to_the_scaler_service(variant: Variant) -> None
 
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=str)
-def test_trigger_service_is_the_headless_admin_service_of_the_target(variant: Variant) -> None:
+def test_trigger_endpoint_slices_are_the_admin_service_of_the_target(variant: Variant) -> None:
     objects = render(variant)
     for scaled_object, trigger in scaled_object_triggers(objects):
         metadata = trigger["metadata"]
-        name, namespace = parse_service_host(metadata["service"])
+        assert "service" not in metadata and "endpoints" not in metadata, f"{variant}"
+        namespace, _, name = metadata["endpointSlices"].partition("/")
         assert namespace == scaled_object["metadata"]["namespace"], f"{variant}: {namespace}"
         service = _headless_service(objects, name, namespace)
         service_port = _service_port(service, int(metadata["port"]))
@@ -151,6 +153,36 @@ def test_trigger_service_is_the_headless_admin_service_of_the_target(variant: Va
         assert [w["metadata"]["name"] for w in selected] == [target]
         target_port: int | str = service_port.get("targetPort") or service_port["port"]
         assert _port_name(selected[0], target_port) == "admin"
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=str)
+def test_the_scaler_may_read_endpoint_slices_in_its_namespace_and_nothing_more(
+    variant: Variant,
+) -> None:
+    objects = render(variant)
+    scaler = named(objects, "Deployment", "rating-scaler")
+    spec = pod_spec(scaler)
+    account = spec["serviceAccountName"]
+    assert spec.get("automountServiceAccountToken") is True  # the in-cluster client's token
+    assert named(objects, "ServiceAccount", account)
+    assert not of_kind(objects, "ClusterRole") and not of_kind(objects, "ClusterRoleBinding")
+    bindings = [
+        binding
+        for binding in of_kind(objects, "RoleBinding")
+        if {"kind": "ServiceAccount", "name": account, "namespace": namespace_of(objects)}
+        in binding["subjects"]
+    ]
+    assert len(bindings) == 1, f"{variant}: {account} should have exactly one RoleBinding"
+    role_ref = bindings[0]["roleRef"]
+    assert (role_ref["apiGroup"], role_ref["kind"]) == ("rbac.authorization.k8s.io", "Role")
+    role = named(objects, "Role", role_ref["name"])
+    assert role["rules"] == [
+        {
+            "apiGroups": ["discovery.k8s.io"],
+            "resources": ["endpointslices"],
+            "verbs": ["get", "list", "watch"],
+        }
+    ]
 
 
 def _peers(objects: list[Obj], rule: Obj) -> set[str]:
