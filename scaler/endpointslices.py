@@ -98,6 +98,7 @@ class EndpointSliceDiscovery:
         self._ready: frozenset[str] = frozenset()
         self._listed = asyncio.Event()
         self._error: str | None = None
+        self._failures = 0
         self._on_change: Callable[[], None] = lambda: None
         self._task: asyncio.Task[None] | None = None
 
@@ -123,13 +124,14 @@ class EndpointSliceDiscovery:
         return [(address, self._port) for address in sorted(self._ready)]
 
     async def _run(self) -> None:
-        failures = 0
+        self._failures = 0  # in a row; only a watch that worked resets it, not a list
         while True:
             try:
                 version = await self._list()
-                self._error, failures = None, 0
+                self._error = None
                 while True:
                     version = await self._watch(version)
+                    self._failures = 0
             except ApiException as exc:
                 if exc.status == 410:  # the watch fell behind compacted history: list again
                     log.info("EndpointSlices of %s: watch expired (410), listing again", self.name)
@@ -139,8 +141,8 @@ class EndpointSliceDiscovery:
                 self._fail(str(exc) or type(exc).__name__)
             except Exception as exc:  # the client library raises bare Exception on odd answers
                 self._fail(f"{type(exc).__name__}: {str(exc)[:200]}")
-            await asyncio.sleep(RETRY_DELAYS_S[min(failures, len(RETRY_DELAYS_S) - 1)])
-            failures += 1
+            await asyncio.sleep(RETRY_DELAYS_S[min(self._failures, len(RETRY_DELAYS_S) - 1)])
+            self._failures += 1
 
     def _fail(self, error: str) -> None:
         if error != self._error:
@@ -176,6 +178,7 @@ class EndpointSliceDiscovery:
             )
             async for event in stream:
                 self._apply(event["type"], event["object"])
+                self._failures = 0
             return str(watch.resource_version or version)
 
     def _apply(self, kind: str, item: Any) -> None:
