@@ -116,7 +116,7 @@ def bring_up(
     cluster = Cluster(plane, api, ClusterDns(api).start(), Observer(api), procs, log_dir, say)
     say(f"  cluster DNS stand-in on {DNS_HOST}:53")
     start_keda(cluster, run_dir)
-    start_node(cluster, log_dir)
+    start_node(cluster, log_dir, run_dir)
     start_prometheus(cluster, run_dir, prometheus)
     say(f"Prometheus on {HOST}:{PROMETHEUS_PORT}, scraping rating pods every {SCRAPE_INTERVAL_S} s")
     apply_manifests(cluster)
@@ -149,11 +149,12 @@ def has_condition(obj: dict[str, object], kind: str) -> bool:
     return any(c.get("type") == kind and c.get("status") == "True" for c in conditions or [])
 
 
-def start_node(cluster: Cluster, log_dir: Path) -> None:
+def start_node(cluster: Cluster, log_dir: Path, run_dir: Path) -> None:
     argv = [
         *sandbox.python_argv("e2e.node_agent", []),
         f"--kubeconfig={cluster.plane.kubeconfig}",
         f"--log-dir={log_dir / 'pods'}",
+        f"--state-dir={run_dir / 'pods'}",
     ]
     cluster.procs.start(Proc("node-agent", argv, log_dir / "node-agent.log", cwd=ROOT))
     core = client.CoreV1Api(cluster.api)

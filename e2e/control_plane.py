@@ -29,6 +29,7 @@ CONTROLLERS = (
     "horizontal-pod-autoscaler-controller",
     "serviceaccount-controller",
     "disruption-controller",
+    "root-ca-certificate-publisher-controller",  # kube-root-ca.crt, for pods' tokens
 )
 START_TIMEOUT_S = 90.0
 

@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import threading
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import FrameType
@@ -28,7 +29,7 @@ from typing import Any
 import urllib3
 from kubernetes import client
 
-from e2e import build, podspec
+from e2e import build, podspec, volumes
 from e2e.kube import api_client, list_and_watch
 from e2e.pod_runner import PodRunner, now_rfc3339
 
@@ -96,9 +97,15 @@ def node_status() -> dict[str, Any]:
 
 
 class Agent:
-    def __init__(self, core: client.CoreV1Api, log_dir: Path) -> None:
+    def __init__(self, core: client.CoreV1Api, log_dir: Path, state_dir: Path) -> None:
         self.core = core
-        self.log_dir = log_dir
+        self.log_dir, self.state_dir = log_dir, state_dir
+        # What kubelet gives every container: the API server's address.
+        server = urllib.parse.urlsplit(core.api_client.configuration.host)
+        self.base_env = {
+            "KUBERNETES_SERVICE_HOST": str(server.hostname),
+            "KUBERNETES_SERVICE_PORT": str(server.port or 443),
+        }
         self.addresses = Addresses()
         self.runners: dict[str, PodRunner] = {}
         self.lock = threading.Lock()
@@ -134,9 +141,12 @@ class Agent:
 
     def start_pod(self, pod: Mapping[str, Any]) -> None:
         address = self.addresses.take()
+        meta = pod["metadata"]
+        pod_dir = self.state_dir / f"{meta['namespace']}_{meta['name']}"
         try:
             container = podspec.container_of(pod, address, NODE_IP)
-        except podspec.Unsupported as error:
+            mounts = volumes.prepare(self.core, pod, pod_dir, address, NODE_IP)
+        except (podspec.Unsupported, client.ApiException) as error:
             self.addresses.give_back(address)
             print(f"refusing pod {pod['metadata']['name']}: {error}", flush=True)
             return
@@ -149,6 +159,8 @@ class Agent:
             self.log_dir,
             self.path_env,
             on_gone=lambda uid: self.gone(uid, address),
+            mounts=mounts,
+            base_env=self.base_env,
         )
         self.runners[runner.uid] = runner
         runner.start()
@@ -209,9 +221,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m e2e.node_agent")
     parser.add_argument("--kubeconfig", type=Path, required=True)
     parser.add_argument("--log-dir", type=Path, required=True)
+    parser.add_argument("--state-dir", type=Path, required=True, help="pods' volumes")
     args = parser.parse_args(argv)
     args.log_dir.mkdir(parents=True, exist_ok=True)
-    agent = Agent(client.CoreV1Api(api_client(args.kubeconfig, pool_size=64)), args.log_dir)
+    core = client.CoreV1Api(api_client(args.kubeconfig, pool_size=64))
+    agent = Agent(core, args.log_dir, args.state_dir)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         raise SystemExit(0)

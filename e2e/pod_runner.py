@@ -18,13 +18,13 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from kubernetes import client
 
-from e2e import probes
+from e2e import probes, volumes
 from e2e.podspec import Container, Probe
 
 RESTART_BACKOFF_S = (10.0, 20.0, 40.0, 80.0, 160.0, 300.0)
@@ -72,12 +72,15 @@ class PodRunner(threading.Thread):
         log_dir: Path,
         path_env: str,
         on_gone: Callable[[str], None],
+        mounts: Sequence[volumes.Mount] = (),
+        base_env: Mapping[str, str] | None = None,
     ) -> None:
         meta = pod["metadata"]
         super().__init__(name=f"pod-{meta['name']}", daemon=True)
         self.namespace, self.pod_name, self.uid = meta["namespace"], meta["name"], meta["uid"]
         self.container, self.pod_ip, self.node_ip = container, pod_ip, node_ip
         self.core, self.path_env, self.on_gone = core, path_env, on_gone
+        self.mounts, self.base_env = list(mounts), dict(base_env or {})
         self.log_path = log_dir / f"{self.namespace}_{self.pod_name}.log"
         self.grace_s = float(pod["spec"].get("terminationGracePeriodSeconds", 30))
         self.deleting = threading.Event()
@@ -94,9 +97,10 @@ class PodRunner(threading.Thread):
         if found is None:
             raise FileNotFoundError(f"{argv[0]!r} not on PATH {self.path_env}")
         env = {"PATH": self.path_env, "HOSTNAME": self.pod_name, "HOME": "/tmp", "LANG": "C.UTF-8"}
+        env |= self.base_env
         with self.log_path.open("ab") as log:
             self.popen = subprocess.Popen(
-                [found, *argv[1:]],
+                volumes.wrap([found, *argv[1:]], self.mounts),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

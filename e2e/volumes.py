@@ -1,0 +1,116 @@
+"""A pod's volumes, as kubelet would give them to its container.
+
+`emptyDir` is an empty directory; `projected` is written from its sources (a bound
+service-account token from the TokenRequest API, ConfigMap keys, downward-API fields),
+which covers the `kube-api-access-*` volume that the ServiceAccount admission plugin
+adds when a pod mounts its token. Other volume types are refused.
+
+The container then runs in a mount namespace of its own (`unshare --mount`) where each
+volume is bind-mounted at its mountPath. Mount paths must exist already or lie under
+/run (a fresh tmpfs there), so nothing is created on the machine's own filesystem.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client
+
+from e2e import podspec
+
+Json = Mapping[str, Any]
+RUN = Path("/run")
+TOKEN_EXPIRY_S = 3607  # what the ServiceAccount admission plugin asks for
+
+
+@dataclass(frozen=True)
+class Mount:
+    source: Path
+    target: str
+
+
+def _inside_run(target: str) -> bool:
+    resolved = Path(target.replace("/var/run/", "/run/", 1))
+    return resolved == RUN or RUN in resolved.parents
+
+
+def token(core: client.CoreV1Api, pod: Json, source: Json) -> str:
+    meta = pod["metadata"]
+    spec = client.AuthenticationV1TokenRequest(
+        spec=client.V1TokenRequestSpec(
+            audiences=[source["audience"]] if source.get("audience") else [],
+            expiration_seconds=int(source.get("expirationSeconds", TOKEN_EXPIRY_S)),
+            bound_object_ref=client.V1BoundObjectReference(
+                api_version="v1", kind="Pod", name=meta["name"], uid=meta["uid"]
+            ),
+        )
+    )
+    account = pod["spec"].get("serviceAccountName") or "default"
+    answer = core.create_namespaced_service_account_token(account, meta["namespace"], spec)
+    if answer.status is None:
+        raise podspec.Unsupported(f"no token for service account {account}")
+    return str(answer.status.token)
+
+
+def config_map_files(core: client.CoreV1Api, namespace: str, source: Json) -> dict[str, str]:
+    data = core.read_namespaced_config_map(source["name"], namespace).data or {}
+    items = source.get("items") or [{"key": key, "path": key} for key in data]
+    return {item["path"]: data[item["key"]] for item in items}
+
+
+def projected_files(
+    core: client.CoreV1Api, pod: Json, volume: Json, pod_ip: str, node_ip: str
+) -> dict[str, str]:
+    files: dict[str, str] = {}
+    for source in volume["projected"].get("sources") or []:
+        if "serviceAccountToken" in source:
+            files[source["serviceAccountToken"]["path"]] = token(
+                core, pod, source["serviceAccountToken"]
+            )
+        elif "configMap" in source:
+            namespace = pod["metadata"]["namespace"]
+            files |= config_map_files(core, namespace, source["configMap"])
+        elif "downwardAPI" in source:
+            for item in source["downwardAPI"].get("items") or []:
+                path = item["fieldRef"]["fieldPath"]
+                files[item["path"]] = podspec.field_value(path, pod, pod_ip, node_ip)
+        else:
+            raise podspec.Unsupported(f"projected source {sorted(source)}")
+    return files
+
+
+def prepare(
+    core: client.CoreV1Api, pod: Json, pod_dir: Path, pod_ip: str, node_ip: str
+) -> list[Mount]:
+    """Write the container's volumes under `pod_dir`; the mounts to make."""
+    volumes = {v["name"]: v for v in pod["spec"].get("volumes") or []}
+    mounts = []
+    for wanted in pod["spec"]["containers"][0].get("volumeMounts") or []:
+        volume, target = volumes[wanted["name"]], wanted["mountPath"]
+        if not (_inside_run(target) or Path(target).is_dir()):
+            raise podspec.Unsupported(f"mountPath {target}: outside /run and not a directory")
+        source = pod_dir / "volumes" / wanted["name"]
+        source.mkdir(parents=True, exist_ok=True)
+        if "projected" in volume:
+            for name, text in projected_files(core, pod, volume, pod_ip, node_ip).items():
+                (source / name).write_text(text)
+        elif "emptyDir" not in volume:
+            raise podspec.Unsupported(f"volume {wanted['name']}: {sorted(volume)}")
+        mounts.append(Mount(source, target))
+    return mounts
+
+
+def wrap(argv: Sequence[str], mounts: Sequence[Mount]) -> list[str]:
+    """`argv` run in its own mount namespace with `mounts` in place."""
+    if not mounts:
+        return list(argv)
+    steps = ["mount -t tmpfs -o mode=755 pod-run /run"]
+    for mount in mounts:
+        target = shlex.quote(mount.target)
+        steps.append(f"mkdir -p {target} && mount --bind {shlex.quote(str(mount.source))} {target}")
+    script = " && ".join(steps) + ' && exec "$@"'
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "pod", *argv]
