@@ -201,7 +201,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     def interrupted(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
+    # Both, explicitly: the harness is process 1 of its PID namespace and inherits
+    # SIGINT ignored from the launcher (which waits for it), so Python would not
+    # install its own Ctrl-C handler.
     signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGINT, interrupted)
     settings = Settings(args.out, args.hpa_sync, args.duration, str(build.binary("prometheus")))
     try:
         return run(settings)
