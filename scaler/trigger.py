@@ -14,8 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from scaler.keys import HostPolicy
-from scaler.keys import TargetKey as TargetKey  # also importable from here
+from scaler.keys import HostPolicy, TargetKey
 
 Metric = Literal["demand", "deficit"]
 METRICS: tuple[Metric, ...] = ("demand", "deficit")
