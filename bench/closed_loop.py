@@ -38,7 +38,6 @@ TARGET_COST_RATIO = 1.3
 class Outcome:
     scenario: ScenarioName
     seed: int
-    first_sync_s: float
     summary: Summary
     pod_start_s: list[float]  # spawn to ready, of the pods started under load
 
@@ -86,8 +85,7 @@ def run_one(scenario: ScenarioName, seed: int, args: argparse.Namespace) -> Outc
             summary = asyncio.run(until_signal(run(settings, out)))
         except Interrupted as stop:
             raise SystemExit(128 + stop.signum) from None
-    first_sync = settings.first_sync(settings.build_scenario())
-    return Outcome(scenario, seed, first_sync, summary, pod_starts(out_dir / "events.csv"))
+    return Outcome(scenario, seed, summary, pod_starts(out_dir / "events.csv"))
 
 
 def pod_starts(events_csv: Path) -> list[float]:
@@ -120,7 +118,7 @@ def row(name: str, outcomes: Sequence[Outcome]) -> list[str]:
 
     return [
         name,
-        shown(median([o.first_sync_s for o in outcomes]), " s"),
+        shown(median([o.summary.wait_for_sync_s for o in outcomes]), " s"),
         shown(median(figures("direct")), digits=0),
         shown(median(figures("prometheus")), digits=0),
         shown(median([o.refused_ratio() for o in outcomes]), "x", 2),
@@ -136,20 +134,36 @@ def row(name: str, outcomes: Sequence[Outcome]) -> list[str]:
 
 
 def report(outcomes: Sequence[Outcome], sync_s: float) -> None:
-    header = ["run", "first sync", "refused direct", "refused Prometheus", "Prometheus / direct",
-              "pod-s direct / oracle", "pod-s Prometheus / oracle", "right size direct",
-              "right size Prometheus", "pod start"]  # fmt: skip
+    header = ["run", "wait for a sync", "refused direct", "refused Prometheus",
+              "Prometheus / direct", "pod-s direct / oracle", "pod-s Prometheus / oracle",
+              "right size direct", "right size Prometheus", "pod start"]  # fmt: skip
     for scenario in SCENARIOS:
         runs = [o for o in outcomes if o.scenario == scenario]
         if not runs:
             continue
-        print(f"\n{runs[0].summary.scenario.describe().split(':')[0]}, "
-              f"{runs[0].summary.behavior}, HPA sync {sync_s:g} s:\n")  # fmt: skip
+        print(
+            f"\n{scenario}: {runs[0].summary.behavior}, HPA sync {sync_s:g} s (wait for a "
+            "sync: from the load's first rise to the next sync, drawn from the seed)\n"
+        )
         rows = [row(f"seed {o.seed}", [o]) for o in runs]
         rows.append([f"**{cell}**" for cell in row("median", runs)])
         print(table(header, rows, [False, *[True] * (len(header) - 1)]))
         if scenario == "step":
             verdict(runs, sync_s)
+        else:
+            per_rise(runs)
+
+
+def per_rise(runs: Sequence[Outcome]) -> None:
+    """Each burst's seconds to the right size, as the slowest hides the others."""
+    print("\nSeconds to the right size, each burst (never: not within the burst):")
+    for outcome in runs:
+        bursts = outcome.summary.scenario.rises()
+        for fleet in ("direct", "prometheus"):
+            each = outcome.summary.fleets[fleet].per_rise_s
+            cells = ", ".join(f"{b.rate_per_s}/s for {b.seconds} s: {shown(t, ' s')}"
+                              for b, t in zip(bursts, each, strict=True))  # fmt: skip
+            print(f"- seed {outcome.seed}, {fleet}: {cells}")
 
 
 def verdict(runs: Sequence[Outcome], sync_s: float) -> None:

@@ -89,9 +89,10 @@ def summary_lines(summary: Summary, spec: HpaSpec) -> list[str]:
     sent = ", ".join(f"{summary.fleets[name].sent} to {name}" for name in FLEETS)
     lines = [
         f"Scenario: {summary.scenario.describe()}",
-        f"HPA: a sync every {summary.sync_s:g} s, target {summary.target_per_pod:g}/s per pod "
-        f"(AverageValue), {spec.min_replicas} to {spec.max_replicas} replicas, "
-        f"tolerance {spec.tolerance:g}",
+        f"HPA: a sync every {summary.sync_s:g} s (the first at t={summary.first_sync_s:.1f} s, "
+        f"{summary.wait_for_sync_s:.1f} s after the load first rises), target "
+        f"{summary.target_per_pod:g}/s per pod (AverageValue), {spec.min_replicas} to "
+        f"{spec.max_replicas} replicas, tolerance {spec.tolerance:g}",
         f"     {describe_behavior(spec.behavior)}",
         f"Load: {planned} requests planned for each fleet; sent {sent}",
         "",
@@ -131,13 +132,20 @@ def right_size_lines(summary: Summary, spec: HpaSpec) -> list[str]:
     def size(rate_per_s: int) -> int:
         return right_size(rate_per_s, summary.target_per_pod, spec.tolerance, spec.max_replicas)
 
-    sizes = ", ".join(
-        f"{size(p.rate_per_s)} for {p.rate_per_s}/s" for p in summary.scenario.rises()
-    )
-    return [
+    def took(value: float | None) -> str:
+        return "never" if value is None else f"{value:.1f} s"
+
+    rises = summary.scenario.rises()
+    sizes = ", ".join(f"{size(p.rate_per_s)} for {p.rate_per_s}/s" for p in rises)
+    lines = [
         f"Right size: the slowest rise until its pods were ready ({sizes}: the oracle's "
         f"ceil(load / {summary.target_per_pod:g}), or fewer within the HPA's tolerance)"
     ]
+    if len(rises) > 1:
+        for name in FLEETS:
+            each = ", ".join(took(t) for t in summary.fleets[name].per_rise_s)
+            lines.append(f"  each rise, {LABELS[name]}: {each}")
+    return lines
 
 
 def write_outputs(

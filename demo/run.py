@@ -116,7 +116,9 @@ async def run(settings: Settings, out: TextIO) -> Summary:
     say(out, f"Stopped all {len(children.started)} processes it started.")
     fleets = stage.fleets.values()
     lives = {fleet.name: fleet.lives(origin_s=stage.t0) for fleet in fleets}
-    summary = summarize(rows, scenario, lives, spec=spec, sync_s=settings.sync_s)
+    first_sync_s = settings.first_sync(scenario)
+    summary = summarize(rows, scenario, lives, spec=spec, sync_s=settings.sync_s,
+                        first_sync_s=first_sync_s)  # fmt: skip
     events = [event for fleet in fleets for event in fleet.events_since(stage.t0)]
     lines = write_outputs(settings.out_dir, rows, summary, spec, events)
     say(out, "\n" + "\n".join(lines))

@@ -161,14 +161,18 @@ def seconds_to_right_size(
 ) -> float | None:
     """The slowest of the scenario's rises (the step, each burst) to the right size;
     None when one of them never got there."""
-    slowest = 0.0
-    for phase in scenario.rises():
-        needed = right_size(phase.rate_per_s, target_per_pod, tolerance, high)
-        took = seconds_to_size(lives, phase, needed)
-        if took is None:
-            return None
-        slowest = max(slowest, took)
-    return slowest
+    each = seconds_to_size_per_rise(lives, scenario, target_per_pod, tolerance, high)
+    return None if None in each else max((t for t in each if t is not None), default=0.0)
+
+
+def seconds_to_size_per_rise(
+    lives: Sequence[PodLife], scenario: Scenario, target_per_pod: float, tolerance: float, high: int
+) -> list[float | None]:
+    """For each rise of the load, seconds until the right size (None: not within it)."""
+    return [
+        seconds_to_size(lives, phase, right_size(phase.rate_per_s, target_per_pod, tolerance, high))
+        for phase in scenario.rises()
+    ]
 
 
 @dataclass(frozen=True)
@@ -180,6 +184,7 @@ class FleetSummary:
     max_replicas: int
     sent: int = 0
     errors: int = 0
+    per_rise_s: tuple[float | None, ...] = ()  # seconds to the right size, each rise
 
 
 def summarize_fleet(
@@ -203,6 +208,9 @@ def summarize_fleet(
         max_replicas=max_alive(lives, scenario.duration_s),
         sent=sum(s.sent for s in seconds),
         errors=sum(s.errors for s in seconds),
+        per_rise_s=tuple(
+            seconds_to_size_per_rise(lives, scenario, target_per_pod, tolerance, max_replicas)
+        ),
     )
 
 
@@ -230,8 +238,16 @@ class Summary:
     target_per_pod: float
     behavior: str
     sync_s: float
+    first_sync_s: float
     offered_planned: int
     fleets: dict[str, FleetSummary]  # "direct", "prometheus", "oracle"
+
+    @property
+    def wait_for_sync_s(self) -> float:
+        """From the load's first rise to the next HPA sync."""
+        rises = self.scenario.rises()
+        first_rise_s = rises[0].start_s if rises else 0.0
+        return (self.first_sync_s - first_rise_s) % self.sync_s
 
     @property
     def offered_measured(self) -> int:
@@ -283,6 +299,7 @@ def summarize(
     *,
     spec: HpaSpec,
     sync_s: float,
+    first_sync_s: float,
 ) -> Summary:
     """Each fleet's figures and the oracle's, over the whole run."""
     fleets: dict[str, FleetSummary] = {
@@ -301,6 +318,7 @@ def summarize(
         target_per_pod=spec.target_per_pod,
         behavior=spec.behavior.name,
         sync_s=sync_s,
+        first_sync_s=first_sync_s,
         offered_planned=sum(scenario.planned()),
         fleets={**fleets, "oracle": oracle},
     )

@@ -47,4 +47,4 @@ def lives() -> dict[FleetName, list[PodLife]]:
 
 
 def summary() -> Summary:
-    return summarize(rows(), scenario(), lives(), spec=SPEC, sync_s=15.0)
+    return summarize(rows(), scenario(), lives(), spec=SPEC, sync_s=15.0, first_sync_s=11.5)

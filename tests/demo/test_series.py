@@ -22,6 +22,7 @@ from demo.series import (
     right_size,
     seconds_to_right_size,
     seconds_to_size,
+    seconds_to_size_per_rise,
     summarize,
 )
 
@@ -83,6 +84,7 @@ def test_seconds_to_right_size_is_the_slowest_rise_and_none_if_one_never_made_it
         life(first.start_s, first.start_s + 4.0) for _ in range(17)
     ]
     assert seconds_to_right_size(late, scenario, 8.0, 0.1, 20) == pytest.approx(4.0)
+    assert seconds_to_size_per_rise(late, scenario, 8.0, 0.1, 20) == [4.0, 0.0, 0.0]
     assert seconds_to_right_size(always[:2], scenario, 8.0, 0.1, 20) is None
     assert second.start_s > first.end_s and third.start_s > second.end_s
 
@@ -106,7 +108,7 @@ def test_summary_json_has_exactly_the_documented_keys() -> None:
         "direct": [life(-1, -0.5) for _ in range(5)],
         "prometheus": [life(-1, -0.5)],
     }
-    summary = summarize(rows, scenario, lives, spec=SPEC, sync_s=15.0)
+    summary = summarize(rows, scenario, lives, spec=SPEC, sync_s=15.0, first_sync_s=1.0)
     document = json.loads(json.dumps(summary.as_json()))
     assert set(document) == {"scenario", "target_per_pod", "offered_planned", "offered_measured",
                              "fleets"}  # fmt: skip
