@@ -1,0 +1,56 @@
+"""Volume mounts as the node agent makes them: the wrapper script and its limits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from e2e import podspec, volumes
+
+
+def test_no_mounts_leave_the_command_alone() -> None:
+    assert volumes.wrap(["rating-api", "--port", "1"], []) == ["rating-api", "--port", "1"]
+
+
+def test_mounts_run_in_a_mount_namespace_with_a_fresh_run() -> None:
+    mounts = [volumes.Mount(Path("/state/p/volumes/tok en"), "/var/run/secrets/x")]
+    argv = volumes.wrap(["rating-scaler"], mounts)
+    assert argv[:4] == ["unshare", "--mount", "--propagation", "private"]
+    script = argv[argv.index("-c") + 1]
+    assert script.startswith("mount -t tmpfs -o mode=755 pod-run /run && ")
+    assert "mount --bind '/state/p/volumes/tok en' /var/run/secrets/x" in script
+    assert argv[-2:] == ["pod", "rating-scaler"]
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["/var/run/secrets/kubernetes.io/serviceaccount", "/run/x", "/tmp"],
+    ids=["var-run", "run", "existing-dir"],
+)
+def test_mount_paths_under_run_or_existing_are_taken(target: str, tmp_path: Path) -> None:
+    pod: dict[str, Any] = {
+        "metadata": {"name": "p", "namespace": "ns", "uid": "u"},
+        "spec": {
+            "volumes": [{"name": "v", "emptyDir": {}}],
+            "containers": [{"name": "c", "volumeMounts": [{"name": "v", "mountPath": target}]}],
+        },
+    }
+    mounts = volumes.prepare(None, pod, tmp_path, "10.244.0.2", "127.0.0.1")  # type: ignore[arg-type]
+    assert [m.target for m in mounts] == [target]
+    assert (tmp_path / "volumes" / "v").is_dir()
+
+
+def test_a_missing_mount_path_outside_run_is_refused(tmp_path: Path) -> None:
+    pod: dict[str, Any] = {
+        "metadata": {"name": "p", "namespace": "ns", "uid": "u"},
+        "spec": {
+            "volumes": [{"name": "v", "emptyDir": {}}],
+            "containers": [
+                {"name": "c", "volumeMounts": [{"name": "v", "mountPath": "/nonexistent/x"}]}
+            ],
+        },
+    }
+    with pytest.raises(podspec.Unsupported, match="/nonexistent/x"):
+        volumes.prepare(None, pod, tmp_path, "10.244.0.2", "127.0.0.1")  # type: ignore[arg-type]
