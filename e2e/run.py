@@ -208,10 +208,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGINT, interrupted)
     settings = Settings(args.out, args.hpa_sync, args.duration, str(build.binary("prometheus")))
     try:
-        return run(settings)
+        code = run(settings)
     except KeyboardInterrupt:
         say("Interrupted; everything it started is stopped.")
-        return 130
+        code = 130
+    say(f"\nmake e2e: {'passed' if code == 0 else f'FAILED (exit {code})'}")
+    return code
 
 
 if __name__ == "__main__":

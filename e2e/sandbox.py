@@ -17,6 +17,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 INSIDE_ENV = "OPENCLAW_E2E_SANDBOX"
 RESOLV_CONF = Path("/etc/resolv.conf")
@@ -26,20 +27,19 @@ def inside() -> bool:
     return os.environ.get(INSIDE_ENV) == "1" and os.getpid() == 1
 
 
-def run_inside(argv: Sequence[str]) -> int:
-    """Run `argv` in fresh network, mount and PID namespaces; its exit code.
+def exec_inside(argv: Sequence[str]) -> NoReturn:
+    """Become `unshare`, running `argv` in fresh network, mount and PID namespaces.
 
-    Ctrl-C reaches the child (same terminal process group), which stops its own
-    children; here, and in `unshare`, it is ignored so that both wait for it."""
+    `--kill-child`: if `unshare` dies, the kernel kills `argv` (process 1 there) and
+    with it everything in its namespace. Ctrl-C reaches `argv` (same terminal process
+    group), which stops its own children; `unshare` ignores it and waits."""
     if os.geteuid() != 0:
         raise SystemExit("make e2e needs root: it makes network, mount and PID namespaces")
-    command = ["unshare", "--net", "--mount", "--pid", "--fork", "--mount-proc", *argv]
-    previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        return subprocess.run(command, env=os.environ | {INSIDE_ENV: "1"}, check=False).returncode
-    finally:
-        for signum, action in previous.items():
-            signal.signal(signum, action)
+    command = ["unshare", "--net", "--mount", "--pid", "--fork", "--mount-proc", "--kill-child"]
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
+    sys.stdout.flush()
+    os.execvpe(command[0], [*command, *argv], os.environ | {INSIDE_ENV: "1"})
 
 
 def set_up(resolv_conf: Path, nameserver: str) -> None:

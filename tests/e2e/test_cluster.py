@@ -33,7 +33,7 @@ def skip_reason() -> str | None:
 @pytest.mark.slow
 @pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or "")
 def test_a_pod_runs_becomes_an_endpoint_and_stops(tmp_path: Path) -> None:
-    command = ["unshare", "--net", "--mount", "--pid", "--fork", "--mount-proc"]
+    command = ["unshare", "--net", "--mount", "--pid", "--fork", "--mount-proc", "--kill-child"]
     command += [sys.executable, "-m", "tests.e2e.cluster_check", str(tmp_path)]
     env = os.environ | {sandbox.INSIDE_ENV: "1"}
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=170)
