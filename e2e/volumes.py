@@ -108,9 +108,14 @@ def wrap(argv: Sequence[str], mounts: Sequence[Mount]) -> list[str]:
     """`argv` run in its own mount namespace with `mounts` in place."""
     if not mounts:
         return list(argv)
+    # Every source is bound under the fresh /run first, then each goes to its target:
+    # a volume mounted at /tmp must not hide another volume's source below /tmp.
     steps = ["mount -t tmpfs -o mode=755 pod-run /run"]
-    for mount in mounts:
+    for index, mount in enumerate(mounts):
+        staged = f"/run/.volumes/{index}"
+        steps.append(f"mkdir -p {staged} && mount --bind {shlex.quote(str(mount.source))} {staged}")
+    for index, mount in enumerate(mounts):
         target = shlex.quote(mount.target)
-        steps.append(f"mkdir -p {target} && mount --bind {shlex.quote(str(mount.source))} {target}")
+        steps.append(f"mkdir -p {target} && mount --bind /run/.volumes/{index} {target}")
     script = " && ".join(steps) + ' && exec "$@"'
     return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "pod", *argv]

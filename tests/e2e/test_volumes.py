@@ -15,12 +15,18 @@ def test_no_mounts_leave_the_command_alone() -> None:
 
 
 def test_mounts_run_in_a_mount_namespace_with_a_fresh_run() -> None:
-    mounts = [volumes.Mount(Path("/state/p/volumes/tok en"), "/var/run/secrets/x")]
+    mounts = [
+        volumes.Mount(Path("/tmp/state/p/volumes/tmp"), "/tmp"),
+        volumes.Mount(Path("/tmp/state/p/volumes/tok en"), "/var/run/secrets/x"),
+    ]
     argv = volumes.wrap(["rating-scaler"], mounts)
     assert argv[:4] == ["unshare", "--mount", "--propagation", "private"]
-    script = argv[argv.index("-c") + 1]
-    assert script.startswith("mount -t tmpfs -o mode=755 pod-run /run && ")
-    assert "mount --bind '/state/p/volumes/tok en' /var/run/secrets/x" in script
+    steps = argv[argv.index("-c") + 1].split(" && ")
+    assert steps[0] == "mount -t tmpfs -o mode=755 pod-run /run"
+    # Both sources are staged before /tmp is covered, then moved to their targets.
+    staged = steps.index("mount --bind '/tmp/state/p/volumes/tok en' /run/.volumes/1")
+    assert staged < steps.index("mount --bind /run/.volumes/0 /tmp")
+    assert "mount --bind /run/.volumes/1 /var/run/secrets/x" in steps
     assert argv[-2:] == ["pod", "rating-scaler"]
 
 
