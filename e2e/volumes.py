@@ -13,6 +13,7 @@ volume is bind-mounted at its mountPath. Mount paths must exist already or lie u
 from __future__ import annotations
 
 import shlex
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,9 @@ from e2e import podspec
 
 Json = Mapping[str, Any]
 RUN = Path("/run")
+# Where the pods' programs come from: an emptyDir mounted over one of these would hide
+# them (a checkout under /tmp, with the manifests' emptyDir at /tmp).
+NEEDED = (Path(__file__).resolve().parent.parent, Path(sys.prefix).resolve())
 TOKEN_EXPIRY_S = 3607  # what the ServiceAccount admission plugin asks for
 
 
@@ -36,6 +40,11 @@ class Mount:
 def _inside_run(target: str) -> bool:
     resolved = Path(target.replace("/var/run/", "/run/", 1))
     return resolved == RUN or RUN in resolved.parents
+
+
+def hides_programs(target: str) -> bool:
+    covered = Path(target).resolve()
+    return any(path == covered or covered in path.parents for path in NEEDED)
 
 
 def token(core: client.CoreV1Api, pod: Json, source: Json) -> str:
@@ -100,6 +109,8 @@ def prepare(
                 (source / name).write_text(text)
         elif "emptyDir" not in volume:
             raise podspec.Unsupported(f"volume {wanted['name']}: {sorted(volume)}")
+        elif hides_programs(target):
+            continue  # scratch space only: the container uses the machine's directory
         mounts.append(Mount(source, target))
     return mounts
 

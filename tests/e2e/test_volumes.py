@@ -60,3 +60,15 @@ def test_a_missing_mount_path_outside_run_is_refused(tmp_path: Path) -> None:
     }
     with pytest.raises(podspec.Unsupported, match="/nonexistent/x"):
         volumes.prepare(None, pod, tmp_path, "10.244.0.2", "127.0.0.1")  # type: ignore[arg-type]
+
+
+def test_an_empty_dir_over_the_programs_is_left_out(tmp_path: Path) -> None:
+    covering = str(Path(volumes.__file__).resolve().parent.parent.parent)
+    pod: dict[str, Any] = {
+        "metadata": {"name": "p", "namespace": "ns", "uid": "u"},
+        "spec": {
+            "volumes": [{"name": "v", "emptyDir": {}}],
+            "containers": [{"name": "c", "volumeMounts": [{"name": "v", "mountPath": covering}]}],
+        },
+    }
+    assert volumes.prepare(None, pod, tmp_path, "10.244.0.2", "127.0.0.1") == []  # type: ignore[arg-type]
