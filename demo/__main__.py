@@ -62,7 +62,7 @@ def parse_args(argv: list[str] | None) -> Settings:
         type=int,
         default=defaults.seed,
         metavar="N",
-        help="draws the bursts and where the HPAs' sync cycle falls (default %(default)s)",
+        help="draws the bursts, and the HPAs' first sync with --random-phase (default %(default)s)",
     )
     add(
         "--duration",

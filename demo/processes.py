@@ -1,6 +1,6 @@
 """The demo's processes, on `harness`: every child it spawns is registered and stopped.
 
-`Children.spawn` starts a command (no `preexec_fn`: see `harness.child`) with its log in
+`Children.spawn` starts a command (see `harness.child`: safe with threads) with its log in
 one folder; `stop_all` stops what still runs. The kernel also stops each child if the
 demo itself dies (`die_with_parent`). `until_signal` turns SIGINT and SIGTERM into the
 cancellation of the demo's main task, so that its cleanup runs in order; a second
