@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from scaler.bucket_state import BucketState
 
@@ -35,6 +35,10 @@ class PodSeries:
     last_error: str | None = None
     failed_last_poll: bool = False
     restarts: int = 0
+
+    def copy(self) -> PodSeries:
+        """An independent copy: another target's poller goes on from these samples."""
+        return replace(self, samples=deque(self.samples))
 
     def observe(self, state: BucketState, now: float, keep_s: float) -> None:
         previous = self.state

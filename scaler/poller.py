@@ -24,6 +24,7 @@ log = logging.getLogger("scaler.poller")
 
 Clock = Callable[[], float]
 CycleObserver = Callable[["TargetPoller", float], None]
+KnownSeries = Callable[[str], "PodSeries | None"]  # another target's series of that pod
 STALE_AFTER_POLLS = 3  # a pod's last answer counts this many intervals after it came
 MAX_IN_FLIGHT = 16  # hides loopback latency; RPCs never queue behind a big burst of answers
 MIN_KEEP_S = 5.0  # history kept per pod before anyone asked for a longer window
@@ -40,6 +41,7 @@ class TargetPoller:
         clock: Clock = time.monotonic,
         on_cycle: CycleObserver | None = None,
         max_in_flight: int = MAX_IN_FLIGHT,
+        known_series: KnownSeries | None = None,
     ) -> None:
         self.target = target
         self.poll_interval_s = poll_interval_s
@@ -53,6 +55,7 @@ class TargetPoller:
         self._fetch = fetch
         self._clock = clock
         self._on_cycle = on_cycle
+        self._known_series = known_series
         self._addresses: list[tuple[str, int, str]] = []
         self._in_flight = asyncio.Semaphore(max_in_flight)
         self.window_s = 0.0  # the longest averaging window asked for
@@ -164,7 +167,18 @@ class TargetPoller:
         for gone in self.pods.keys() - present:
             del self.pods[gone]
         for address in present - self.pods.keys():
-            self.pods[address] = PodSeries(address)
+            self.pods[address] = self._series_for(address)
+
+    def _series_for(self, address: str) -> PodSeries:
+        """A new pod of this target: with the samples another target already took of it.
+
+        A ScaledObject whose `endpoints` list changes names a new target; its pods that
+        were polled before keep their rate instead of starting again from nothing.
+        """
+        known = self._known_series(address) if self._known_series is not None else None
+        if known is None or known.state is None:
+            return PodSeries(address)
+        return known.copy()
 
     async def _poll(self, host: str, port: int, deadline: float) -> BucketState | PodError:
         # Each pod's timeout starts when its request goes out, not when the cycle starts,

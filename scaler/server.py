@@ -88,6 +88,7 @@ class Scaler:
             self.client.fetch,
             poll_interval_s=self.config.poll_interval_s,
             on_cycle=self.metrics.on_cycle,
+            known_series=self.targets.known_series,
         )
 
     def _discovery(self, target: TargetKey) -> Discovery:

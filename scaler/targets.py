@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from scaler.aggregation import PodSeries
 from scaler.keys import TargetKey
 from scaler.poller import Clock, TargetPoller
 from scaler.trigger import TriggerConfig
@@ -86,6 +87,12 @@ class Targets:
         while True:
             await asyncio.sleep(every_s)
             await self.forget_idle()
+
+    def known_series(self, address: str) -> PodSeries | None:
+        """The freshest series any target keeps of the pod at `address`, if one does."""
+        found = (poller.pods.get(address) for poller in self.pollers.values())
+        series = [s for s in found if s is not None and s.state is not None]
+        return max(series, key=lambda s: s.last_ok_at, default=None)
 
     def has_fresh_data(self) -> bool:
         """True when there is no target yet, or at least one target has fresh data."""

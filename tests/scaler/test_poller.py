@@ -7,6 +7,7 @@ import logging
 
 import pytest
 
+from scaler.aggregation import PodSeries
 from scaler.bucket_state import BucketState
 from scaler.discovery import Unwatched
 from scaler.fetch import PodError
@@ -164,3 +165,42 @@ async def test_a_woken_poller_polls_the_new_pod_before_its_next_cycle() -> None:
         assert asked == [9000, 9001] and poller.cycles == 1
     finally:
         await poller.stop()
+
+
+@pytest.mark.parametrize("known", [True, False], ids=["pod-known-elsewhere", "pod-new"])
+async def test_a_new_target_takes_the_samples_another_target_has_of_its_pods(
+    known: bool,
+) -> None:
+    clock, uptime = Clock(), {"s": 10.0}
+
+    async def fetch(host: str, port: int) -> BucketState:
+        return state(port, uptime["s"], uptime["s"] * 20.0)  # every pod asks 20/s
+
+    before = TargetPoller(TARGET, Pods(1), fetch, poll_interval_s=1.0, clock=clock)
+    for _ in range(3):
+        await before.poll_once()
+        uptime["s"] += 1.0
+        clock.now += 1.0
+    assert before.aggregate(5.0).demand_per_s == pytest.approx(20.0)
+
+    def known_series(address: str) -> PodSeries | None:
+        return before.pods.get(address) if known else None
+
+    # The same ScaledObject with one more pod in its `endpoints`: a new target.
+    after = TargetPoller(
+        TargetKey(None, (("127.0.0.1", 9000), ("127.0.0.1", 9001)), 9090),
+        Pods(2),
+        fetch,
+        poll_interval_s=1.0,
+        clock=clock,
+        known_series=known_series,
+    )
+    await after.poll_once()
+    # The pod polled before has a rate at once, and the new pod counts by extrapolation;
+    # without that history, a first sample of each gives no rate at all.
+    assert after.aggregate(5.0).demand_per_s == pytest.approx(40.0 if known else 0.0)
+    assert after.pods["127.0.0.1:9000"] is not before.pods["127.0.0.1:9000"]
+    samples_after = len(after.pods["127.0.0.1:9000"].samples)
+    uptime["s"] += 1.0
+    await before.poll_once()
+    assert len(after.pods["127.0.0.1:9000"].samples) == samples_after  # a copy, not shared
