@@ -83,7 +83,7 @@ DEFAULT_BEHAVIOR = Behavior(
 # What manifests/base/autoscaling/scaledobject.yaml sets.
 SCALED_OBJECT_BEHAVIOR = Behavior(
     name="the ScaledObject's behavior",
-    scale_up=Rules(0.0, (Policy("Pods", 6, 15.0), Policy("Percent", 200, 15.0)), "Max"),
+    scale_up=Rules(0.0, (Policy("Pods", 6, 10.0), Policy("Percent", 200, 10.0)), "Max"),
     scale_down=Rules(300.0, (Policy("Percent", 25, 60.0), Policy("Pods", 1, 60.0)), "Max"),
 )
 

@@ -3,7 +3,10 @@ Autoscaling" page (algorithm details, scaling policies, stabilization, defaults)
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import yaml
 
 from demo.hpa import (
     DEFAULT_BEHAVIOR,
@@ -19,6 +22,12 @@ from demo.hpa import (
 
 NO_LIMITS = Rules(0.0, (Policy("Percent", 1000, 15.0),), "Max")
 UNLIMITED = Behavior("unlimited", scale_up=NO_LIMITS, scale_down=NO_LIMITS)
+# The ScaledObject's scale-up policies with a period equal to the 15 s sync.
+PERIOD_15 = Behavior(
+    "period 15 s",
+    scale_up=Rules(0.0, (Policy("Pods", 6, 15.0), Policy("Percent", 200, 15.0)), "Max"),
+    scale_down=SCALED_OBJECT_BEHAVIOR.scale_down,
+)
 
 
 @pytest.mark.parametrize(
@@ -167,7 +176,7 @@ def test_rate_limits_count_from_the_replicas_at_the_start_of_the_period() -> Non
     """Events within the period count against it: 3 -> 9 at t = 0 leaves nothing for a
     sync 10 s later (the period started at 3, 200 % of it is 9), but a sync 15 s after
     counts from 9."""
-    spec = HpaSpec(target_per_pod=8.0, behavior=SCALED_OBJECT_BEHAVIOR)
+    spec = HpaSpec(target_per_pod=8.0, behavior=PERIOD_15)
     hpa = Autoscaler(spec)
     assert hpa.sync(0.0, value=400.0, spec_replicas=3, pods=3).desired == 9
     assert hpa.period_start(10.0, 9, 15.0) == 3
@@ -199,3 +208,39 @@ def test_a_bad_spec_is_refused(kwargs: dict[str, float], message: str) -> None:
 def test_a_window_beyond_an_hour_is_refused() -> None:
     with pytest.raises(ValueError, match="stabilization window"):
         DEFAULT_BEHAVIOR.with_scale_down_window(3601.0)
+
+
+def _rules(section: dict[str, object]) -> Rules:
+    policies = section["policies"]
+    assert isinstance(policies, list)
+    return Rules(
+        float(str(section["stabilizationWindowSeconds"])),
+        tuple(Policy(p["type"], int(p["value"]), float(p["periodSeconds"])) for p in policies),
+        str(section["selectPolicy"]),  # type: ignore[arg-type]
+    )
+
+
+def test_the_demos_scaled_object_behavior_is_the_manifests() -> None:
+    manifest = Path(__file__).resolve().parents[2] / "manifests/base/autoscaling/scaledobject.yaml"
+    spec = yaml.safe_load(manifest.read_text())["spec"]
+    behavior = spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
+    assert _rules(behavior["scaleUp"]) == SCALED_OBJECT_BEHAVIOR.scale_up
+    assert _rules(behavior["scaleDown"]) == SCALED_OBJECT_BEHAVIOR.scale_down
+
+
+@pytest.mark.parametrize(
+    ("next_sync_s", "expected"),
+    [(14.99, 9), (15.0, 16), (15.04, 16)],
+    ids=["next-sync-a-hair-early", "exact", "a-hair-late"],
+)
+def test_a_scale_up_period_below_the_sync_does_not_hang_on_milliseconds(
+    next_sync_s: float, expected: int
+) -> None:
+    """With a period equal to the 15 s sync, the real HPA's second step came one sync late
+    when the next sync started a hair early; the manifest's 10 s period removes that."""
+    for behavior, want in ((PERIOD_15, expected), (SCALED_OBJECT_BEHAVIOR, 16)):
+        hpa = Autoscaler(HpaSpec(target_per_pod=8.0, max_replicas=20, behavior=behavior))
+        first = hpa.sync(0.0, value=123.0, spec_replicas=3, pods=3).desired
+        assert first == 9
+        second = hpa.sync(next_sync_s, value=123.0, spec_replicas=9, pods=9).desired
+        assert second == want, behavior.name
