@@ -48,7 +48,7 @@ soak: system-deps $(STAMP)  ## 10-minute soak, then 3 minutes of chaos; prints t
 	$(PY) -m soak $(SOAK_ARGS)
 	$(PY) -m soak --chaos --duration 180 $(SOAK_ARGS)
 
-e2e: system-deps $(STAMP)  ## real kube-apiserver, controller-manager, etcd, KEDA and Prometheus on this machine (root; see README)
+e2e: $(STAMP)  ## real kube-apiserver, controller-manager, etcd, KEDA and Prometheus on this machine (root; see README)
 	$(PY) -m e2e $(E2E_ARGS)
 
 proto: $(STAMP)  ## regenerate scaler/_proto from proto/ (commit the result)
