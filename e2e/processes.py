@@ -1,7 +1,8 @@
 """The harness's own children: control-plane components and KEDA, each with a log file.
 
-Each child runs in a session of its own (`start_new_session`, nothing run between fork and exec), so a
-terminal's Ctrl-C reaches only the harness, which then stops its children in order;
+Each child runs in a session of its own (`start_new_session`, nothing run between fork
+and exec), so a terminal's Ctrl-C reaches only the harness, which then stops its
+children in order;
 the whole run also lives in a PID namespace of its own (see `e2e.sandbox`), so the
 kernel ends whatever is left when the harness exits, however it exits.
 """
