@@ -51,7 +51,7 @@ def test_every_output_is_written(tmp_path: Path) -> None:
 def test_the_summary_says_which_behavior_and_gives_each_fleets_figures() -> None:
     text = "\n".join(summary_lines(summary(), SPEC))
     assert (
-        "the ScaledObject's behavior: up no window, 6 pods per 15 s or 200 % per 15 s (Max);"
+        "the ScaledObject's behavior: up no window, 6 pods per 10 s or 200 % per 10 s (Max);"
         in text
     )
     assert "down 300 s window, 25 % per 60 s or 1 pod per 60 s (Max)" in text
