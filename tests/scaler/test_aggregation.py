@@ -171,15 +171,43 @@ def test_targets_fall_back_to_the_last_values_seen_and_are_unknown_before() -> N
     assert (agg.refill_per_s_per_pod, agg.capacity_per_pod) == (None, None)
 
 
-def test_a_new_pod_has_no_rate_yet_and_demand_is_extrapolated_from_the_others() -> None:
+def test_a_new_pod_has_no_rate_yet_and_adds_nothing_for_that_poll() -> None:
     old, new = PodSeries("old"), PodSeries("new")
     old.observe(state(0, 1.0), now=1.0, keep_s=10)
     old.observe(state(30, 2.0), now=2.0, keep_s=10)
     new.observe(state(99_999, 50.0), now=2.0, keep_s=10)  # its past is not demand now
     agg = aggregate([old, new], now=2.0, window_s=1.0, fresh_for_s=FRESH_FOR_S)
-    assert (agg.pods_fresh, agg.pods_rated, agg.extrapolated) == (2, 1, True)
-    assert agg.demand_per_s == pytest.approx(60.0)
+    assert (agg.pods_fresh, agg.pods_rated, agg.extrapolated) == (2, 1, False)
+    assert agg.demand_per_s == pytest.approx(30.0)
     assert agg.deficit_tokens == pytest.approx(100.0)  # levels count from the first answer
+
+
+def test_a_growing_fleet_does_not_count_the_load_that_moved_to_new_pods_twice() -> None:
+    """120/s over 3 pods for 5 s, then spread over 9: the 6 new pods are seen once."""
+    old = [PodSeries(f"old-{i}") for i in range(3)]
+    for t in range(6):
+        for pod in old:
+            pod.observe(state(40.0 * t, 10.0 + t), now=float(t), keep_s=10)
+    for pod in old:
+        pod.observe(state(40.0 * 5 + 120.0 / 9, 16.0), now=6.0, keep_s=10)
+    new = [PodSeries(f"new-{i}") for i in range(6)]
+    for pod in new:
+        pod.observe(state(0.0, 1.0), now=6.0, keep_s=10)
+    agg = aggregate([*old, *new], now=6.0, window_s=5.0, fresh_for_s=FRESH_FOR_S)
+    # The old pods' window (5 s) still holds most of the 120/s; nothing is tripled.
+    assert 0.8 * 120.0 <= agg.demand_per_s <= 120.0
+    assert not agg.extrapolated
+
+
+def test_a_stale_pod_is_still_extrapolated_from_the_rated_ones() -> None:
+    answering, stale = PodSeries("answering"), PodSeries("stale")
+    for pod in (answering, stale):
+        pod.observe(state(0, 1.0), now=1.0, keep_s=10)
+        pod.observe(state(30, 2.0), now=2.0, keep_s=10)
+    answering.observe(state(60, 3.0), now=10.0, keep_s=10)
+    agg = aggregate([answering, stale], now=10.0, window_s=1.0, fresh_for_s=FRESH_FOR_S)
+    assert (agg.pods_fresh, agg.pods_rated, agg.extrapolated) == (1, 1, True)
+    assert agg.demand_per_s == pytest.approx(60.0)
 
 
 @pytest.mark.parametrize(

@@ -196,9 +196,9 @@ async def test_a_new_target_takes_the_samples_another_target_has_of_its_pods(
         known_series=known_series,
     )
     await after.poll_once()
-    # The pod polled before has a rate at once, and the new pod counts by extrapolation;
-    # without that history, a first sample of each gives no rate at all.
-    assert after.aggregate(5.0).demand_per_s == pytest.approx(40.0 if known else 0.0)
+    # The pod polled before has its rate at once (the new one adds nothing until its
+    # second sample); without that history, a first sample of each gives no rate at all.
+    assert after.aggregate(5.0).demand_per_s == pytest.approx(20.0 if known else 0.0)
     assert after.pods["127.0.0.1:9000"] is not before.pods["127.0.0.1:9000"]
     samples_after = len(after.pods["127.0.0.1:9000"].samples)
     uptime["s"] += 1.0
