@@ -133,7 +133,8 @@ def aggregate(
     `fresh_for_s`; after that the total is extrapolated from the pods that answer.
     A pod seen once has no rate yet and adds nothing for that poll: a new scaler beside
     busy pods reports 0 rather than their past, and a new pod's load, which moved from
-    pods whose window still holds it, is not counted twice. Refill and capacity fall back to the last values seen, if any.
+    pods whose window still holds it, is not counted twice. Refill and capacity fall
+    back to the last values seen, if any.
     """
     pods = list(pods)
     fresh = [pod for pod in pods if pod.state is not None and now - pod.last_ok_at <= fresh_for_s]
