@@ -32,10 +32,14 @@ def test_mounts_run_in_a_mount_namespace_with_a_fresh_run() -> None:
 
 @pytest.mark.parametrize(
     "target",
-    ["/var/run/secrets/kubernetes.io/serviceaccount", "/run/x", "/tmp"],
+    ["/var/run/secrets/kubernetes.io/serviceaccount", "/run/x", "EXISTING"],
     ids=["var-run", "run", "existing-dir"],
 )
 def test_mount_paths_under_run_or_existing_are_taken(target: str, tmp_path: Path) -> None:
+    if target == "EXISTING":  # not /tmp itself: a checkout under /tmp keeps it unmounted
+        existing = tmp_path / "existing"
+        existing.mkdir()
+        target = str(existing)
     pod: dict[str, Any] = {
         "metadata": {"name": "p", "namespace": "ns", "uid": "u"},
         "spec": {
