@@ -239,29 +239,12 @@ def replicas_panel(
     oracle = [row.oracle_replicas for row in rows]
     ax.step(t, oracle, where="mid", color=ORACLE_COLOR, linestyle=":", linewidth=1.4,
             label="oracle: ceil(offered / target)")  # fmt: skip
-    ax.step(
-        t,
-        series(rows, fleet, "running"),
-        where="mid",
-        color=RUNNING_COLOR,
-        linewidth=1.0,
-        label="running (cost)",
-    )
-    ax.step(
-        t,
-        series(rows, fleet, "desired"),
-        where="mid",
-        color=DESIRED_COLOR,
-        linewidth=2.0,
-        label="desired (HPA)",
-    )
-    ax.step(
-        t,
-        series(rows, fleet, "ready"),
-        where="mid",
-        color=READY_COLOR,
-        linewidth=2.0,
-        label="ready",
-    )
+    for column, color, width, label in (
+        ("running", RUNNING_COLOR, 1.0, "running (cost)"),
+        ("desired", DESIRED_COLOR, 2.0, "desired (HPA)"),
+        ("ready", READY_COLOR, 2.0, "ready"),
+    ):
+        series_values = series(rows, fleet, column)
+        ax.step(t, series_values, where="mid", color=color, linewidth=width, label=label)
     ax.set_ylim(0, max_replicas + 1)
     ax.legend(loc="upper right", fontsize=8, framealpha=0.9)
