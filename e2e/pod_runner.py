@@ -25,7 +25,8 @@ from typing import Any
 from kubernetes import client
 
 from e2e import probes, volumes
-from e2e.podspec import Container, Probe
+from e2e.podspec import Container
+from e2e.probe_timing import ContainerProbes
 
 RESTART_BACKOFF_S = (10.0, 20.0, 40.0, 80.0, 160.0, 300.0)
 TICK_S = 0.25
@@ -33,32 +34,6 @@ TICK_S = 0.25
 
 def now_rfc3339() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-class ProbeState:
-    """Consecutive successes and failures against a probe's thresholds."""
-
-    def __init__(self, probe: Probe, started_s: float, initially: bool) -> None:
-        self.probe = probe
-        self.passing = initially
-        self.next_s = started_s + probe.initial_delay_s
-        self._streak = 0
-
-    def due(self, now_s: float) -> bool:
-        return now_s >= self.next_s
-
-    def record(self, ok: bool, now_s: float) -> bool:
-        """Count one result; returns whether the state flipped."""
-        self.next_s = now_s + self.probe.period_s
-        if ok == self.passing:
-            self._streak = 0
-            return False
-        self._streak += 1
-        needed = self.probe.success_threshold if ok else self.probe.failure_threshold
-        if self._streak < needed:
-            return False
-        self.passing, self._streak = ok, 0
-        return True
 
 
 class PodRunner(threading.Thread):
@@ -188,32 +163,34 @@ class PodRunner(threading.Thread):
             self.terminate()
 
     def supervise(self) -> None:
-        readiness = self._state(self.container.readiness, initially=False)
-        liveness = self._state(self.container.liveness, initially=True)
-        ready = readiness is None
+        checks = self._probes()
+        ready = checks.ready
         if ready:
             self.patch_status(ready=True)
         while not (self.deleting.is_set() or self.stop_now.is_set()):
-            now_s = time.monotonic()
             if self.popen is not None and self.popen.poll() is not None:
                 ready = self.restart(ready)
-                readiness = self._state(self.container.readiness, initially=False)
-                liveness = self._state(self.container.liveness, initially=True)
+                checks = self._probes()
                 continue
-            if self.probe_flipped(readiness, now_s):
-                ready = bool(readiness and readiness.passing)
+            while due := checks.due(time.monotonic()):
+                ok = probes.run(self.pod_ip, due[0].probe)
+                if checks.record(due[0], ok, time.monotonic()).restart:
+                    self.stop_process(self.grace_s)  # kubelet kills and restarts it
+                    break
+            if checks.ready != ready:
+                ready = checks.ready
                 self.patch_status(ready=ready)
-            if self.probe_flipped(liveness, now_s):
-                self.stop_process(self.grace_s)  # not passing: kubelet restarts it
-            time.sleep(TICK_S)
+            time.sleep(checks.sleep_s(time.monotonic(), TICK_S))
 
-    def probe_flipped(self, state: ProbeState | None, now_s: float) -> bool:
-        if state is None or not state.due(now_s):
-            return False
-        return state.record(probes.run(self.pod_ip, state.probe), time.monotonic())
-
-    def _state(self, probe: Probe | None, *, initially: bool) -> ProbeState | None:
-        return None if probe is None else ProbeState(probe, time.monotonic(), initially)
+    def _probes(self) -> ContainerProbes:
+        """The probes of the container started just now (see `e2e.probe_timing`)."""
+        container = self.container
+        return ContainerProbes(
+            startup=container.startup,
+            readiness=container.readiness,
+            liveness=container.liveness,
+            started_s=time.monotonic(),
+        )
 
     def restart(self, was_ready: bool) -> bool:
         if was_ready:

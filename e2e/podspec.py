@@ -38,6 +38,7 @@ class Container:
     env: Mapping[str, str]
     readiness: Probe | None
     liveness: Probe | None
+    startup: Probe | None
     pre_stop_sleep_s: float
     run_as_user: int | None
     run_as_group: int | None
@@ -160,6 +161,7 @@ def container_of(pod: Json, pod_ip: str, node_ip: str) -> Container:
         env=env,
         readiness=probe(container.get("readinessProbe"), container),
         liveness=probe(container.get("livenessProbe"), container),
+        startup=probe(container.get("startupProbe"), container),
         pre_stop_sleep_s=pre_stop_sleep_s(container),
         run_as_user=user,
         run_as_group=group,
