@@ -13,18 +13,23 @@ from pathlib import Path
 
 from kubernetes import client
 
-from e2e import control_plane, keda, sandbox
+from e2e import control_plane, hpa_syncs, keda, sandbox
 from e2e.cluster_dns import DNS_HOST, ClusterDns
 from e2e.control_plane import HOST, ControlPlane
 from e2e.kube import api_client, as_json
 from e2e.load import Endpoints
 from e2e.observe import Observer
+from e2e.offered import OfferedRates
 from e2e.processes import Proc, Procs, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 KUBECTL = Path(sys.executable).parent / "kubectl"
-OVERLAYS = {"direct": "e2e", "prometheus": "e2e-prometheus"}
-NAMESPACES = {"direct": "openclaw-rating", "prometheus": "openclaw-rating-prom"}
+OVERLAYS = {"direct": "e2e", "prometheus": "e2e-prometheus", "floor": "e2e-floor"}
+NAMESPACES = {
+    "direct": "openclaw-rating",
+    "prometheus": "openclaw-rating-prom",
+    "floor": "openclaw-rating-floor",
+}
 PROMETHEUS_PORT = 9090  # the e2e-prometheus overlay names it; the namespace is ours alone
 SCRAPE_INTERVAL_S = 15
 WIRED_TIMEOUT_S = 240.0
@@ -41,6 +46,13 @@ class Cluster:
     procs: Procs
     log_dir: Path
     say: Say
+    offered: OfferedRates
+
+    def hpa_syncs(self) -> list[hpa_syncs.Sync]:
+        """Every HPA sync so far, from the HPA controller's log."""
+        path = control_plane.hpa_log(self.log_dir)
+        with path.open(errors="replace") as handle:
+            return hpa_syncs.parse(handle)
 
     def kubectl(self, *args: str, log: str = "kubectl") -> str:
         argv = [str(KUBECTL), f"--kubeconfig={self.plane.kubeconfig}", *args]
@@ -113,7 +125,10 @@ def bring_up(
     plane = control_plane.start(procs, run_dir, log_dir, hpa_sync_s)
     say(f"  kube-apiserver ready: {time.monotonic() - started:.1f} s ({plane.server})")
     api = api_client(plane.kubeconfig)
-    cluster = Cluster(plane, api, ClusterDns(api).start(), Observer(api), procs, log_dir, say)
+    offered = OfferedRates().start()
+    offered.register("floor", lambda: 0.0)  # read by KEDA from the start; idle until the step
+    dns = ClusterDns(api).start()
+    cluster = Cluster(plane, api, dns, Observer(api), procs, log_dir, say, offered)
     say(f"  cluster DNS stand-in on {DNS_HOST}:53")
     start_keda(cluster, run_dir)
     start_node(cluster, log_dir, run_dir)
@@ -169,6 +184,13 @@ def apply_manifests(cluster: Cluster) -> None:
     for path, overlay in OVERLAYS.items():
         cluster.say(f"kubectl apply --server-side -k manifests/overlays/{overlay} ({path} path)")
         cluster.apply("-k", str(ROOT / "manifests" / "overlays" / overlay))
+    cluster.wait(
+        "KEDA made every HPA",
+        lambda: all(cluster.observer.hpa_exists(ns) for ns in NAMESPACES.values()),
+        60.0,
+    )
+    control_plane.start_hpa_controller(cluster.procs, cluster.plane, cluster.log_dir)
+    cluster.say("  HPA controller started: every HPA syncs in the same instant")
     for path, namespace in NAMESPACES.items():
         cluster.wait(
             f"{path}: 3 rating pods ready, HPA reading its metric",

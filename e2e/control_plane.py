@@ -1,5 +1,6 @@
 """etcd, kube-apiserver and kube-controller-manager on 127.0.0.1, as a one-node test
-cluster runs them.
+cluster runs them (the HPA controller in a controller manager of its own, started
+later: see `start_hpa_controller`).
 
 The API server authorizes with RBAC (everything the harness itself runs uses the admin
 client cert, group system:masters) and has the aggregation layer on: a front-proxy CA
@@ -13,6 +14,7 @@ from __future__ import annotations
 import socket
 import ssl
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,11 +28,15 @@ CONTROLLERS = (
     "replicaset-controller",
     "endpointslice-controller",
     "garbage-collector-controller",
-    "horizontal-pod-autoscaler-controller",
     "serviceaccount-controller",
     "disruption-controller",
     "root-ca-certificate-publisher-controller",  # kube-root-ca.crt, for pods' tokens
 )
+HPA_CONTROLLER = "horizontal-pod-autoscaler-controller"
+# Beta and on by default in 1.35; said explicitly so that a change of default cannot
+# silently drop the ScaledObject's `tolerance` (the API server strips the field when
+# the gate is off, and the controller then applies the cluster-wide 0.1).
+FEATURE_GATES = "HPAConfigurableTolerance=true"
 START_TIMEOUT_S = 90.0
 
 
@@ -147,11 +153,14 @@ def apiserver_argv(keys: Pki, etcd_port: int, port: int) -> list[str]:
         f"--proxy-client-cert-file={keys.front_proxy_client.cert}",
         f"--proxy-client-key-file={keys.front_proxy_client.key}",
         "--enable-priority-and-fairness=false",
+        f"--feature-gates={FEATURE_GATES}",
         "--v=1",
     ]
 
 
-def controller_manager_argv(keys: Pki, kubeconfig: Path, port: int, hpa_sync_s: float) -> list[str]:
+def controller_manager_argv(
+    keys: Pki, kubeconfig: Path, port: int, controllers: Sequence[str], hpa_sync_s: float
+) -> list[str]:
     return [
         str(build.binary("kube-controller-manager")),
         f"--kubeconfig={kubeconfig}",
@@ -160,11 +169,14 @@ def controller_manager_argv(keys: Pki, kubeconfig: Path, port: int, hpa_sync_s: 
         f"--bind-address={HOST}",
         f"--secure-port={port}",
         "--leader-elect=false",
-        f"--controllers={','.join(CONTROLLERS)}",
+        f"--controllers={','.join(controllers)}",
         f"--horizontal-pod-autoscaler-sync-period={hpa_sync_s:g}s",
         f"--root-ca-file={keys.ca.pair.cert}",
         f"--service-account-private-key-file={keys.service_account.key}",
+        f"--feature-gates={FEATURE_GATES}",
         "--v=1",
+        # One line per HPA sync, with the tolerances applied (read by e2e.hpa_syncs).
+        "--vmodule=horizontal=4",
     ]
 
 
@@ -189,11 +201,20 @@ def start(procs: Procs, run_dir: Path, log_dir: Path, hpa_sync_s: float) -> Cont
     )
     plane = ControlPlane(server, kubeconfig, keys, hpa_sync_s)
     wait_for("kube-apiserver /readyz", lambda: plane.get("/readyz") == "ok", START_TIMEOUT_S, procs)
-    procs.start(
-        Proc(
-            "kube-controller-manager",
-            controller_manager_argv(keys, kubeconfig, kcm_port, hpa_sync_s),
-            log_dir / "kube-controller-manager.log",
-        )
-    )
+    argv = controller_manager_argv(keys, kubeconfig, kcm_port, CONTROLLERS, hpa_sync_s)
+    procs.start(Proc("kube-controller-manager", argv, log_dir / "kube-controller-manager.log"))
     return plane
+
+
+def hpa_log(log_dir: Path) -> Path:
+    return log_dir / "kube-controller-manager-hpa.log"
+
+
+def start_hpa_controller(procs: Procs, plane: ControlPlane, log_dir: Path) -> None:
+    """The HPA controller in a controller manager of its own, started once every HPA
+    exists: the controller syncs each HPA one period after it first saw it, so all of
+    them then sync in the same instant and a step lands at the same point of each
+    one's sync cycle."""
+    keys, port = plane.pki, free_port()
+    argv = controller_manager_argv(keys, plane.kubeconfig, port, [HPA_CONTROLLER], plane.hpa_sync_s)
+    procs.start(Proc("kube-controller-manager-hpa", argv, hpa_log(log_dir)))

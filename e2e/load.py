@@ -1,6 +1,12 @@
 """Paced load through a client-side balancer: requests go round-robin over the ready
 addresses of a Service's EndpointSlices (as a mesh sidecar or a gRPC client would;
-no kube-proxy runs here). Bounded in time; counts answers per second."""
+no kube-proxy runs here). Bounded in time; counts outcomes per second.
+
+Connections are kept alive and pooled per pod, as a real client does. A pod that
+answers with `Connection: close` (rating-api does during its shutdown delay) has that
+connection closed after the answer, and the next request opens a new one. A request
+sent that gets no answer at all (the connection reset, or closed before the answer)
+counts as `lost`: what a client sees when a pod goes away under it."""
 
 from __future__ import annotations
 
@@ -57,11 +63,40 @@ class Tally:
         with self.lock:
             return sum(n for (_, o), n in self.counts.items() if o == outcome)
 
+    def totals(self) -> dict[str, int]:
+        found: Counter[str] = Counter()
+        with self.lock:
+            for (_, outcome), n in self.counts.items():
+                found[outcome] += n
+        return dict(found)
+
 
 def outcome_of(status: int) -> str:
     if status == 429:
         return "refused"
     return "answered" if 200 <= status < 300 else "error"
+
+
+def outcome_of_failure(error: BaseException) -> str:
+    """`unreachable`: no connection, so nothing was sent; `timeout`: no answer in time;
+    `lost`: sent, then the connection was reset or closed with no answer."""
+    if isinstance(error, aiohttp.ClientConnectorError):
+        return "unreachable"
+    if isinstance(error, TimeoutError):
+        return "timeout"
+    if isinstance(error, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError):
+        return "lost"
+    if isinstance(error, aiohttp.ClientOSError | ConnectionError):
+        return "lost"
+    return "error"
+
+
+def offered_per_s(phases: Sequence[Phase], elapsed_s: float) -> float:
+    """The rate the load is offering `elapsed_s` after its start (0 outside its phases)."""
+    for phase in phases:
+        if phase.start_s <= elapsed_s < phase.end_s:
+            return phase.rate_per_s
+    return 0.0
 
 
 class Load:
@@ -95,8 +130,11 @@ class Load:
             async with session.post(url, data=BODY, headers=headers) as response:
                 await response.read()
                 self.tally.add(second, outcome_of(response.status))
-        except (aiohttp.ClientError, TimeoutError):
-            self.tally.add(second, "error")
+        except (aiohttp.ClientError, OSError, TimeoutError) as error:
+            self.tally.add(second, outcome_of_failure(error))
+
+    def offered_per_s(self) -> float:
+        return offered_per_s(self.phases, time.monotonic() - self.started_s)
 
     async def main(self) -> None:
         timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)

@@ -74,6 +74,18 @@ class Observer:
         desired = status.get("desiredReplicas")
         return (None if desired is None else int(desired)), metric
 
+    def hpa_exists(self, namespace: str) -> bool:
+        return self.hpa_object(namespace) is not None
+
+    def hpa_object(self, namespace: str) -> Json | None:
+        try:
+            found = self.autoscaling.read_namespaced_horizontal_pod_autoscaler(HPA, namespace)
+        except client.ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        return as_json(self.api, found)
+
     def scaled_object(self, namespace: str) -> Json:
         found = self.custom.get_namespaced_custom_object(
             "keda.sh", "v1alpha1", namespace, "scaledobjects", SCALED_OBJECT

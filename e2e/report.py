@@ -12,7 +12,7 @@ from typing import Any
 from demo import hpa
 from e2e.observe import Sample
 
-PATHS = ("direct", "prometheus")
+PATHS = ("direct", "prometheus", "floor")
 
 
 def right_size(step_per_s: float, target_per_pod: float) -> int:
@@ -25,17 +25,31 @@ def path_summary(
     *,
     step_start_s: float,
     needed: int,
-    answered: int,
-    refused: int,
+    counts: Mapping[str, int],
+    timing: Mapping[str, float | None],
 ) -> dict[str, Any]:
+    """One fleet's figures. `timing`: seconds after the step of its HPA's first sync
+    (`first_sync_s`) and of the moment its Service had `needed` ready endpoints
+    (`ready_s`), each None when it did not happen."""
     states = [(s.t_s, s.paths[path]) for s in samples if path in s.paths]
     reached = [t for t, state in states if t >= step_start_s and state.spec >= needed]
+    first_sync_s, ready_s = timing.get("first_sync_s"), timing.get("ready_s")
+    after_sync = None if first_sync_s is None or ready_s is None else ready_s - first_sync_s
     return {
         "max_replicas": max((state.spec for _, state in states), default=0),
         "seconds_to_right_size": round(reached[0] - step_start_s, 1) if reached else None,
-        "refused": refused,
-        "answered": answered,
+        "first_sync_after_step_s": rounded(first_sync_s),
+        "seconds_to_right_size_ready": rounded(ready_s),
+        "ready_after_first_sync_s": rounded(after_sync),
+        "refused": counts.get("refused", 0),
+        "answered": counts.get("answered", 0),
+        "lost": counts.get("lost", 0),
+        "errors": sum(counts.get(k, 0) for k in ("error", "timeout", "unreachable", "no-endpoint")),
     }
+
+
+def rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
 
 
 def hpa_vs_emulation(
@@ -68,7 +82,7 @@ def write_csv(samples: Sequence[Sample], path: Path) -> None:
     columns = ["t_s", "phase", "rate_per_s"]
     for name in PATHS:
         columns += [f"{name}_{k}" for k in ("spec", "ready", "hpa_desired", "hpa_metric")]
-        columns += [f"{name}_{k}" for k in ("answered", "refused", "errors")]
+        columns += [f"{name}_{k}" for k in ("answered", "refused", "lost", "errors")]
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(columns)
@@ -84,7 +98,10 @@ def write_csv(samples: Sequence[Sample], path: Path) -> None:
                     "" if state is None or state.hpa_metric is None else f"{state.hpa_metric:g}",
                     counts.get("answered", 0),
                     counts.get("refused", 0),
-                    counts.get("error", 0) + counts.get("no-endpoint", 0),
+                    counts.get("lost", 0),
+                    sum(
+                        counts.get(k, 0) for k in ("error", "timeout", "unreachable", "no-endpoint")
+                    ),
                 ]
             writer.writerow(row)
 
@@ -103,7 +120,7 @@ def write_chart(
 
     times = [s.t_s for s in samples]
     figure, (top, bottom) = plt.subplots(2, 1, figsize=(10, 7), sharex=True)
-    colours = {"direct": "tab:blue", "prometheus": "tab:orange"}
+    colours = {"direct": "tab:blue", "prometheus": "tab:orange", "floor": "tab:green"}
     for name in PATHS:
         spec = [s.paths[name].spec if name in s.paths else None for s in samples]
         ready = [s.paths[name].ready if name in s.paths else None for s in samples]

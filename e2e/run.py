@@ -1,14 +1,20 @@
-"""Inside the sandbox: bring the cluster up, run the demo's step against both rating
-Deployments, then the faults, and write the outputs. Exits non-zero when a component
-dies or the loop did not happen.
+"""Inside the sandbox: bring the cluster up, run the demo's step against the three
+rating Deployments (direct, Prometheus, floor), then the faults, and write the
+outputs. Exits non-zero when a component dies or the loop did not happen.
 
-    python -m e2e.run [--hpa-sync S] [--duration S]   (started by `python -m e2e`)
+The step lands `--phase` seconds after an HPA sync (every HPA syncs in the same
+instant, see `e2e.control_plane.start_hpa_controller`), so all fleets meet the same
+point of the sync cycle, and bench runs can spread it over the cycle.
+
+    python -m e2e.run [--hpa-sync S] [--duration S] [--phase S] [--out DIR]
+    (started by `python -m e2e`)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import shutil
 import signal
 import sys
@@ -20,7 +26,7 @@ from types import FrameType
 from typing import Any
 
 from demo import hpa
-from e2e import build, faults, report, sandbox
+from e2e import build, control_plane, faults, hpa_syncs, readback, report, sandbox
 from e2e.cluster import NAMESPACES, ROOT, Cluster, bring_up, dump, endpoints_of
 from e2e.load import Load, burst
 from e2e.observe import Sample
@@ -38,6 +44,7 @@ class Settings:
     hpa_sync_s: float
     duration_s: float
     prometheus: str
+    phase_s: float
 
     @property
     def step_per_s(self) -> float:
@@ -48,21 +55,50 @@ def say(text: str) -> None:
     print(text, flush=True)
 
 
-def drive(cluster: Cluster, settings: Settings) -> tuple[list[Sample], dict[str, Load], float]:
+@dataclass
+class Drive:
+    samples: list[Sample]
+    loads: dict[str, Load]
+    step_start_s: float
+    step_wall_s: float
+    ready_s: dict[str, float]  # seconds after the step each fleet had the right size ready
+
+
+def aligned_start_s(cluster: Cluster, settings: Settings, step_start_s: float) -> float:
+    """The monotonic start of the load that puts the step `phase_s` after an HPA sync
+    (the latest one seen, plus whole periods), at least half a second from now."""
+    last_wall_s = max(s.wall_s for s in cluster.hpa_syncs())
+    now_wall_s, now_s = time.time(), time.monotonic()
+    period_s = settings.hpa_sync_s
+    earliest_s = now_wall_s + step_start_s + 0.5
+    periods = math.ceil((earliest_s - last_wall_s - settings.phase_s) / period_s)
+    step_wall_s = last_wall_s + periods * period_s + settings.phase_s
+    return now_s + (step_wall_s - now_wall_s) - step_start_s
+
+
+def drive(cluster: Cluster, settings: Settings) -> Drive:
     phases = burst(settings.duration_s, settings.step_per_s)
     step = phases[1]
+    needed = report.right_size(settings.step_per_s, TARGET_PER_POD)
+    started = aligned_start_s(cluster, settings, step.start_s)
     say(
         f"\nThe step: idle {step.start_s:g} s, then {step.rate_per_s:g} req/s per Deployment "
-        f"({STEP:g}x {PODS} pods' refill) for {step.end_s - step.start_s:g} s, then idle."
+        f"({STEP:g}x {PODS} pods' refill) for {step.end_s - step.start_s:g} s, then idle; "
+        f"it lands {settings.phase_s:g} s after an HPA sync."
     )
-    started = time.monotonic()
+    time.sleep(max(0.0, started - time.monotonic()))
+    step_wall_s = time.time() + step.start_s - (time.monotonic() - started)
     loads = {
         path: Load(endpoints_of(cluster, namespace), phases, started).start()
         for path, namespace in NAMESPACES.items()
     }
+    cluster.offered.register("floor", loads["floor"].offered_per_s)
+    ready_s: dict[str, float] = {}
     samples: list[Sample] = []
     for tick in range(int(settings.duration_s) + 1):
-        time.sleep(max(0.0, started + tick - time.monotonic()))
+        while time.monotonic() < started + tick:
+            watch_ready(cluster, ready_s, needed, started + step.start_s)
+            time.sleep(min(0.1, max(0.0, started + tick - time.monotonic())))
         cluster.procs.check_all()
         phase = next((p for p in phases if p.start_s <= tick < p.end_s), phases[-1])
         paths = {path: cluster.observer.path_state(ns) for path, ns in NAMESPACES.items()}
@@ -70,7 +106,18 @@ def drive(cluster: Cluster, settings: Settings) -> tuple[list[Sample], dict[str,
         samples.append(Sample(float(tick), phase.name, phase.rate_per_s, paths, counts))
         if tick % 5 == 0:
             say("  " + progress_line(samples[-1]))
-    return samples, loads, step.start_s
+    return Drive(samples, loads, step.start_s, step_wall_s, ready_s)
+
+
+def watch_ready(cluster: Cluster, ready_s: dict[str, float], needed: int, step_s: float) -> None:
+    """The first moment after the step each Service has `needed` ready endpoints (what
+    the load balances over), to a tenth of a second."""
+    now_s = time.monotonic()
+    if now_s < step_s:
+        return
+    for path, namespace in NAMESPACES.items():
+        if path not in ready_s and len(endpoints_of(cluster, namespace)()) >= needed:
+            ready_s[path] = now_s - step_s
 
 
 def progress_line(sample: Sample) -> str:
@@ -84,10 +131,9 @@ def progress_line(sample: Sample) -> str:
     return " | ".join(parts)
 
 
-def summarize(
-    settings: Settings, samples: list[Sample], loads: dict[str, Load], step_start_s: float
-) -> dict[str, Any]:
+def summarize(cluster: Cluster, settings: Settings, run: Drive) -> dict[str, Any]:
     needed = report.right_size(settings.step_per_s, TARGET_PER_POD)
+    syncs = cluster.hpa_syncs()
     summary: dict[str, Any] = {
         "versions": {
             "kubernetes": build.KUBERNETES_VERSION,
@@ -95,16 +141,25 @@ def summarize(
             "etcd": build.ETCD_VERSION,
         },
         "hpa_sync_s": settings.hpa_sync_s,
+        "step_after_sync_s": settings.phase_s,
+        "right_size": needed,
+        "feature_gates": control_plane.FEATURE_GATES,
     }
-    for path, load in loads.items():
+    for path, load in run.loads.items():
+        namespace = NAMESPACES[path]
+        first = hpa_syncs.first_after(hpa_syncs.of(syncs, namespace), run.step_wall_s)
+        timing = {
+            "first_sync_s": None if first is None else first.wall_s - run.step_wall_s,
+            "ready_s": run.ready_s.get(path),
+        }
         summary[path] = report.path_summary(
-            samples,
+            run.samples,
             path,
-            step_start_s=step_start_s,
+            step_start_s=run.step_start_s,
             needed=needed,
-            answered=load.tally.total("answered"),
-            refused=load.tally.total("refused"),
-        )
+            counts=load.tally.totals(),
+            timing=timing,
+        ) | {"hpa": readback.hpa_settings(cluster, namespace, syncs)}
     return summary
 
 
@@ -116,6 +171,8 @@ def check_loop(summary: dict[str, Any]) -> list[str]:
             problems.append(f"{path}: no request was answered")
         if summary[path]["max_replicas"] <= PODS:
             problems.append(f"{path}: the HPA never scaled the Deployment above {PODS}")
+        if summary[path]["lost"]:
+            problems.append(f"{path}: {summary[path]['lost']} requests got no answer (lost)")
     return problems
 
 
@@ -127,11 +184,11 @@ def run(settings: Settings) -> int:
     procs = Procs()
     try:
         cluster = bring_up(procs, run_dir, log_dir, settings.hpa_sync_s, settings.prometheus, say)
-        samples, loads, step_start_s = drive(cluster, settings)
-        summary = summarize(settings, samples, loads, step_start_s)
+        run = drive(cluster, settings)
+        summary = summarize(cluster, settings, run)
         timings = faults.run(cluster, say)
         summary |= faults.summary_keys(timings)
-        write_outputs(cluster, settings, samples, summary, step_start_s)
+        write_outputs(cluster, settings, run.samples, summary, run.step_start_s)
         problems = check_loop(summary) + faults.problems(timings)
     except ComponentDied as error:
         say(f"\nFAILED: a component died: {error}")
@@ -162,7 +219,8 @@ def write_outputs(
     needed = report.right_size(settings.step_per_s, TARGET_PER_POD)
     title = (
         f"Real HPA (sync {settings.hpa_sync_s:g} s) + KEDA {build.KEDA_VERSION}, "
-        f"step to {settings.step_per_s:g} req/s: rating-scaler (direct) vs Prometheus trigger"
+        f"step to {settings.step_per_s:g} req/s: rating-scaler (direct), Prometheus trigger, "
+        "offered load (floor)"
     )
     report.write_chart(samples, out / "replicas.png", title=title, step=step, needed=needed)
     spec = hpa.HpaSpec(
@@ -180,7 +238,10 @@ def write_outputs(
 
 
 def report_lines(summary: dict[str, Any]) -> list[str]:
-    lines = [f"versions {summary['versions']}, HPA sync {summary['hpa_sync_s']:g} s"]
+    lines = [
+        f"versions {summary['versions']}, HPA sync {summary['hpa_sync_s']:g} s, "
+        f"step {summary['step_after_sync_s']:g} s after a sync"
+    ]
     for path in NAMESPACES:
         lines.append(f"{path:<10} {summary[path]}")
     lines.append(
@@ -193,6 +254,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m e2e.run")
     parser.add_argument("--hpa-sync", type=float, default=15.0, help="HPA sync period, s")
     parser.add_argument("--duration", type=float, default=120.0, help="the step's whole run, s")
+    parser.add_argument(
+        "--phase", type=float, default=None, help="the step lands this long after an HPA sync, s"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "out" / "e2e")
     args = parser.parse_args(argv)
     if not sandbox.inside():
@@ -206,7 +270,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # install its own Ctrl-C handler.
     signal.signal(signal.SIGTERM, interrupted)
     signal.signal(signal.SIGINT, interrupted)
-    settings = Settings(args.out, args.hpa_sync, args.duration, str(build.binary("prometheus")))
+    phase_s = args.hpa_sync / 2 if args.phase is None else args.phase
+    if not 0 <= phase_s < args.hpa_sync:
+        raise SystemExit(f"--phase must be in [0, --hpa-sync), got {phase_s:g}")
+    prometheus = str(build.binary("prometheus"))
+    settings = Settings(args.out, args.hpa_sync, args.duration, prometheus, phase_s)
     try:
         code = run(settings)
     except KeyboardInterrupt:

@@ -1,0 +1,73 @@
+"""The load generator's outcomes, its offered rate, and the offered-rate endpoint that
+the floor fleet's `metrics-api` trigger reads (a real HTTP server on 127.0.0.1)."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+
+import aiohttp
+import pytest
+
+from e2e.load import burst, offered_per_s, outcome_of_failure
+from e2e.offered import OfferedRates
+
+
+@pytest.mark.parametrize(
+    ("error", "outcome"),
+    [
+        (aiohttp.ServerDisconnectedError(), "lost"),
+        (aiohttp.ClientConnectionResetError("reset"), "lost"),
+        (aiohttp.ClientPayloadError("cut short"), "lost"),
+        (ConnectionResetError(104, "reset by peer"), "lost"),
+        (TimeoutError(), "timeout"),
+        (aiohttp.ServerTimeoutError(), "timeout"),
+        (aiohttp.ClientConnectorError(None, OSError(111, "refused")), "unreachable"),  # type: ignore[arg-type]
+        (aiohttp.InvalidURL("x"), "error"),
+    ],
+    ids=["eof", "reset", "payload", "os-reset", "timeout", "read-timeout", "refused", "url"],
+)
+def test_a_request_sent_and_never_answered_is_lost(error: BaseException, outcome: str) -> None:
+    assert outcome_of_failure(error) == outcome
+
+
+@pytest.mark.parametrize(
+    ("elapsed_s", "rate"),
+    [(0.0, 0.0), (14.9, 0.0), (15.0, 123.0), (89.9, 123.0), (90.0, 0.0), (500.0, 0.0)],
+)
+def test_offered_rate_follows_the_phases(elapsed_s: float, rate: float) -> None:
+    assert offered_per_s(burst(120.0, 123.0), elapsed_s) == rate
+
+
+@pytest.fixture
+def rates() -> Iterator[OfferedRates]:
+    server = OfferedRates(port=0).start()
+    yield server
+    server.stop()
+
+
+def get(server: OfferedRates, path: str) -> tuple[int, str, dict[str, object]]:
+    url = f"http://127.0.0.1:{server.port}{path}"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.headers["Content-Type"], json.load(response)
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers["Content-Type"], json.load(error)
+
+
+def test_endpoint_answers_each_fleets_rate_now(rates: OfferedRates) -> None:
+    now = {"floor": 0.0}
+    rates.register("floor", lambda: now["floor"])
+    assert get(rates, "/v1/offered/floor")[2] == {"fleet": "floor", "offered_per_s": 0.0}
+    now["floor"] = 123.0
+    status, kind, body = get(rates, "/v1/offered/floor")
+    assert (status, kind, body["offered_per_s"]) == (200, "application/json", 123.0)
+
+
+@pytest.mark.parametrize("path", ["/v1/offered/nobody", "/v1/offered/", "/metrics"])
+def test_endpoint_refuses_an_unknown_fleet_with_a_problem(rates: OfferedRates, path: str) -> None:
+    rates.register("floor", lambda: 1.0)
+    status, kind, body = get(rates, path)
+    assert (status, kind, body["status"]) == (404, "application/problem+json", 404)
