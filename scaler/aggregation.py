@@ -127,28 +127,32 @@ def aggregate(
     fallback_refill_per_s: float | None = None,
     fallback_capacity: float | None = None,
 ) -> Aggregate:
-    """Sum the fresh pods; scale up to all pods when some have gone stale or are new.
+    """Sum the fresh pods; scale up to the pods that answered before and went stale.
 
     A pod that missed a poll keeps its last rate while its last answer is younger than
     `fresh_for_s`; after that the total is extrapolated from the pods that answer.
-    A pod seen once has no rate yet and adds nothing for that poll: a new scaler beside
-    busy pods reports 0 rather than their past, and a new pod's load, which moved from
-    pods whose window still holds it, is not counted twice. Refill and capacity fall
-    back to the last values seen, if any.
+    A pod that never answered contributes no estimate: it may never have served
+    anything (a wrong port, a pod not started), so 1 pod at 20/s beside 3 silent ones
+    reads 20/s, not 80/s. A pod seen once has no rate yet and adds nothing for that
+    poll: a new scaler beside busy pods reports 0 rather than their past, and a new
+    pod's load, which moved from pods whose window still holds it, is not counted
+    twice. Refill and capacity fall back to the last values seen, if any.
     """
     pods = list(pods)
-    fresh = [pod for pod in pods if pod.state is not None and now - pod.last_ok_at <= fresh_for_s]
+    answered = [pod for pod in pods if pod.state is not None]
+    fresh = [pod for pod in answered if now - pod.last_ok_at <= fresh_for_s]
     rated = [pod for pod in fresh if pod.has_rate]
     fast = sum(pod.fast_rate() or 0.0 for pod in rated)
     windowed = sum(pod.window_rate(window_s) or 0.0 for pod in rated)
     deficit = sum(pod.state.capacity - pod.state.tokens for pod in fresh if pod.state)
-    # Extrapolate over stale pods only. A pod seen once has no rate yet, and is not
-    # counted at the rated pods' average either: the load it takes has just moved from
-    # them, and their window still holds it, so counting it twice would overstate
-    # demand each time the fleet grows (for one read, 3 -> 9 pods read 322/s for 123/s).
+    # Extrapolate over stale pods only, never over pods that never answered. A pod seen
+    # once has no rate yet, and is not counted at the rated pods' average either: the
+    # load it takes has just moved from them, and their window still holds it, so
+    # counting it twice would overstate demand each time the fleet grows (for one read,
+    # 3 -> 9 pods read 322/s for 123/s).
     seen_once = len(fresh) - len(rated)
-    rate_scale = (len(pods) - seen_once) / len(rated) if rated else 0.0
-    level_scale = len(pods) / len(fresh) if fresh else 0.0
+    rate_scale = (len(answered) - seen_once) / len(rated) if rated else 0.0
+    level_scale = len(answered) / len(fresh) if fresh else 0.0
     newest_ok = max((pod.last_ok_at for pod in pods), default=-math.inf)
     states = [pod.state for pod in fresh if pod.state]
     return Aggregate(
@@ -162,7 +166,7 @@ def aggregate(
         pods_fresh=len(fresh),
         pods_rated=len(rated),
         pods_failed=sum(pod.failed_last_poll for pod in pods),
-        extrapolated=0 < len(rated) < len(pods) - seen_once or 0 < len(fresh) < len(pods),
+        extrapolated=0 < len(rated) < len(answered) - seen_once or 0 < len(fresh) < len(answered),
         data_age_s=now - newest_ok,
     )
 

@@ -224,3 +224,17 @@ def test_a_stale_pod_is_still_extrapolated_from_the_rated_ones() -> None:
 )
 def test_desired_replicas(value: float, target: float, expected: int) -> None:
     assert desired_replicas(value, target) == expected
+
+
+def test_pods_that_never_answered_add_no_estimate() -> None:
+    """1 pod at 20/s and 3 that never answered: 20/s, not 4 x 20/s."""
+    answering = PodSeries("answering")
+    feed(answering, [(1.0, 0.0), (2.0, 20.0)])
+    silent = [PodSeries(f"silent-{i}") for i in range(3)]
+    for pod in silent:
+        pod.fail("connect: connection refused")
+    agg = aggregate([answering, *silent], now=2.0, window_s=1.0, fresh_for_s=FRESH_FOR_S)
+    assert agg.demand_per_s == pytest.approx(20.0)
+    assert agg.deficit_tokens == pytest.approx(50.0)
+    assert (agg.pods_total, agg.pods_fresh, agg.pods_failed) == (4, 1, 3)
+    assert not agg.extrapolated

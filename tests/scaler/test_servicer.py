@@ -175,8 +175,9 @@ async def test_misbehaving_pod_is_rejected_alone(
     await keda_poll(stub, so_ref)
     await settle()
     _, value, _ = await keda_poll(stub, so_ref)
-    assert value == pytest.approx(60.0, rel=0.1)  # good pod's 30/s, extrapolated to 2 pods
+    assert value == pytest.approx(30.0, rel=0.1)  # the bad pod never answered: no estimate
     [target] = (await targets_view(scaler))["targets"]
+    assert target["extrapolated"] is False
     errors = {pod["address"]: pod["error"] for pod in target["pods"]}
     assert errors[f"127.0.0.1:{bad.port}"]
     assert errors[f"127.0.0.1:{good.port}"] is None
@@ -367,3 +368,18 @@ async def test_stream_metric_spec_with_an_explicit_target_answers_at_once(
     registry = scaler.registry
     opened = {"method": "StreamMetricSpec", "code": "OK"}
     assert registry.get_sample_value("openclaw_rating_scaler_rpc_total", opened) == 2
+
+
+async def test_pods_that_never_answered_are_not_extrapolated(
+    stub: Stub, fake_pods: PodFactory
+) -> None:
+    """A real poller: 1 pod at 20/s, 3 addresses nobody listens on."""
+    silent = [await fake_pods() for _ in range(3)]
+    for pod in silent:
+        await pod.stop()
+    pods = [await fake_pods(demand_per_s=20.0), *silent]
+    so_ref = ref(pods, window="1", targetPerPod="10")
+    await keda_poll(stub, so_ref)
+    await settle()
+    _, value, _ = await keda_poll(stub, so_ref)
+    assert value == pytest.approx(20.0, rel=0.1)
