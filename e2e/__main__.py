@@ -1,7 +1,9 @@
 """`make e2e`: build what is missing (cached outside the checkout), then run the loop on
 a real control plane inside private namespaces (see `e2e.sandbox`).
 
-    python -m e2e [--hpa-sync S] [--duration S] [--build-only]
+    python -m e2e [--hpa-sync S] [--duration S] [--phase S] [--build-only]
+    python -m e2e --runs N     the bench: N runs, the step spread over the sync cycle,
+                               per-run rows and medians in out/e2e/bench/ (not for CI)
 """
 
 from __future__ import annotations
@@ -10,8 +12,11 @@ import argparse
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
-from e2e import build, sandbox
+from e2e import bench, build, sandbox
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -24,8 +29,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         "(default 15, as in a cluster; another value is reported in the summary)",
     )
     parser.add_argument("--duration", type=float, default=120.0, help="the step's run, s")
+    parser.add_argument(
+        "--phase",
+        type=float,
+        default=None,
+        help="the step lands this long after an HPA sync, s (default: half the sync period; "
+        "with --runs, spread over the period)",
+    )
+    parser.add_argument("--runs", type=int, default=1, help="bench: this many runs, then medians")
     parser.add_argument("--build-only", action="store_true", help="build, then stop")
     args = parser.parse_args(argv)
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
     started = time.monotonic()
     build.main([])
     print(f"Binaries ready in {time.monotonic() - started:.1f} s.\n", flush=True)
@@ -33,10 +48,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.hpa_sync != 15.0:
         print(f"NOTE: HPA sync period {args.hpa_sync:g} s instead of a cluster's 15 s.")
-    inner = sandbox.python_argv(
-        "e2e.run", [f"--hpa-sync={args.hpa_sync:g}", f"--duration={args.duration:g}"]
-    )
-    sandbox.exec_inside(inner)
+    common = [f"--hpa-sync={args.hpa_sync:g}", f"--duration={args.duration:g}"]
+    if args.runs == 1:
+        phase = [] if args.phase is None else [f"--phase={args.phase:g}"]
+        sandbox.exec_inside(sandbox.python_argv("e2e.run", [*common, *phase]))
+    return run_bench(args.runs, args.hpa_sync, args.phase, common)
+
+
+def run_bench(runs: int, hpa_sync_s: float, phase_s: float | None, common: list[str]) -> int:
+    out_dir = ROOT / "out" / "e2e" / "bench"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    phases = bench.phases(runs, hpa_sync_s) if phase_s is None else [phase_s] * runs
+    passed: list[Path] = []
+    for number, phase in enumerate(phases, start=1):
+        run_dir = out_dir / f"run-{number}"
+        print(f"\n=== bench run {number} of {runs}: the step {phase:g} s after a sync ===")
+        argv = [*common, f"--phase={phase:g}", f"--out={run_dir}"]
+        code = sandbox.run_inside(sandbox.python_argv("e2e.run", argv))
+        if code == 130:
+            return code
+        if (run_dir / "summary.json").exists():
+            passed.append(run_dir)
+        if code != 0:
+            print(f"bench run {number} FAILED (exit {code}); its figures are kept if written")
+    if not passed:
+        return 1
+    print(f"\nBench ({len(passed)} of {runs} runs), also in {out_dir}/bench.md:\n")
+    print(bench.write(passed, out_dir))
+    return 0 if len(passed) == runs else 1
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from typing import Any
 
 from demo import hpa
 from e2e import build, control_plane, faults, hpa_syncs, readback, report, sandbox
+from e2e.agreement import Agreement
 from e2e.cluster import NAMESPACES, ROOT, Cluster, bring_up, dump, endpoints_of
 from e2e.load import Load, burst
 from e2e.observe import Sample
@@ -62,6 +63,7 @@ class Drive:
     step_start_s: float
     step_wall_s: float
     ready_s: dict[str, float]  # seconds after the step each fleet had the right size ready
+    scaler_agreement: dict[str, Any]
 
 
 def aligned_start_s(cluster: Cluster, settings: Settings, step_start_s: float) -> float:
@@ -93,6 +95,7 @@ def drive(cluster: Cluster, settings: Settings) -> Drive:
         for path, namespace in NAMESPACES.items()
     }
     cluster.offered.register("floor", loads["floor"].offered_per_s)
+    agreement = scaler_agreement(cluster).start()
     ready_s: dict[str, float] = {}
     samples: list[Sample] = []
     for tick in range(int(settings.duration_s) + 1):
@@ -106,7 +109,15 @@ def drive(cluster: Cluster, settings: Settings) -> Drive:
         samples.append(Sample(float(tick), phase.name, phase.rate_per_s, paths, counts))
         if tick % 5 == 0:
             say("  " + progress_line(samples[-1]))
-    return Drive(samples, loads, step.start_s, step_wall_s, ready_s)
+    return Drive(samples, loads, step.start_s, step_wall_s, ready_s, agreement.stop())
+
+
+def scaler_agreement(cluster: Cluster) -> Agreement:
+    """Both rating-scaler replicas asked what KEDA asks, as the ScaledObject does."""
+    namespace = NAMESPACES["direct"]
+    trigger = cluster.observer.scaled_object(namespace)["spec"]["triggers"][0]
+    replicas = lambda: cluster.dns.records.endpoints(namespace, "rating-scaler", "grpc")  # noqa: E731
+    return Agreement(replicas, namespace, "rating-api", trigger["metadata"])
 
 
 def watch_ready(cluster: Cluster, ready_s: dict[str, float], needed: int, step_s: float) -> None:
@@ -144,6 +155,7 @@ def summarize(cluster: Cluster, settings: Settings, run: Drive) -> dict[str, Any
         "step_after_sync_s": settings.phase_s,
         "right_size": needed,
         "feature_gates": control_plane.FEATURE_GATES,
+        "scaler_agreement": run.scaler_agreement,
     }
     for path, load in run.loads.items():
         namespace = NAMESPACES[path]

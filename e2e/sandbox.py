@@ -17,6 +17,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
 from typing import NoReturn
 
 INSIDE_ENV = "OPENCLAW_E2E_SANDBOX"
@@ -27,19 +28,45 @@ def inside() -> bool:
     return os.environ.get(INSIDE_ENV) == "1" and os.getpid() == 1
 
 
+def _unshare(argv: Sequence[str]) -> list[str]:
+    if os.geteuid() != 0:
+        raise SystemExit("make e2e needs root: it makes network, mount and PID namespaces")
+    command = ["unshare", "--net", "--mount", "--pid", "--fork", "--mount-proc", "--kill-child"]
+    return [*command, *argv]
+
+
+def run_inside(argv: Sequence[str]) -> int:
+    """As `exec_inside`, but as a child (one run of several); its exit code. Ctrl-C
+    reaches the run itself (same process group), which stops; SIGTERM here is passed
+    to `unshare`, whose death ends the run (`--kill-child`)."""
+    sys.stdout.flush()
+    child = subprocess.Popen(_unshare(argv), env=os.environ | {INSIDE_ENV: "1"})
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        child.terminate()
+
+    previous = {
+        signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN),
+        signal.SIGTERM: signal.signal(signal.SIGTERM, forward),
+    }
+    try:
+        return child.wait()
+    finally:
+        for signum, action in previous.items():
+            signal.signal(signum, action)
+
+
 def exec_inside(argv: Sequence[str]) -> NoReturn:
     """Become `unshare`, running `argv` in fresh network, mount and PID namespaces.
 
     `--kill-child`: if `unshare` dies, the kernel kills `argv` (process 1 there) and
     with it everything in its namespace. Ctrl-C reaches `argv` (same terminal process
     group), which stops its own children; `unshare` ignores it and waits."""
-    if os.geteuid() != 0:
-        raise SystemExit("make e2e needs root: it makes network, mount and PID namespaces")
-    command = ["unshare", "--net", "--mount", "--pid", "--fork", "--mount-proc", "--kill-child"]
+    command = _unshare(argv)
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, signal.SIG_IGN)
     sys.stdout.flush()
-    os.execvpe(command[0], [*command, *argv], os.environ | {INSIDE_ENV: "1"})
+    os.execvpe(command[0], command, os.environ | {INSIDE_ENV: "1"})
 
 
 def set_up(resolv_conf: Path, nameserver: str) -> None:
