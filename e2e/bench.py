@@ -17,6 +17,7 @@ COLUMNS = (
     "first_sync_after_step_s",
     "seconds_to_right_size_ready",
     "ready_after_first_sync_s",
+    "ready_after_scaled_s",
     "refused",
     "answered",
     "lost",
@@ -63,9 +64,9 @@ def medians(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 def markdown(rows: Sequence[Mapping[str, Any]], middle: Mapping[str, Any]) -> str:
     head = (
         "| run | step after sync (s) | fleet | first sync (s) | right size ready (s) "
-        "| ready - first sync (s) | 429s | answered | lost |"
+        "| ready - first sync (s) | ready - scaling sync (s) | 429s | answered | lost |"
     )
-    lines = [head, "|" + "---|" * 9]
+    lines = [head, "|" + "---|" * 10]
     labelled = [(str(i + 1), row) for i, row in enumerate(rows)] + [("median", middle)]
     for label, row in labelled:
         for fleet in FLEETS:

@@ -22,10 +22,11 @@ def same(wanted: Any, found: Any) -> bool:
         return (
             isinstance(found, list) and len(wanted) == len(found) and all(map(same, wanted, found))
         )
-    if isinstance(wanted, str) and isinstance(found, str) and wanted != found:
+    scalars = (str, int, float)
+    if isinstance(wanted, scalars) and isinstance(found, scalars) and wanted != found:
         try:
-            return quantity(wanted) == quantity(found)
-        except ValueError:
+            return quantity(str(wanted)) == quantity(str(found))
+        except (ValueError, IndexError):
             return False
     return bool(wanted == found)
 

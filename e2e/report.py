@@ -29,18 +29,22 @@ def path_summary(
     timing: Mapping[str, float | None],
 ) -> dict[str, Any]:
     """One fleet's figures. `timing`: seconds after the step of its HPA's first sync
-    (`first_sync_s`) and of the moment its Service had `needed` ready endpoints
-    (`ready_s`), each None when it did not happen."""
+    (`first_sync_s`), of the sync that scaled it to `needed` (`scaled_s`) and of the
+    moment its Service had `needed` ready endpoints (`ready_s`), each None when it did
+    not happen."""
     states = [(s.t_s, s.paths[path]) for s in samples if path in s.paths]
     reached = [t for t, state in states if t >= step_start_s and state.spec >= needed]
     first_sync_s, ready_s = timing.get("first_sync_s"), timing.get("ready_s")
     after_sync = None if first_sync_s is None or ready_s is None else ready_s - first_sync_s
+    scaled_s = timing.get("scaled_s")
+    after_scaled = None if scaled_s is None or ready_s is None else ready_s - scaled_s
     return {
         "max_replicas": max((state.spec for _, state in states), default=0),
         "seconds_to_right_size": round(reached[0] - step_start_s, 1) if reached else None,
         "first_sync_after_step_s": rounded(first_sync_s),
         "seconds_to_right_size_ready": rounded(ready_s),
         "ready_after_first_sync_s": rounded(after_sync),
+        "ready_after_scaled_s": rounded(after_scaled),
         "refused": counts.get("refused", 0),
         "answered": counts.get("answered", 0),
         "lost": counts.get("lost", 0),

@@ -159,11 +159,7 @@ def summarize(cluster: Cluster, settings: Settings, run: Drive) -> dict[str, Any
     }
     for path, load in run.loads.items():
         namespace = NAMESPACES[path]
-        first = hpa_syncs.first_after(hpa_syncs.of(syncs, namespace), run.step_wall_s)
-        timing = {
-            "first_sync_s": None if first is None else first.wall_s - run.step_wall_s,
-            "ready_s": run.ready_s.get(path),
-        }
+        timing = sync_timing(run, syncs, namespace, needed, path)
         summary[path] = report.path_summary(
             run.samples,
             path,
@@ -173,6 +169,25 @@ def summarize(cluster: Cluster, settings: Settings, run: Drive) -> dict[str, Any
             timing=timing,
         ) | {"hpa": readback.hpa_settings(cluster, namespace, syncs)}
     return summary
+
+
+def sync_timing(
+    run: Drive, syncs: list[hpa_syncs.Sync], namespace: str, needed: int, path: str
+) -> dict[str, float | None]:
+    """Seconds after the step: the HPA's first sync, the sync that scaled the fleet to
+    `needed` (the last one before the sample that saw it), the right size ready."""
+    mine = hpa_syncs.of(syncs, namespace)
+    first = hpa_syncs.first_after(mine, run.step_wall_s)
+    seen = [
+        s.t_s for s in run.samples if s.t_s >= run.step_start_s and s.paths[path].spec >= needed
+    ]
+    seen_wall_s = run.step_wall_s + seen[0] - run.step_start_s if seen else None
+    scaled = [s for s in mine if seen_wall_s is not None and s.wall_s <= seen_wall_s]
+    return {
+        "first_sync_s": None if first is None else first.wall_s - run.step_wall_s,
+        "scaled_s": scaled[-1].wall_s - run.step_wall_s if scaled else None,
+        "ready_s": run.ready_s.get(path),
+    }
 
 
 def check_loop(summary: dict[str, Any]) -> list[str]:

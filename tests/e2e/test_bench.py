@@ -17,6 +17,7 @@ def summary(phase: float, direct: int, prometheus: int, floor: int) -> dict[str,
             "first_sync_after_step_s": 15 - phase,
             "seconds_to_right_size_ready": 16 - phase,
             "ready_after_first_sync_s": 1.0,
+            "ready_after_scaled_s": 1.0,
             "refused": refused,
             "answered": 9000 - refused,
             "lost": 0,
@@ -57,4 +58,4 @@ def test_rows_ratios_and_medians(tmp_path: Path) -> None:
     assert written["median"]["direct"]["refused"] == 800
     assert written["median"]["prometheus_over_direct_refused"] == 4.0
     assert written["median"]["direct_over_floor_refused"] == pytest.approx(1.18)
-    assert "| median | - | direct | 7.5 | 8.5 | 1 | 800 | 8200 | 0 |" in text
+    assert "| median | - | direct | 7.5 | 8.5 | 1 | 1 | 800 | 8200 | 0 |" in text
