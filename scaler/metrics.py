@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, fields
+from typing import TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -18,12 +20,13 @@ from scaler.fetch import POD_ERROR_REASONS
 from scaler.keys import TargetKey
 from scaler.poller import TargetPoller
 from scaler.scaling import desired_replicas, metric_value, target_per_pod
-from scaler.targets import Targets
+from scaler.targets import ScaledObjectKey, ScaledObjectUse, Targets
 
 log = logging.getLogger("scaler.metrics")
 PREFIX = "openclaw_rating_scaler_"
 POLL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5)
 RPC_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1.0)
+T = TypeVar("T")
 RPC_METHODS = ("GetMetricSpec", "GetMetrics", "IsActive", "StreamIsActive", "StreamMetricSpec")
 
 
@@ -63,84 +66,147 @@ class ScalerMetrics:
             self.poll_duration.remove(target.label)
 
 
+Family = GaugeMetricFamily | CounterMetricFamily
+Row = tuple[Family, list[str], float]
+
+
+@dataclass(frozen=True, slots=True)
+class _Families:
+    pod_errors: CounterMetricFamily
+    skipped: CounterMetricFamily
+    targets: GaugeMetricFamily
+    pods: GaugeMetricFamily
+    pods_failed: GaugeMetricFamily
+    data_age: GaugeMetricFamily
+    extrapolated: GaugeMetricFamily
+    metric_value: GaugeMetricFamily
+    target_per_pod: GaugeMetricFamily
+    desired_replicas: GaugeMetricFamily
+
+    def all(self) -> list[Family]:
+        return [getattr(self, field.name) for field in fields(self)]
+
+
 class TargetsCollector(Collector):
-    """Per-target and per-ScaledObject series, read from the pollers at scrape time."""
+    """Per-target and per-ScaledObject series, read from the pollers at scrape time.
+
+    Each target and each ScaledObject is computed on its own: one that fails is left
+    out of that scrape, logged and counted in `collect_skipped_total`, and the others
+    are exported as usual.
+    """
 
     def __init__(self, targets: Targets) -> None:
         self._targets = targets
+        self._skipped = 0
 
     def collect(self) -> Iterator[Metric]:
         try:
             yield from self._collect()
-        except Exception:  # a scrape must never fail because of one odd target
+        except Exception:  # a scrape must never fail, whatever goes wrong
             log.exception("collecting target gauges failed")
 
     def describe(self) -> Iterator[Metric]:
-        return iter(self._families())
+        return iter(_families().all())
 
-    def _families(self) -> list[GaugeMetricFamily | CounterMetricFamily]:
-        per_target = ["target"]
-        per_object = ["namespace", "scaled_object", "metric"]
-        return [
-            CounterMetricFamily(
-                PREFIX + "pod_errors",
-                f"Failed polls of single pods, by reason ({', '.join(POD_ERROR_REASONS)}).",
-                labels=["target", "reason"],
-            ),
-            GaugeMetricFamily(PREFIX + "targets", "Targets being polled."),
-            GaugeMetricFamily(PREFIX + "pods", "Pods discovered per target.", labels=per_target),
-            GaugeMetricFamily(
-                PREFIX + "pods_failed", "Pods whose last poll failed.", labels=per_target
-            ),
-            GaugeMetricFamily(
-                PREFIX + "data_age_seconds",
-                "Seconds since any pod of the target last answered.",
-                labels=per_target,
-            ),
-            GaugeMetricFamily(
-                PREFIX + "extrapolated",
-                "1 when the target's total is scaled up from fewer pods.",
-                labels=per_target,
-            ),
-            GaugeMetricFamily(
-                PREFIX + "metric_value",
-                "The value GetMetrics reports for a ScaledObject.",
-                labels=per_object,
-            ),
-            GaugeMetricFamily(
-                PREFIX + "target_per_pod",
-                "The per-pod target GetMetricSpec reports.",
-                labels=per_object,
-            ),
-            GaugeMetricFamily(
-                PREFIX + "desired_replicas",
-                "ceil(metric_value / target_per_pod): what the HPA will ask for.",
-                labels=per_object,
-            ),
-        ]
-
-    def _collect(self) -> list[GaugeMetricFamily | CounterMetricFamily]:
-        families = self._families()
-        errors, targets, pods, failed, age, extrapolated, value, target, desired = families
-        targets.add_metric([], len(self._targets.pollers))
+    def _collect(self) -> list[Family]:
+        families = _families()
+        families.targets.add_metric([], len(self._targets.pollers))
         for poller in list(self._targets.pollers.values()):
-            snap = poller.snapshot()
-            label = [snap.target.label]
-            for reason in POD_ERROR_REASONS:  # every reason, so that rate() has a baseline
-                errors.add_metric([*label, reason], snap.pod_errors.get(reason, 0))
-            pods.add_metric(label, snap.aggregate.pods_total)
-            failed.add_metric(label, snap.aggregate.pods_failed)
-            age.add_metric(label, snap.data_age_s)
-            extrapolated.add_metric(label, float(snap.aggregate.extrapolated))
+            self._add(families, f"target {poller.target.label}", _target_rows, poller)
         for so_key, use in list(self._targets.scaled_objects.items()):
-            user_poller = self._targets.pollers.get(use.trigger.target)
-            if user_poller is None:
-                continue
-            agg = user_poller.aggregate(use.trigger.window_s)
-            labels = [so_key.namespace, so_key.name, so_key.metric]
-            current, per_pod = metric_value(use.trigger, agg), target_per_pod(use.trigger, agg)
-            value.add_metric(labels, current)
-            if per_pod is not None:  # unknown until a pod answers: no series rather than a guess
-                target.add_metric(labels, per_pod)
-                desired.add_metric(labels, desired_replicas(current, per_pod))
-        return families
+            used = self._targets.pollers.get(use.trigger.target)
+            if used is not None:
+                name = f"ScaledObject {so_key.namespace}/{so_key.name}"
+                self._add(families, name, _scaled_object_rows, (so_key, use, used))
+        families.skipped.add_metric([], self._skipped)
+        return families.all()
+
+    def _add(
+        self, families: _Families, what: str, rows: Callable[[_Families, T], list[Row]], item: T
+    ) -> None:
+        """Add one target's or ScaledObject's series, all of them or none."""
+        try:
+            computed = rows(families, item)
+        except Exception as exc:
+            self._skipped += 1
+            log.warning("/metrics: %s left out of this scrape: %r", what, exc)
+            return
+        for family, labels, value in computed:
+            family.add_metric(labels, value)
+
+
+def _target_rows(families: _Families, poller: TargetPoller) -> list[Row]:
+    snap = poller.snapshot()
+    label = [snap.target.label]
+    rows: list[Row] = [  # every reason, so that rate() has a baseline
+        (families.pod_errors, [*label, reason], snap.pod_errors.get(reason, 0))
+        for reason in POD_ERROR_REASONS
+    ]
+    agg = snap.aggregate
+    return [
+        *rows,
+        (families.pods, label, agg.pods_total),
+        (families.pods_failed, label, agg.pods_failed),
+        (families.data_age, label, snap.data_age_s),
+        (families.extrapolated, label, float(agg.extrapolated)),
+    ]
+
+
+def _scaled_object_rows(
+    families: _Families, item: tuple[ScaledObjectKey, ScaledObjectUse, TargetPoller]
+) -> list[Row]:
+    so_key, use, poller = item
+    agg = poller.aggregate(use.trigger.window_s)
+    labels = [so_key.namespace, so_key.name, so_key.metric]
+    current, per_pod = metric_value(use.trigger, agg), target_per_pod(use.trigger, agg)
+    rows: list[Row] = [(families.metric_value, labels, current)]
+    if per_pod is not None:  # unknown until a pod answers: no series rather than a guess
+        rows.append((families.target_per_pod, labels, per_pod))
+        rows.append((families.desired_replicas, labels, desired_replicas(current, per_pod)))
+    return rows
+
+
+def _families() -> _Families:
+    per_target = ["target"]
+    per_object = ["namespace", "scaled_object", "metric"]
+    return _Families(
+        pod_errors=CounterMetricFamily(
+            PREFIX + "pod_errors",
+            f"Failed polls of single pods, by reason ({', '.join(POD_ERROR_REASONS)}).",
+            labels=["target", "reason"],
+        ),
+        skipped=CounterMetricFamily(
+            PREFIX + "collect_skipped",
+            "Targets or ScaledObjects left out of a scrape because their series failed (logged).",
+        ),
+        targets=GaugeMetricFamily(PREFIX + "targets", "Targets being polled."),
+        pods=GaugeMetricFamily(PREFIX + "pods", "Pods discovered per target.", labels=per_target),
+        pods_failed=GaugeMetricFamily(
+            PREFIX + "pods_failed", "Pods whose last poll failed.", labels=per_target
+        ),
+        data_age=GaugeMetricFamily(
+            PREFIX + "data_age_seconds",
+            "Seconds since any pod of the target last answered.",
+            labels=per_target,
+        ),
+        extrapolated=GaugeMetricFamily(
+            PREFIX + "extrapolated",
+            "1 when the target's total is scaled up from fewer pods.",
+            labels=per_target,
+        ),
+        metric_value=GaugeMetricFamily(
+            PREFIX + "metric_value",
+            "The value GetMetrics reports for a ScaledObject.",
+            labels=per_object,
+        ),
+        target_per_pod=GaugeMetricFamily(
+            PREFIX + "target_per_pod",
+            "The per-pod target GetMetricSpec reports.",
+            labels=per_object,
+        ),
+        desired_replicas=GaugeMetricFamily(
+            PREFIX + "desired_replicas",
+            "ceil(metric_value / target_per_pod): what the HPA will ask for.",
+            labels=per_object,
+        ),
+    )

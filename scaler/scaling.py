@@ -32,8 +32,15 @@ def is_active(trigger: TriggerConfig, agg: Aggregate) -> bool:
     return agg.demand_per_s > trigger.activation_demand
 
 
+MAX_REPLICAS = 2**31 - 1  # the HPA's replica counts are int32
+
+
 def desired_replicas(value: float, target: float) -> int:
-    """What the HPA asks for with an AverageValue target: ceil(value / target), at least 1."""
-    if target <= 0 or not math.isfinite(value):
+    """What the HPA asks for with an AverageValue target: ceil(value / target), in
+    [1, MAX_REPLICAS]; never raises, whatever the floats (a tiny target, NaN, inf)."""
+    if not math.isfinite(value) or not math.isfinite(target) or value <= 0 or target <= 0:
         return 1
-    return max(1, math.ceil(value / target - 1e-9))
+    ratio = value / target
+    if not ratio < MAX_REPLICAS:  # inf when the division overflows
+        return MAX_REPLICAS
+    return max(1, math.ceil(ratio - 1e-9))

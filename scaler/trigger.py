@@ -8,19 +8,23 @@ layer turns into INVALID_ARGUMENT.
 from __future__ import annotations
 
 import ipaddress
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 from scaler.keys import HostPolicy, TargetKey
+from scaler.numbers import parse_decimal, parse_integer
 
 Metric = Literal["demand", "deficit"]
 METRICS: tuple[Metric, ...] = ("demand", "deficit")
 MAX_ENDPOINTS = 5000
-MAX_WINDOW_S = 300.0
-MAX_TARGET = 1e9  # tokens/s or tokens per pod; far beyond any real bucket
+# Every number of a trigger lies in a closed range, so that no value (5e-324 as a
+# target per pod, say) can make the maths overflow further on.
+MIN_WINDOW_S, MAX_WINDOW_S = 0.1, 300.0
+MIN_TARGET = 0.001  # tokens/s or tokens per pod: KEDA keeps 3 decimals
+MAX_TARGET = 1e9  # far beyond any real bucket
+MIN_UTILIZATION = 0.01
 _NAMESPACED_SERVICE = re.compile(
     r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?/[a-z]([-a-z0-9]{0,61}[a-z0-9])?$"
 )
@@ -54,10 +58,10 @@ def parse_trigger(metadata: Mapping[str, str], hosts: HostPolicy) -> TriggerConf
     return TriggerConfig(
         target=_target(metadata, port, hosts),
         metric=_metric(metadata),
-        target_utilization=_number(metadata, "targetUtilization", 0.8, low=0.0, high=1.0),
-        target_per_pod=_optional_number(metadata, "targetPerPod", low=0.0, high=MAX_TARGET),
-        activation_demand=_number(metadata, "activationDemand", 0.0, low=0.0, inclusive=True),
-        window_s=_number(metadata, "window", 5.0, low=0.0, high=MAX_WINDOW_S),
+        target_utilization=_number(metadata, "targetUtilization", 0.8, MIN_UTILIZATION, 1.0),
+        target_per_pod=_optional_number(metadata, "targetPerPod", MIN_TARGET, MAX_TARGET),
+        activation_demand=_number(metadata, "activationDemand", 0.0, 0.0, MAX_TARGET),
+        window_s=_number(metadata, "window", 5.0, MIN_WINDOW_S, MAX_WINDOW_S),
     )
 
 
@@ -100,7 +104,9 @@ def _slices(value: str) -> str:
 
 
 def _endpoints(raw: str, default_port: int, hosts: HostPolicy) -> tuple[tuple[str, int], ...]:
-    items = [item.strip() for item in raw.split(",") if item.strip()]
+    items = [item.strip() for item in raw.split(",")]
+    if not all(items):
+        raise MetadataError("endpoints", f"{raw[:80]!r} has an empty entry: give host:port,...")
     if len(items) > MAX_ENDPOINTS:
         raise MetadataError("endpoints", f"at most {MAX_ENDPOINTS} entries, got {len(items)}")
     parsed = [_host_port(item, default_port) for item in items]
@@ -116,9 +122,10 @@ def _host_port(item: str, default_port: int) -> tuple[str, int]:
     host = host.strip("[]").lower()
     port = default_port
     if port_text:
-        if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        number = parse_integer(port_text)
+        if number is None or not 1 <= number <= 65535:
             raise MetadataError("endpoints", f"{item[:80]!r}: port must be 1..65535")
-        port = int(port_text)
+        port = number
     if not _is_ip(host) and not _DNS_NAME.match(host):
         raise MetadataError("endpoints", f"{item[:80]!r}: expected host:port")
     return host, port
@@ -150,38 +157,28 @@ def _integer(metadata: Mapping[str, str], key: str, default: int, low: int, high
     value = _value(metadata, key)
     if value is None:
         return default
-    if not value.isascii() or not value.isdigit() or not low <= int(value) <= high:
+    number = parse_integer(value)
+    if number is None or not low <= number <= high:
         raise MetadataError(key, f"{value[:40]!r} is not an integer in {low}..{high}")
-    return int(value)
+    return number
 
 
 def _optional_number(
-    metadata: Mapping[str, str], key: str, low: float, high: float = math.inf
+    metadata: Mapping[str, str], key: str, low: float, high: float
 ) -> float | None:
     if _value(metadata, key) is None:
         return None
-    return _number(metadata, key, 0.0, low=low, high=high)
+    return _number(metadata, key, 0.0, low, high)
 
 
 def _number(
-    metadata: Mapping[str, str],
-    key: str,
-    default: float,
-    low: float,
-    high: float = math.inf,
-    inclusive: bool = False,
+    metadata: Mapping[str, str], key: str, default: float, low: float, high: float
 ) -> float:
-    """A finite number above `low` (or at it, if `inclusive`) and at most `high`."""
+    """An ASCII decimal in [low, high]."""
     value = _value(metadata, key)
     if value is None:
         return default
-    try:
-        number = float(value)
-    except ValueError:
-        number = math.nan
-    above_low = number >= low if inclusive else number > low
-    if not math.isfinite(number) or not above_low or number > high:
-        bound = "[" if inclusive else "("
-        upper = f"{high:g}]" if math.isfinite(high) else "inf)"
-        raise MetadataError(key, f"{value[:40]!r} is not a number in {bound}{low:g}, {upper}")
+    number = parse_decimal(value)
+    if number is None or not low <= number <= high:
+        raise MetadataError(key, f"{value[:40]!r} is not a number in [{low:g}, {high:g}]")
     return number

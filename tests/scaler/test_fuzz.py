@@ -19,8 +19,17 @@ from scaler.config import DEFAULT_HOST_POLICY
 from scaler.discovery import Unwatched
 from scaler.keys import TargetKey
 from scaler.poller import TargetPoller
+from scaler.scaling import MAX_REPLICAS, desired_replicas
 from scaler.server import start
-from scaler.trigger import MetadataError, parse_trigger
+from scaler.trigger import (
+    MAX_TARGET,
+    MAX_WINDOW_S,
+    MIN_TARGET,
+    MIN_UTILIZATION,
+    MIN_WINDOW_S,
+    MetadataError,
+    parse_trigger,
+)
 from tests.scaler.conftest import FAST
 
 FIELDS = ["uptime_s", "capacity", "refill_per_s", "tokens", "granted_total", "denied_total"]
@@ -106,7 +115,8 @@ metadata_maps = st.dictionaries(
          "targetPerPod", "activationDemand", "window", "scalerAddress"]
     ) | st.text(max_size=10),
     st.text(max_size=40)
-    | st.sampled_from(["127.0.0.1:1", "0", "1e308", "nan", "-1", "demand", "fuzz/api"]),
+    | st.sampled_from(["127.0.0.1:1", "0", "1e308", "nan", "-1", "demand", "fuzz/api", "5e-324",
+                       "\u0665", ",,,"]),
     max_size=8,
 )  # fmt: skip
 
@@ -121,7 +131,18 @@ def test_any_metadata_parses_or_names_a_key(metadata: dict[str, str]) -> None:
                            "targetUtilization", "targetPerPod", "activationDemand",
                            "window"}  # fmt: skip
     else:
-        assert math.isfinite(trigger.window_s) and trigger.window_s > 0
+        assert MIN_WINDOW_S <= trigger.window_s <= MAX_WINDOW_S
+        assert MIN_UTILIZATION <= trigger.target_utilization <= 1.0
+        assert 0.0 <= trigger.activation_demand <= MAX_TARGET
+        per_pod = trigger.target_per_pod
+        assert per_pod is None or MIN_TARGET <= per_pod <= MAX_TARGET
+
+
+@given(st.floats(), st.floats())
+def test_desired_replicas_of_any_floats_is_an_int32_at_least_one(
+    value: float, target: float
+) -> None:
+    assert 1 <= desired_replicas(value, target) <= MAX_REPLICAS
 
 
 def test_any_metadata_over_grpc_is_ok_or_invalid_argument() -> None:
@@ -172,4 +193,4 @@ def test_absurd_states_are_never_summed() -> None:
     except BucketStateError as exc:
         absurd.fail(f"invalid: {exc}")
     agg = aggregate([good, absurd], now=2.0, window_s=1.0, fresh_for_s=3.0)
-    assert agg.demand_per_s == 2 * 40.0  # extrapolated from the believable pod only
+    assert agg.demand_per_s == 40.0  # the believable pod only: the other never answered

@@ -1,0 +1,29 @@
+"""Numbers as the scaler accepts them from clients and flags: ASCII decimal only.
+
+Python's `int()` and `float()` also take Arabic-Indic or full-width digits, `_`
+separators, `inf` and `nan`; a trigger or a flag must not. This module imports
+nothing from the project.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+_INTEGER = re.compile(r"[0-9]{1,18}", re.ASCII)
+_DECIMAL = re.compile(
+    r"[+-]?([0-9]{1,30}(\.[0-9]{0,30})?|\.[0-9]{1,30})([eE][+-]?[0-9]{1,3})?", re.ASCII
+)
+
+
+def parse_integer(text: str) -> int | None:
+    """A non-negative ASCII integer (at most 18 digits), or None."""
+    return int(text) if _INTEGER.fullmatch(text) else None
+
+
+def parse_decimal(text: str) -> float | None:
+    """A finite ASCII decimal such as `5`, `-0.25` or `1e3`, or None."""
+    if not _DECIMAL.fullmatch(text):
+        return None
+    number = float(text)
+    return number if math.isfinite(number) else None  # 1e999 overflows to inf
