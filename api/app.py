@@ -26,6 +26,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, ExceptionHandler, Receive, Scope, Send
 
+from api import bucket_schema
 from api.auth import BearerAuth, TokenFile
 from api.batch import InvalidInput, rate_payload
 from api.bucket import Clock, TokenBucket
@@ -56,7 +57,6 @@ logger = logging.getLogger(__name__)
 JSON_MEDIA_TYPE = "application/json"
 JSON_CONTENT_TYPE = JSON_MEDIA_TYPE.encode()
 PROBLEM_CONTENT_TYPE = PROBLEM_MEDIA_TYPE.encode()
-BUCKET_SCHEMA = "openclaw.bucket/v1"
 
 
 @dataclass
@@ -186,7 +186,7 @@ class AdminEndpoints:
         service = self._service
         state = service.bucket.state()
         document = {
-            "schema": BUCKET_SCHEMA,
+            "schema": bucket_schema.SCHEMA,
             "pod": service.config.pod_name,
             "boot_id": service.boot_id,
             "uptime_s": state.now_s - service.started_s,

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Literal, get_args
 
+from api import bucket_schema
+
 LogLevel = Literal["debug", "info", "warning", "error"]
 ENV_PREFIX = "RATING_API_"
 MIB = 1024 * 1024
@@ -60,12 +62,22 @@ class ApiConfig:
             self.port != self.admin_port or self.port == 0,
             "must differ from --port: the admin port is never exposed publicly",
         )
+        # The bucket state reports these three: the scaler rejects what its bounds do not hold.
         _require(
-            self, "bucket_capacity", _finite_at_least(self.bucket_capacity, 1.0), "must be >= 1"
+            self,
+            "bucket_capacity",
+            self.bucket_capacity >= 1.0 and bucket_schema.CAPACITY.holds(self.bucket_capacity),
+            f"must be >= 1 and <= {bucket_schema.MAX_TOKENS:g}",
         )
-        _require(self, "bucket_rate", _finite_above(self.bucket_rate, 0.0), "must be > 0")
+        _require(
+            self,
+            "bucket_rate",
+            self.bucket_rate > 0.0 and bucket_schema.REFILL_PER_S.holds(self.bucket_rate),
+            f"must be > 0 and <= {bucket_schema.MAX_TOKENS:g}",
+        )
         _require(self, "max_batch", self.max_batch >= 1, "must be >= 1")
-        _require(self, "pod_name", bool(self.pod_name), "must not be empty")
+        pod_name_problem = bucket_schema.name_problem(self.pod_name)
+        _require(self, "pod_name", pod_name_problem is None, str(pod_name_problem))
         _require(self, "max_body_bytes", self.max_body_bytes >= 1, "must be >= 1")
         _require(
             self, "log_level", self.log_level in get_args(LogLevel), f"must be one of {_LEVELS}"
@@ -107,30 +119,53 @@ class _Flag:
         return ENV_PREFIX + self.flag[2:].replace("-", "_").upper()
 
 
+def _whole(raw: str) -> int:
+    """`int`, but of ASCII only: `int` also takes Arabic-Indic digits and '1_000'."""
+    if not _is_plain_ascii(raw):
+        raise ValueError(raw)
+    return int(raw)
+
+
+def _decimal(raw: str) -> float:
+    """`float`, but of ASCII only: `float` also takes Arabic-Indic digits and '1_0'."""
+    if not _is_plain_ascii(raw):
+        raise ValueError(raw)
+    return float(raw)
+
+
+def _is_plain_ascii(raw: str) -> bool:
+    return raw.isascii() and "_" not in raw
+
+
 _LEVELS = ", ".join(get_args(LogLevel))
 
 _FLAGS = (
     _Flag("host", str, "bind address for both ports", "ADDR"),
-    _Flag("port", int, "public port: POST /v1/rate, /healthz, /readyz, /openapi.json", "PORT"),
-    _Flag("admin_port", int, "admin port: /metrics, /v1/bucket; never expose it publicly", "PORT"),
-    _Flag("bucket_capacity", float, "burst size of the token bucket, tokens", "TOKENS"),
+    _Flag("port", _whole, "public port: POST /v1/rate, /healthz, /readyz, /openapi.json", "PORT"),
     _Flag(
-        "bucket_rate", float, "refill, tokens per second: the sustainable load of one pod", "PER_S"
+        "admin_port", _whole, "admin port: /metrics, /v1/bucket; never expose it publicly", "PORT"
     ),
-    _Flag("max_batch", int, "most items in one request; more get 413", "N"),
+    _Flag("bucket_capacity", _decimal, "burst size of the token bucket, tokens", "TOKENS"),
+    _Flag(
+        "bucket_rate",
+        _decimal,
+        "refill, tokens per second: the sustainable load of one pod",
+        "PER_S",
+    ),
+    _Flag("max_batch", _whole, "most items in one request; more get 413", "N"),
     _Flag("pod_name", str, "pod name reported in the bucket state", "NAME"),
-    _Flag("max_body_bytes", int, "largest request body; larger gets 413", "BYTES"),
+    _Flag("max_body_bytes", _whole, "largest request body; larger gets 413", "BYTES"),
     _Flag("log_level", str.lower, f"one of {_LEVELS}", "LEVEL"),
     _Flag(
         "shutdown_delay_s",
-        float,
+        _decimal,
         "seconds to keep serving after SIGTERM while /readyz says 503, so that load "
         "balancers stop sending first",
         "SECONDS",
     ),
     _Flag(
         "drain_timeout_s",
-        float,
+        _decimal,
         "most seconds in-flight requests get to finish on shutdown",
         "SECONDS",
     ),
@@ -143,26 +178,26 @@ _FLAGS = (
     ),
     _Flag(
         "max_header_bytes",
-        int,
+        _whole,
         "largest request line plus headers; larger gets 431 and the connection closes",
         "BYTES",
     ),
     _Flag(
         "keep_alive_timeout_s",
-        float,
+        _decimal,
         "seconds an idle keep-alive connection stays open",
         "SECONDS",
     ),
     _Flag(
         "request_timeout_s",
-        float,
+        _decimal,
         "most seconds a request's headers, then its body, may take to arrive; "
         "slower gets 408 and the connection closes",
         "SECONDS",
     ),
     _Flag(
         "max_connections",
-        int,
+        _whole,
         "open connections per port; a request arriving while this many are open gets 503",
         "N",
     ),

@@ -1,7 +1,9 @@
 """What a rating pod says about its token bucket (`GET /v1/bucket`), checked.
 
 A pod's answer is untrusted input: the scaler sums it into a scaling decision, so
-anything absurd is rejected here, per pod, before it can poison the total.
+anything absurd is rejected here, per pod, before it can poison the total. The schema
+and the bounds are `api.bucket_schema`'s, which `rating-api` checks its settings
+against at start-up: whatever a pod may be started with, this parser accepts.
 """
 
 from __future__ import annotations
@@ -12,10 +14,7 @@ from typing import Any
 
 import orjson
 
-SCHEMA = "openclaw.bucket/v1"
-MAX_TOKENS = 1e9  # a capacity or refill rate beyond this is a bug or an attack
-MAX_COUNTER = float(2**53)  # beyond this a float loses whole tokens
-MAX_NAME_LEN = 253
+from api.bucket_schema import CAPACITY, COUNTER, REFILL_PER_S, SCHEMA, TOKENS, Bound, name_problem
 
 
 class BucketStateError(ValueError):
@@ -51,15 +50,13 @@ def parse_bucket_state(body: bytes) -> BucketState:
     state = BucketState(
         pod=_name(doc, "pod"),
         boot_id=_name(doc, "boot_id"),
-        uptime_s=_number(doc, "uptime_s", 0.0, MAX_COUNTER),
-        capacity=_number(doc, "capacity", 0.0, MAX_TOKENS),
-        refill_per_s=_number(doc, "refill_per_s", 0.0, MAX_TOKENS),
-        tokens=_number(doc, "tokens", 0.0, MAX_TOKENS),
-        granted_total=_number(doc, "granted_total", 0.0, MAX_COUNTER),
-        denied_total=_number(doc, "denied_total", 0.0, MAX_COUNTER),
+        uptime_s=_number(doc, "uptime_s", COUNTER),
+        capacity=_number(doc, "capacity", CAPACITY),
+        refill_per_s=_number(doc, "refill_per_s", REFILL_PER_S),
+        tokens=_number(doc, "tokens", TOKENS),
+        granted_total=_number(doc, "granted_total", COUNTER),
+        denied_total=_number(doc, "denied_total", COUNTER),
     )
-    if state.capacity <= 0:
-        raise BucketStateError("capacity must be > 0")
     if state.tokens > state.capacity * (1 + 1e-9):
         raise BucketStateError(f"tokens {state.tokens} exceed capacity {state.capacity}")
     return state
@@ -67,12 +64,13 @@ def parse_bucket_state(body: bytes) -> BucketState:
 
 def _name(doc: dict[str, Any], key: str) -> str:
     value = doc.get(key)
-    if not isinstance(value, str) or not 0 < len(value) <= MAX_NAME_LEN:
-        raise BucketStateError(f"{key} must be a string of 1..{MAX_NAME_LEN} characters")
+    problem = name_problem(value)
+    if problem is not None or not isinstance(value, str):
+        raise BucketStateError(f"{key} {problem}")
     return value
 
 
-def _number(doc: dict[str, Any], key: str, low: float, high: float) -> float:
+def _number(doc: dict[str, Any], key: str, bound: Bound) -> float:
     value = doc.get(key)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise BucketStateError(f"{key} must be a number, got {type(value).__name__}")
@@ -80,6 +78,6 @@ def _number(doc: dict[str, Any], key: str, low: float, high: float) -> float:
         number = float(value)
     except OverflowError:
         number = math.inf
-    if not math.isfinite(number) or not low <= number <= high:
-        raise BucketStateError(f"{key} = {value!r} is outside [{low:g}, {high:g}]")
+    if not bound.holds(number):
+        raise BucketStateError(f"{key} = {value!r} must be {bound.describe()}")
     return number

@@ -89,7 +89,7 @@ def test_each_flag_reads_its_variable_and_the_flag_wins(
             "--port (from RATING_API_PORT): 'http' is not a valid port",
         ),
         (["--max-batch", "ten"], {}, "--max-batch: 'ten' is not a valid n"),
-        (["--pod-name", ""], {}, "--pod-name [RATING_API_POD_NAME] must not be empty"),
+        (["--pod-name", ""], {}, "--pod-name [RATING_API_POD_NAME] must be a string of 1 to"),
         (
             ["--shutdown-delay", "-1"],
             {},
