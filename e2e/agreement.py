@@ -82,6 +82,7 @@ def summary(spreads: Sequence[float], failed: int) -> dict[str, Any]:
         "samples": len(spreads),
         "failed": failed,
         "median_spread_pct": round(100 * statistics.median(spreads), 2),
+        "p90_spread_pct": round(100 * sorted(spreads)[int(0.9 * (len(spreads) - 1))], 2),
         "max_spread_pct": round(100 * max(spreads), 2),
         "within_2pct": round(within / len(spreads), 3),
     }

@@ -25,6 +25,7 @@ def test_summary_counts_instants_within_two_percent() -> None:
         "samples": 4,
         "failed": 1,
         "median_spread_pct": 1.5,
+        "p90_spread_pct": 2.0,
         "max_spread_pct": 10.0,
         "within_2pct": 0.75,
     }
