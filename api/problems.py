@@ -47,6 +47,7 @@ class ProblemError(Exception):
 
 
 MALFORMED_JSON = ProblemType.ours("malformed-json", "The body is not valid JSON", 400)
+MALFORMED_REQUEST = ProblemType.ours("malformed-request", "The request is not valid HTTP/1.1", 400)
 BODY_TOO_LARGE = ProblemType.ours("body-too-large", "The body is larger than the limit", 413)
 BATCH_TOO_LARGE = ProblemType.ours(
     "batch-too-large", "The batch holds more items than the limit", 413
@@ -74,6 +75,7 @@ OVERLOADED = ProblemType.ours(
 
 ALL_TYPES = (
     MALFORMED_JSON,
+    MALFORMED_REQUEST,
     BODY_TOO_LARGE,
     BATCH_TOO_LARGE,
     UNSUPPORTED_MEDIA_TYPE,

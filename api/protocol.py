@@ -17,7 +17,15 @@ arrive when it parses with httptools, and it answers its own 503 (over
   connection serves both deadlines and is re-armed lazily, so a request costs a clock
   read rather than a timer (a per-request `asyncio.timeout` cost about a tenth of the
   whole request);
-- a problem+json 503 in place of uvicorn's plain one;
+- a problem+json 503 in place of uvicorn's plain one, and a problem+json 400 in place of
+  its plain one for a request that is not HTTP/1.1;
+- every answer it gives itself (400, 408, 431, 503) counted by `observe`, as the app's
+  middleware counts the app's: each costs the client a request, so `requests_total`
+  shows it;
+- a drain: once `drain.draining` is set, every answer carries `Connection: close`, and
+  at the server's shutdown a connection on which a request is arriving is answered
+  before it closes (uvicorn would close it with the request unanswered); only idle
+  connections close at once (docs/UVICORN.md, "Shutting down");
 - a lingering close (api/linger.py) whenever it closes with the request not all read, so
   that an early answer (413, 431, 408, 503) reaches the client instead of a reset.
 
@@ -32,9 +40,10 @@ option of uvicorn does this, and what it costs: docs/UVICORN.md.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from uvicorn._types import ASGI3Application
 from uvicorn.protocols.http.flow_control import service_unavailable
@@ -43,6 +52,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResp
 from api.linger import GuardedTransport, linger
 from api.problems import (
     HEADERS_TOO_LARGE,
+    MALFORMED_REQUEST,
     OVERLOADED,
     PROBLEM_MEDIA_TYPE,
     REQUEST_TIMEOUT,
@@ -65,12 +75,32 @@ class ConnectionLimits:
     """Longest wait for the client's FIN after an early answer."""
 
 
+Observe = Callable[[int, float], None]
+"""Counts one answer: its status and seconds since its request began to arrive."""
+
+
+class Drain(Protocol):
+    """What the connections read to know the process is shutting down."""
+
+    draining: bool
+
+
+class _NeverDraining:
+    draining = False
+
+
+def _count_nothing(status: int, duration_s: float) -> None:
+    pass
+
+
 class _HeadTooLarge(Exception):
     """Raised from a parser callback; httptools turns it into an `HttpParserError`."""
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
     limits = ConnectionLimits(16 * 1024, 10.0, 5.0)
+    observe: Observe = staticmethod(_count_nothing)
+    drain: Drain = _NeverDraining()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -79,6 +109,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes_received = 0
         self._head_bytes_parsed = 0
         self._head_too_large = False
+        self._head_started_at = 0.0
         self._waiting_for: str | None = None  # "head", "body" or None: what the deadline is for
         self._deadline_at = 0.0
         self._timer: asyncio.TimerHandle | None = None
@@ -99,6 +130,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         if self._head_open:
+            if not self._head_bytes_received:
+                self._head_started_at = self.loop.time()
             self._head_bytes_received += len(data)
         super().data_received(data)
         if (
@@ -125,6 +158,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes_received = 0
         self._await("body")
         super().on_headers_complete()
+        if self.drain.draining:
+            self.cycle.keep_alive = False  # uvicorn then answers with Connection: close
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
@@ -141,8 +176,21 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def send_400_response(self, msg: str) -> None:
         if self._head_too_large:  # uvicorn's answer to the `_HeadTooLarge` of a callback
             self._send_too_large()
-        else:
-            super().send_400_response(msg)
+        else:  # httptools refused the bytes: uvicorn's answer would be text/plain
+            self._send_problem(MALFORMED_REQUEST, "the request is not valid HTTP/1.1")
+
+    def shutdown(self) -> None:
+        """The server's stop: idle connections close, one with a request arriving answers it."""
+        if self._head_open and self._head_bytes_received and not self.transport.is_closing():
+            return  # its head completes while draining: answered with Connection: close
+        super().shutdown()
+
+    def begin_drain(self) -> None:
+        """Answers not started yet go out with Connection: close, pipelined ones too."""
+        cycles = [self.cycle, *(cycle for cycle, _ in self.pipeline)]
+        for cycle in cycles:
+            if cycle is not None and not cycle.response_started:
+                cycle.keep_alive = False
 
     def _send_too_large(self) -> None:
         limit = self.limits.max_head_bytes
@@ -150,8 +198,13 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
         if app is service_unavailable:
-            app = _overloaded
+            app = self._overloaded
         super()._start_asgi_task(cycle, app)
+
+    async def _overloaded(self, scope: Any, receive: Any, send: Any) -> None:
+        headers = [(b"retry-after", b"1"), (b"connection", b"close")]
+        await send_problem(send, OVERLOADED, "too many open connections; retry shortly", headers)
+        self.observe(OVERLOADED.status, self.loop.time() - self._head_started_at)
 
     def _close(self) -> None:
         """Every close of uvicorn's and ours: at once, or lingering if bytes may be unread."""
@@ -212,17 +265,25 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             + body
         )
         self.transport.close()
+        self.observe(problem.status, self.loop.time() - self._head_started_at)
 
 
-def bounded_protocol(limits: ConnectionLimits) -> type[BoundedHttpToolsProtocol]:
-    """A protocol class for `uvicorn.Config(http=...)`, which takes a class, with `limits`."""
-    return type("BoundedHttpToolsProtocol", (BoundedHttpToolsProtocol,), {"limits": limits})
+def bounded_protocol(
+    limits: ConnectionLimits,
+    observe: Observe | None = None,
+    drain: Drain | None = None,
+) -> type[BoundedHttpToolsProtocol]:
+    """A protocol class for `uvicorn.Config(http=...)`, which takes a class.
+
+    `observe` counts the answers the protocol gives itself; `drain` says when to close.
+    """
+    attributes = {
+        "limits": limits,
+        "observe": staticmethod(observe or _count_nothing),
+        "drain": drain if drain is not None else _NeverDraining(),
+    }
+    return type("BoundedHttpToolsProtocol", (BoundedHttpToolsProtocol,), attributes)
 
 
 def _reason(status: int) -> bytes:
     return HTTPStatus(status).phrase.encode()
-
-
-async def _overloaded(scope: Any, receive: Any, send: Any) -> None:
-    headers = [(b"retry-after", b"1"), (b"connection", b"close")]
-    await send_problem(send, OVERLOADED, "too many open connections; retry shortly", headers)

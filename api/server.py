@@ -1,8 +1,10 @@
 """Run the public and the admin server on one event loop, and shut them down gracefully.
 
-On SIGTERM or SIGINT: `/readyz` answers 503 at once; after `--shutdown-delay` both
-servers stop accepting, in-flight requests finish (at most `--drain-timeout`), and the
-process exits 0. A second signal stops at once.
+On SIGTERM or SIGINT: `/readyz` answers 503 at once and every answer from then on says
+`Connection: close`, so keep-alive clients move to other pods one request at a time
+while the pod still serves; after `--shutdown-delay` both servers stop accepting, idle
+connections close, a request still arriving or in flight is answered (at most
+`--drain-timeout`), and the process exits 0. A second signal stops at once.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from starlette.types import ASGIApp
 
 from api.app import Service, admin_app, public_app
 from api.config import ApiConfig, describe
-from api.protocol import ConnectionLimits, bounded_protocol
+from api.protocol import BoundedHttpToolsProtocol, ConnectionLimits, Observe, bounded_protocol
 
 logger = logging.getLogger("api")
 
@@ -55,7 +57,10 @@ async def serve(config: ApiConfig) -> int:
         logger.error("cannot start: %s", exc)
         return EXIT_CANNOT_LISTEN
     service = Service.create(config)
-    servers = [_server(public_app(service), config), _server(admin_app(service), config)]
+    servers = [
+        _server(public_app(service), service, service.metrics.observe),
+        _server(admin_app(service), service),
+    ]
     _handle_signals(service, servers, config.shutdown_delay_s)
     logger.info(
         "rating-api ready: public http://%s/ admin http://%s/ pod=%s boot_id=%s",
@@ -69,17 +74,18 @@ async def serve(config: ApiConfig) -> int:
     return EXIT_OK
 
 
-def _server(app: ASGIApp, config: ApiConfig) -> _Server:
+def _server(app: ASGIApp, service: Service, observe: Observe | None = None) -> _Server:
+    """`observe` counts the protocol's own answers (400, 408, 431, 503): public port only."""
+    config = service.config
+    limits = ConnectionLimits(
+        max_head_bytes=config.max_header_bytes,
+        head_timeout_s=config.request_timeout_s,
+        keep_alive_timeout_s=config.keep_alive_timeout_s,
+    )
     return _Server(
         uvicorn.Config(
             app,
-            http=bounded_protocol(
-                ConnectionLimits(
-                    max_head_bytes=config.max_header_bytes,
-                    head_timeout_s=config.request_timeout_s,
-                    keep_alive_timeout_s=config.keep_alive_timeout_s,
-                )
-            ),
+            http=bounded_protocol(limits, observe, service),
             limit_concurrency=config.max_connections,
             ws="none",  # no WebSocket here; an upgrade would take over the guarded transport
             loop="none",
@@ -119,6 +125,10 @@ def _handle_signals(service: Service, servers: list[_Server], shutdown_delay_s: 
                 server.should_exit = server.force_exit = True
             return
         service.draining = True
+        for server in servers:
+            for connection in server.server_state.connections:
+                if isinstance(connection, BoundedHttpToolsProtocol):
+                    connection.begin_drain()
         logger.info(
             "%s: /readyz now answers 503; stopping in %.1f s, then finishing in-flight requests",
             signal.Signals(signum).name,

@@ -37,6 +37,7 @@ OVERRIDDEN: dict[str, list[str]] = {
     "on_message_complete": [],
     "on_response_complete": [],
     "send_400_response": ["msg"],
+    "shutdown": [],
     "_start_asgi_task": ["cycle", "app"],
 }
 """Every method of `HttpToolsProtocol` that `BoundedHttpToolsProtocol` defines again."""
@@ -75,6 +76,7 @@ def test_uvicorn_still_has_what_the_protocol_reads() -> None:
 class Recorded:
     port: int
     called: set[str]
+    server: uvicorn.Server
 
 
 def recording_protocol(called: set[str]) -> type[BoundedHttpToolsProtocol]:
@@ -114,7 +116,7 @@ async def recorded() -> AsyncIterator[Recorded]:
     sock.bind(("127.0.0.1", 0))
     sock.listen()  # connections wait in the backlog until uvicorn has started
     serving = asyncio.create_task(server.serve([sock]))
-    yield Recorded(sock.getsockname()[1], called)
+    yield Recorded(sock.getsockname()[1], called, server)
     server.should_exit = True
     await serving
 
@@ -160,4 +162,9 @@ async def test_uvicorn_calls_every_overridden_method(recorded: Recorded) -> None
         if "connection_lost" in recorded.called:
             break
         await asyncio.sleep(0.01)
+
+    idle = await asyncio.open_connection("127.0.0.1", recorded.port)
+    await asyncio.sleep(0.1)  # accepted
+    recorded.server.should_exit = True  # its shutdown() goes to every open connection
+    assert await idle[0].read() == b""  # an idle one is closed
     assert recorded.called == set(OVERRIDDEN), f"never called: {set(OVERRIDDEN) - recorded.called}"
