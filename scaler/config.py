@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
-import math
 import os
+import re
+import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from scaler.keys import HostPolicy
+from scaler.numbers import parse_decimal, parse_integer
 
 ENV_PREFIX = "RATING_SCALER_"
 DEFAULT_ALLOWED_HOSTS = "*.svc.cluster.local,localhost,127.0.0.1"
 LOG_LEVELS = ("debug", "info", "warning", "error")
+MAX_TARGETS = 100_000
 DEFAULT_HOST_POLICY = HostPolicy(tuple(DEFAULT_ALLOWED_HOSTS.split(",")))
 
 
@@ -37,6 +40,7 @@ class ScalerConfig:
     pod_token_file: Path | None = None
     kubeconfig: Path | None = None
     forget_after_s: float = 600.0
+    max_targets: int = 1000
     shutdown_grace_s: float = 5.0
     log_level: str = "info"
 
@@ -118,6 +122,13 @@ FLAGS = (
         "seconds after which a target nobody asks about is forgotten",
     ),
     _Flag(
+        "max-targets",
+        "1000",
+        "N",
+        "targets (distinct sets of pods) polled at once; a trigger naming one more is "
+        "refused with RESOURCE_EXHAUSTED",
+    ),
+    _Flag(
         "shutdown-grace", "5", "SECONDS", "seconds in-flight calls may take to finish after SIGTERM"
     ),
     _Flag("log-level", "info", "LEVEL", f"one of {', '.join(LOG_LEVELS)}"),
@@ -165,10 +176,13 @@ def load(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         pod_token_file=_file("--pod-token-file", args.pod_token_file),
         kubeconfig=_file("--kubeconfig", args.kubeconfig),
         forget_after_s=_seconds("--forget-after", args.forget_after, 1, 86400),
+        max_targets=_count("--max-targets", args.max_targets, 1, MAX_TARGETS),
         shutdown_grace_s=_seconds("--shutdown-grace", args.shutdown_grace, 0, 600),
         log_level=_choice("--log-level", args.log_level, LOG_LEVELS),
     )
     _check_tls(config)
+    if config.tls:
+        read_tls(config)  # a bad file stops the start here, named by its flag
     if config.pod_timeout_s >= config.poll_interval_s:
         raise ConfigError(
             f"--pod-timeout ({config.pod_timeout_s:g}s) must be shorter than --poll-interval "
@@ -184,17 +198,22 @@ def _host(value: str) -> str:
 
 
 def _port(flag: str, value: str) -> int:
-    if not value.strip().isdigit() or not 0 <= int(value) <= 65535:
+    number = parse_integer(value.strip())
+    if number is None or not 0 <= number <= 65535:
         raise ConfigError(f"{flag}: {value!r} is not a port number (0-65535)")
-    return int(value)
+    return number
+
+
+def _count(flag: str, value: str, low: int, high: int) -> int:
+    number = parse_integer(value.strip())
+    if number is None or not low <= number <= high:
+        raise ConfigError(f"{flag}: {value!r} is not a whole number in [{low}, {high}]")
+    return number
 
 
 def _seconds(flag: str, value: str, low: float, high: float) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        number = math.nan
-    if not math.isfinite(number) or not low <= number <= high:
+    number = parse_decimal(value.strip())
+    if number is None or not low <= number <= high:
         raise ConfigError(f"{flag}: {value!r} is not a number of seconds in [{low:g}, {high:g}]")
     return number
 
@@ -226,9 +245,10 @@ def _dns_server(value: str | None) -> tuple[str, int] | None:
         ipaddress.ip_address(host)
     except ValueError:
         host = ""
-    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+    number = parse_integer(port)
+    if not host or number is None or not 1 <= number <= 65535:
         raise ConfigError(f"--dns-server: {value!r} is not an IP address with an optional :port")
-    return host, int(port)
+    return host, number
 
 
 def _choice(flag: str, value: str, choices: Sequence[str]) -> str:
@@ -242,3 +262,55 @@ def _check_tls(config: ScalerConfig) -> None:
         raise ConfigError("--tls-cert and --tls-key must be given together")
     if config.tls_client_ca is not None and config.tls_cert is None:
         raise ConfigError("--tls-client-ca needs --tls-cert and --tls-key (mTLS is on top of TLS)")
+
+
+@dataclass(frozen=True, slots=True)
+class TlsFiles:
+    key: bytes
+    cert: bytes
+    client_ca: bytes | None
+
+
+_PEM_LABEL = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----")
+
+
+def read_tls(config: ScalerConfig) -> TlsFiles:
+    """Read and check the TLS files; ConfigError says which flag's file is wrong, and how."""
+    assert config.tls_cert is not None and config.tls_key is not None
+    cert = _pem("--tls-cert", config.tls_cert, "CERTIFICATE")
+    key = _pem("--tls-key", config.tls_key, "PRIVATE KEY")
+    ca_path = config.tls_client_ca
+    client_ca = _pem("--tls-client-ca", ca_path, "CERTIFICATE") if ca_path else None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    _load_certificates("--tls-cert", config.tls_cert, context, cert)
+    try:
+        context.load_cert_chain(config.tls_cert, config.tls_key, password=lambda: b"")
+    except ssl.SSLError as exc:
+        if exc.reason == "KEY_VALUES_MISMATCH":
+            problem = f"the key does not match the certificate in --tls-cert ({config.tls_cert})"
+        else:
+            problem = f"not a usable PEM private key, or an encrypted one ({exc.reason})"
+        raise ConfigError(f"--tls-key: {config.tls_key}: {problem}") from None
+    if client_ca is not None and ca_path is not None:
+        _load_certificates("--tls-client-ca", ca_path, context, client_ca)
+    return TlsFiles(key, cert, client_ca)
+
+
+def _pem(flag: str, path: Path, kind: str) -> bytes:
+    """The file's bytes, once it is known to hold a PEM block of that kind."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{flag}: cannot read {path}: {exc.strerror}") from None
+    labels = [label.decode() for label in _PEM_LABEL.findall(data)]
+    if not any(label.endswith(kind) for label in labels):
+        found = f"PEM blocks {', '.join(labels)}" if labels else "no PEM block"
+        raise ConfigError(f"{flag}: {path} is not a PEM {kind.lower()} ({found})")
+    return data
+
+
+def _load_certificates(flag: str, path: Path, context: ssl.SSLContext, data: bytes) -> None:
+    try:
+        context.load_verify_locations(cadata=data.decode("ascii", "replace"))
+    except (ssl.SSLError, ValueError) as exc:
+        raise ConfigError(f"{flag}: {path}: not a valid PEM certificate ({exc})") from None

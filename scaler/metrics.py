@@ -55,7 +55,7 @@ class ScalerMetrics:
         )
         for method in RPC_METHODS:
             self.rpc_duration.labels(method)
-            for code in ("OK", "UNAVAILABLE", "INVALID_ARGUMENT"):
+            for code in ("OK", "UNAVAILABLE", "INVALID_ARGUMENT", "RESOURCE_EXHAUSTED"):
                 self.rpc.labels(method, code)
 
     def on_cycle(self, poller: TargetPoller, duration_s: float) -> None:

@@ -108,6 +108,10 @@ class PodClient:
                 chunks.append(chunk)
             return b"".join(chunks)
 
+    def forget_urls(self) -> None:
+        """Drop the URLs built so far (a target was forgotten); rebuilt on the next fetch."""
+        self._urls.clear()
+
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()

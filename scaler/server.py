@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry
 
 from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
-from scaler.config import ScalerConfig
+from scaler.config import ConfigError, ScalerConfig, read_tls
 from scaler.discovery import Discovery, Resolver, discovery_for, make_resolver
 from scaler.endpointslices import EndpointSliceDiscovery, KubeApi
 from scaler.http import make_app
@@ -61,8 +61,9 @@ class Scaler:
         self.targets = Targets(
             self._make_poller,
             first_poll_timeout_s=config.pod_timeout_s + 0.1,
+            max_targets=config.max_targets,
             idle_s=config.forget_after_s,
-            on_forget=self.metrics.forget,
+            on_forget=self._forget,
         )
         self.registry.register(TargetsCollector(self.targets))
         self.servicer = ExternalScalerServicer(self.targets, config.allowed_hosts, self.metrics)
@@ -76,6 +77,12 @@ class Scaler:
         self.kube = KubeApi(config.kubeconfig)  # configured when a trigger first needs it
         self._resolver: Resolver | None = None
         self._tasks: list[asyncio.Task[None]] = []
+
+    def _forget(self, target: TargetKey) -> None:
+        """A forgotten target leaves nothing behind: no series, no cached trigger or URL."""
+        self.metrics.forget(target)
+        self.servicer.forget()
+        self.client.forget_urls()
 
     def ready(self) -> bool:
         """The one readiness switch: `/readyz` reads it, the gRPC `readiness` mirrors it."""
@@ -193,23 +200,34 @@ def _listen(host: str, port: int, flag: str) -> socket.socket:
 
 def _bind_grpc(server: grpc.aio.Server, config: ScalerConfig) -> int:
     address = f"{config.host}:{config.grpc_port}"
+    credentials = _credentials(config) if config.tls else None
     try:
-        if not config.tls:
+        if credentials is None:
             return server.add_insecure_port(address)
-        return server.add_secure_port(address, _credentials(config))
-    except RuntimeError:  # grpc says only "Failed to bind"; the port is the usual cause
-        raise StartError(f"--grpc-port: cannot listen on {address} (in use?)") from None
+        return server.add_secure_port(address, credentials)
+    except RuntimeError:  # grpc says only "Failed to bind": ask the kernel why
+        raise StartError(
+            f"--grpc-port: cannot listen on {address}: {_bind_problem(config)}"
+        ) from None
+
+
+def _bind_problem(config: ScalerConfig) -> str:
+    try:
+        _listen(config.host, config.grpc_port, "--grpc-port").close()
+    except StartError as exc:
+        return str(exc).rpartition(": ")[2]
+    return "gRPC could not bind the address"
 
 
 def _credentials(config: ScalerConfig) -> grpc.ServerCredentials:
-    assert config.tls_cert is not None and config.tls_key is not None
     try:
-        key, cert = config.tls_key.read_bytes(), config.tls_cert.read_bytes()
-        client_ca = config.tls_client_ca.read_bytes() if config.tls_client_ca else None
-    except OSError as exc:
-        raise StartError(f"--tls-cert/--tls-key/--tls-client-ca: {exc}") from None
+        files = read_tls(config)
+    except ConfigError as exc:
+        raise StartError(str(exc)) from None
     return grpc.ssl_server_credentials(
-        [(key, cert)], root_certificates=client_ca, require_client_auth=client_ca is not None
+        [(files.key, files.cert)],
+        root_certificates=files.client_ca,
+        require_client_auth=files.client_ca is not None,
     )
 
 

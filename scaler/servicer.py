@@ -23,7 +23,7 @@ from scaler.keys import HostPolicy
 from scaler.metrics import ScalerMetrics
 from scaler.poller import TargetPoller
 from scaler.scaling import is_active, metric_value, target_per_pod
-from scaler.targets import Targets
+from scaler.targets import TargetLimitError, Targets
 from scaler.trigger import MetadataError, TriggerConfig, parse_trigger
 
 log = logging.getLogger("scaler.servicer")
@@ -88,6 +88,10 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
         """Refuse new calls and end open streams (SIGTERM)."""
         self._closing.set()
 
+    def forget(self) -> None:
+        """A target was forgotten: drop the parsed triggers, which may name it."""
+        _parse_cached.cache_clear()
+
     async def _resolve(
         self, ref: pb.ScaledObjectRef, context: Context, *, spec: bool = False
     ) -> tuple[TriggerConfig, TargetPoller]:
@@ -102,7 +106,12 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
                 grpc.StatusCode.INVALID_ARGUMENT, f"{ref.namespace}/{ref.name}: {exc}"
             )
         wait = not spec or trigger.target_per_pod is None
-        poller = await self.targets.poller_for(ref.namespace, ref.name, trigger, wait=wait)
+        try:
+            poller = await self.targets.poller_for(ref.namespace, ref.name, trigger, wait=wait)
+        except TargetLimitError as exc:
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED, f"{ref.namespace}/{ref.name}: {exc}"
+            )
         return trigger, poller
 
     async def _open_stream(

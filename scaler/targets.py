@@ -35,12 +35,24 @@ class ScaledObjectUse:
     last_seen_at: float
 
 
+class TargetLimitError(RuntimeError):
+    """One more target would pass the process-wide cap (`--max-targets`)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"the scaler already polls {limit} targets, its limit (--max-targets {limit}); "
+            "targets nobody asks about are forgotten after --forget-after seconds"
+        )
+        self.limit = limit
+
+
 class Targets:
     def __init__(
         self,
         make_poller: PollerFactory,
         *,
         first_poll_timeout_s: float,
+        max_targets: int = 1000,
         idle_s: float = 600.0,
         clock: Clock = time.monotonic,
         on_forget: Callable[[TargetKey], None] | None = None,
@@ -49,6 +61,7 @@ class Targets:
         self.scaled_objects: dict[ScaledObjectKey, ScaledObjectUse] = {}
         self._make_poller = make_poller
         self._first_poll_timeout_s = first_poll_timeout_s
+        self.max_targets = max_targets
         self._idle_s = idle_s
         self._clock = clock
         self._on_forget = on_forget
@@ -56,9 +69,14 @@ class Targets:
     async def poller_for(
         self, namespace: str, name: str, trigger: TriggerConfig, *, wait: bool = True
     ) -> TargetPoller:
-        """The target's poller, started on first use; waits (bounded) for its first poll."""
+        """The target's poller, started on first use; waits (bounded) for its first poll.
+
+        Raises TargetLimitError rather than start a target past `max_targets`.
+        """
         poller = self.pollers.get(trigger.target)
         if poller is None:
+            if len(self.pollers) >= self.max_targets:
+                raise TargetLimitError(self.max_targets)
             poller = self._make_poller(trigger.target)
             self.pollers[trigger.target] = poller
             log.info("new target %s (asked by %s/%s)", trigger.target.label, namespace, name)
