@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -252,6 +253,35 @@ def test_scaled_object(variant: Variant) -> None:
     behavior = spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
     assert behavior["scaleUp"]["stabilizationWindowSeconds"] == 0, "scale up at once"
     assert behavior["scaleDown"]["stabilizationWindowSeconds"] >= 120, "scale down calmly"
+
+
+def allowed_up(policy: dict[str, Any], current: int) -> int:
+    """The count one scale-up policy allows from `current` in a period (HPA v2 rules)."""
+    if policy["type"] == "Pods":
+        return current + int(policy["value"])
+    return math.ceil(current * (1 + int(policy["value"]) / 100))
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=str)
+def test_one_sync_reaches_the_right_size_from_any_count(variant: Variant) -> None:
+    """Demand says how many pods: the policies let the first sync set any count up to max."""
+    (scaled_object,) = of_kind(render(variant), "ScaledObject")
+    spec = scaled_object["spec"]
+    up = spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]["scaleUp"]
+    assert up["selectPolicy"] == "Max"
+    low, high = spec["minReplicaCount"], spec["maxReplicaCount"]
+    for current in range(low, high):
+        reach = max(allowed_up(policy, current) for policy in up["policies"])
+        assert reach >= high, f"{variant}: from {current} pods one sync reaches only {reach}"
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=str)
+def test_tolerances_are_set_per_direction(variant: Variant) -> None:
+    (scaled_object,) = of_kind(render(variant), "ScaledObject")
+    behavior = scaled_object["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
+    up, down = (float(behavior[way]["tolerance"]) for way in ("scaleUp", "scaleDown"))
+    assert 0 < up < 0.1, "finer than the cluster-wide 10 % on the way up"
+    assert down == 0.1
 
 
 @pytest.mark.parametrize(
