@@ -222,6 +222,8 @@ def _file(flag: str, value: str | None) -> Path | None:
     if not value:
         return None
     path = Path(value)
+    if path.is_dir():
+        raise ConfigError(f"{flag}: {value} is a directory, not a file")
     if not path.is_file():
         raise ConfigError(f"{flag}: no such file: {value}")
     return path

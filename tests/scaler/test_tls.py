@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import trustme
 
 from harness.fakepods import FakePod
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
+from scaler.config import ConfigError, load
 from scaler.server import Scaler, start
 from tests.scaler.conftest import ref, with_config
 
@@ -91,3 +94,76 @@ async def test_plaintext_client_is_refused_by_a_tls_port(
                 await stub.GetMetricSpec(ref([pod]), timeout=3)
     finally:
         await scaler.stop()
+
+
+def tls_argv(cert: Path, key: Path, client_ca: Path | None = None) -> list[str]:
+    argv = ["--tls-cert", str(cert), "--tls-key", str(key)]
+    return argv + (["--tls-client-ca", str(client_ca)] if client_ca else [])
+
+
+def bad_tls_files(tmp_path: Path, ca: trustme.CA, case: str) -> list[str]:
+    """Flags naming TLS files with one thing wrong, as `case` says."""
+    issued = ca.issue_cert("localhost")
+    cert = write_pem(tmp_path, "tls.crt", issued.cert_chain_pems[0])
+    key = write_pem(tmp_path, "tls.key", issued.private_key_pem)
+    other_key = write_pem(tmp_path, "other.key", ca.issue_cert("other").private_key_pem)
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
+    cases = {
+        "cert-is-a-key": tls_argv(key, key),
+        "key-is-a-cert": tls_argv(cert, cert),
+        "key-of-another-cert": tls_argv(cert, other_key),
+        "cert-not-base64": tls_argv(garbage, key),
+        "client-ca-is-a-key": tls_argv(cert, key, key),
+        "client-ca-not-base64": tls_argv(cert, key, garbage),
+        "key-unreadable": tls_argv(cert, tmp_path),
+    }
+    return cases[case]
+
+
+@pytest.mark.parametrize(
+    ("case", "flag", "says"),
+    [
+        pytest.param("cert-is-a-key", "--tls-cert", "not a PEM certificate", id="cert-is-a-key"),
+        pytest.param("key-is-a-cert", "--tls-key", "not a PEM private key", id="key-is-a-cert"),
+        pytest.param("key-of-another-cert", "--tls-key", "does not match", id="key-mismatch"),
+        pytest.param("cert-not-base64", "--tls-cert", "not a valid PEM", id="cert-garbage"),
+        pytest.param("client-ca-is-a-key", "--tls-client-ca", "not a PEM", id="ca-is-a-key"),
+        pytest.param("client-ca-not-base64", "--tls-client-ca", "not a valid", id="ca-garbage"),
+        pytest.param("key-unreadable", "--tls-key", "is a directory", id="key-is-a-directory"),
+    ],
+)
+def test_a_bad_tls_file_is_named_by_its_flag_and_what_is_wrong(
+    tmp_path: Path, ca: trustme.CA, case: str, flag: str, says: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load(bad_tls_files(tmp_path, ca, case), env={})
+    message = str(caught.value)
+    assert message.startswith(f"{flag}: "), message
+    assert says in message, message
+    assert "in use" not in message
+
+
+def test_the_process_says_what_is_wrong_with_a_tls_file_not_that_the_port_is_in_use(
+    tmp_path: Path, ca: trustme.CA
+) -> None:
+    argv = bad_tls_files(tmp_path, ca, "key-of-another-cert")
+    done = subprocess.run(
+        [sys.executable, "-m", "scaler", "--grpc-port", "0", "--http-port", "0", *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "--tls-key" in done.stderr and "does not match" in done.stderr, done.stderr
+    assert "in use" not in done.stderr
+
+
+def test_good_tls_files_load(tmp_path: Path, ca: trustme.CA) -> None:
+    issued = ca.issue_cert("localhost")
+    cert = write_pem(tmp_path, "tls.crt", issued.cert_chain_pems[0])
+    key = write_pem(tmp_path, "tls.key", issued.private_key_pem)
+    client_ca = write_pem(tmp_path, "ca.crt", ca.cert_pem)
+    config = load(tls_argv(cert, key, client_ca), env={})
+    assert config.tls and config.tls_client_ca == client_ca
