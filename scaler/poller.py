@@ -30,6 +30,21 @@ MAX_IN_FLIGHT = 16  # hides loopback latency; RPCs never queue behind a big burs
 MIN_KEEP_S = 5.0  # history kept per pod before anyone asked for a longer window
 
 
+def until_next_tick(started_s: float, now_s: float, interval_s: float) -> float:
+    """Seconds from `now_s` to the next poll, both on the wall clock, for a cycle that
+    began at `started_s`: the first multiple of the interval since the epoch at least
+    half an interval after that start, or the next one after now if the cycle ran past.
+
+    So every scaler replica polls a target's pods in the same instant, and whichever
+    replica KEDA's round robin asks reads the same samples; a new target's second poll
+    comes 0.5 to 1.5 intervals after its first, and then once an interval.
+    """
+    tick = (math.floor((started_s + interval_s / 2) / interval_s) + 1) * interval_s
+    if tick <= now_s:  # skip the ticks missed rather than burst
+        tick = (math.floor(now_s / interval_s) + 1) * interval_s
+    return tick - now_s
+
+
 class TargetPoller:
     def __init__(
         self,
@@ -92,13 +107,12 @@ class TargetPoller:
         self._keep_s = max(self._keep_s, window_s + self.poll_interval_s)
 
     async def _run(self) -> None:
-        next_at = self._clock()
         while True:
             self._wake.clear()
+            started = time.time()
             await self._guarded(self.poll_once)
-            next_at += self.poll_interval_s
-            if next_at < self._clock():  # a slow cycle: skip the missed ticks rather than burst
-                next_at = self._clock()
+            wait_s = until_next_tick(started, time.time(), self.poll_interval_s)
+            next_at = self._clock() + wait_s
             while await self._woken_before(next_at):
                 self._wake.clear()
                 await self._guarded(self.poll_new)

@@ -12,7 +12,7 @@ from scaler.bucket_state import BucketState
 from scaler.discovery import Unwatched
 from scaler.fetch import PodError
 from scaler.keys import TargetKey
-from scaler.poller import TargetPoller
+from scaler.poller import TargetPoller, until_next_tick
 
 TARGET = TargetKey(None, (("127.0.0.1", 1),), 9090)
 
@@ -204,3 +204,20 @@ async def test_a_new_target_takes_the_samples_another_target_has_of_its_pods(
     uptime["s"] += 1.0
     await before.poll_once()
     assert len(after.pods["127.0.0.1:9000"].samples) == samples_after  # a copy, not shared
+
+
+@pytest.mark.parametrize(
+    ("started", "now", "wait"),
+    [
+        pytest.param(100.0, 100.2, 0.8, id="on-the-grid"),
+        pytest.param(100.002, 100.3, 0.7, id="a-few-ms-late"),
+        pytest.param(100.6, 100.7, 1.3, id="first-cycle-late-in-a-second"),
+        pytest.param(100.4, 100.45, 0.55, id="first-cycle-early-in-a-second"),
+        pytest.param(100.0, 100.9, 0.1, id="a-slow-cycle-keeps-the-grid"),
+        pytest.param(100.0, 102.3, 0.7, id="a-cycle-past-ticks-skips-them"),
+    ],
+)
+def test_polls_land_on_the_wall_clock_grid(started: float, now: float, wait: float) -> None:
+    """Replicas started apart poll in the same instants: multiples of the interval."""
+    assert until_next_tick(started, now, 1.0) == pytest.approx(wait)
+    assert (now + until_next_tick(started, now, 1.0)) % 1.0 == pytest.approx(0.0, abs=1e-9)
