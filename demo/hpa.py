@@ -5,9 +5,11 @@ target, as kubernetes.io documents it ("Horizontal Pod Autoscaling": algorithm d
 scaling policies, stabilization window, default behavior):
 
 1. From the metric: `desired = ceil(current * (value / current) / target)`, that is
-   `ceil(value / target)`, unless `value / (target * current)` is within the tolerance
-   (0.1) of 1, which keeps the current count. Values are compared in thousandths, as
-   the controller reads quantities (`MilliValue`).
+   `ceil(value / target)`, unless the ratio `value / (target * current)` is within the
+   tolerance, `1 - scaleDown.tolerance <= ratio <= 1 + scaleUp.tolerance`, which keeps
+   the current count. Each direction's tolerance is its rules' `tolerance`
+   (HPAConfigurableTolerance), the controller's 0.1 when unset. Values are compared in
+   thousandths, as the controller reads quantities (`MilliValue`).
 2. Stabilization: the recommendation is held between the lowest recommendation of the
    scale-up window and the highest of the scale-down window (the current count when
    it lies between them).
@@ -19,6 +21,9 @@ scaling policies, stabilization window, default behavior):
 
 "current" in step 1 is the number of pods that exist (the scale's status); in steps 2
 and 3 it is the replica count the HPA set last (the scale's spec), as in the controller.
+
+`SCALED_OBJECT_BEHAVIOR` is read from manifests/base/autoscaling/scaledobject.yaml when
+first used (`demo/scaledobject.py`), so that the demo scales as the manifest says.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ Reason = Literal[
     "TooManyReplicas",
     "TooFewReplicas",
 ]
-TOLERANCE = 0.1
+TOLERANCE = 0.1  # kube-controller-manager's --horizontal-pod-autoscaler-tolerance
 MAX_WINDOW_S = 3600.0  # the API's bound on stabilizationWindowSeconds
 
 
@@ -54,6 +59,7 @@ class Rules:
     stabilization_window_s: float
     policies: tuple[Policy, ...]
     select: Select = "Max"
+    tolerance: float = TOLERANCE
 
     @property
     def longest_period_s(self) -> float:
@@ -80,12 +86,27 @@ DEFAULT_BEHAVIOR = Behavior(
     scale_up=Rules(0.0, (Policy("Percent", 100, 15.0), Policy("Pods", 4, 15.0)), "Max"),
     scale_down=Rules(300.0, (Policy("Percent", 100, 15.0),), "Max"),
 )
-# What manifests/base/autoscaling/scaledobject.yaml sets.
-SCALED_OBJECT_BEHAVIOR = Behavior(
-    name="the ScaledObject's behavior",
-    scale_up=Rules(0.0, (Policy("Pods", 6, 10.0), Policy("Percent", 200, 10.0)), "Max"),
-    scale_down=Rules(300.0, (Policy("Percent", 25, 60.0), Policy("Pods", 1, 60.0)), "Max"),
-)
+SCALED_OBJECT_BEHAVIOR: Behavior  # bound on first use, by __getattr__ below
+
+
+def __getattr__(name: str) -> Behavior:
+    """`SCALED_OBJECT_BEHAVIOR`: the manifest's behavior, read once when first asked for."""
+    if name != "SCALED_OBJECT_BEHAVIOR":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from demo.scaledobject import scaled_object_behavior
+
+    return scaled_object_behavior()
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """How far the usage ratio may stray from 1 before the HPA changes the count."""
+
+    up: float = TOLERANCE
+    down: float = TOLERANCE
+
+    def within(self, ratio: float) -> bool:
+        return 1.0 - self.down <= ratio <= 1.0 + self.up
 
 
 @dataclass(frozen=True)
@@ -94,13 +115,17 @@ class HpaSpec:
     min_replicas: int = 1
     max_replicas: int = 20
     behavior: Behavior = DEFAULT_BEHAVIOR
-    tolerance: float = TOLERANCE
 
     def __post_init__(self) -> None:
         if not self.target_per_pod > 0:
             raise ValueError(f"target_per_pod must be > 0, not {self.target_per_pod}")
         if not 0 < self.min_replicas <= self.max_replicas:
             raise ValueError("need 0 < min_replicas <= max_replicas")
+
+    @property
+    def tolerance(self) -> Tolerance:
+        """Each direction's tolerance, from the behavior's rules."""
+        return Tolerance(self.behavior.scale_up.tolerance, self.behavior.scale_down.tolerance)
 
 
 @dataclass(frozen=True)
@@ -120,13 +145,13 @@ def milli(value: float) -> int:
     return max(0, round(value * 1000))
 
 
-def metric_replicas(value: float, target_per_pod: float, current: int, tolerance: float) -> int:
+def metric_replicas(
+    value: float, target_per_pod: float, current: int, tolerance: Tolerance = Tolerance()
+) -> int:
     """The count an External AverageValue metric asks for; `current` pods exist."""
     usage_m, target_m = milli(value), max(1, milli(target_per_pod))
-    if current > 0:
-        ratio = usage_m / (target_m * current)
-        if 1.0 - tolerance <= ratio <= 1.0 + tolerance:
-            return current
+    if current > 0 and tolerance.within(usage_m / (target_m * current)):
+        return current
     return -(-usage_m // target_m)
 
 

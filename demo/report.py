@@ -92,7 +92,8 @@ def summary_lines(summary: Summary, spec: HpaSpec) -> list[str]:
         f"HPA: a sync every {summary.sync_s:g} s (the first at t={summary.first_sync_s:.1f} s, "
         f"{summary.wait_for_sync_s:.1f} s after the load first rises), target "
         f"{summary.target_per_pod:g}/s per pod (AverageValue), {spec.min_replicas} to "
-        f"{spec.max_replicas} replicas, tolerance {spec.tolerance:g}",
+        f"{spec.max_replicas} replicas, tolerance up {spec.tolerance.up:g}, down "
+        f"{spec.tolerance.down:g}",
         f"     {describe_behavior(spec.behavior)}",
         f"Load: {planned} requests planned for each fleet; sent {sent}",
         "",

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, Literal
 
-from demo.hpa import HpaSpec, metric_replicas
+from demo.hpa import HpaSpec, Tolerance, metric_replicas
 from demo.scenarios import Phase, Scenario, oracle_replicas
 
 FleetName = Literal["direct", "prometheus"]
@@ -133,7 +133,7 @@ def ready_at(lives: Iterable[PodLife], t_s: float) -> int:
     )
 
 
-def right_size(rate_per_s: float, target_per_pod: float, tolerance: float, high: int) -> int:
+def right_size(rate_per_s: float, target_per_pod: float, tolerance: Tolerance, high: int) -> int:
     """The fewest pods at which the HPA stops asking for more: the oracle's count, or
     fewer when the load is within the HPA's tolerance of their target."""
     needed = oracle_replicas(rate_per_s, target_per_pod, 1, high)
@@ -157,7 +157,11 @@ def seconds_to_size(lives: Sequence[PodLife], phase: Phase, needed: int) -> floa
 
 
 def seconds_to_right_size(
-    lives: Sequence[PodLife], scenario: Scenario, target_per_pod: float, tolerance: float, high: int
+    lives: Sequence[PodLife],
+    scenario: Scenario,
+    target_per_pod: float,
+    tolerance: Tolerance,
+    high: int,
 ) -> float | None:
     """The slowest of the scenario's rises (the step, each burst) to the right size;
     None when one of them never got there."""
@@ -166,7 +170,11 @@ def seconds_to_right_size(
 
 
 def seconds_to_size_per_rise(
-    lives: Sequence[PodLife], scenario: Scenario, target_per_pod: float, tolerance: float, high: int
+    lives: Sequence[PodLife],
+    scenario: Scenario,
+    target_per_pod: float,
+    tolerance: Tolerance,
+    high: int,
 ) -> list[float | None]:
     """For each rise of the load, seconds until the right size (None: not within it)."""
     return [
@@ -194,7 +202,7 @@ def summarize_fleet(
     scenario: Scenario,
     *,
     target_per_pod: float,
-    tolerance: float,
+    tolerance: Tolerance,
     max_replicas: int,
 ) -> FleetSummary:
     seconds = [row.fleets[fleet] for row in rows]

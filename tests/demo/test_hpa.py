@@ -3,10 +3,7 @@ Autoscaling" page (algorithm details, scaling policies, stabilization, defaults)
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-import yaml
 
 from demo.hpa import (
     DEFAULT_BEHAVIOR,
@@ -17,14 +14,15 @@ from demo.hpa import (
     Policy,
     Rules,
     Select,
+    Tolerance,
     metric_replicas,
 )
 
 NO_LIMITS = Rules(0.0, (Policy("Percent", 1000, 15.0),), "Max")
 UNLIMITED = Behavior("unlimited", scale_up=NO_LIMITS, scale_down=NO_LIMITS)
-# The ScaledObject's scale-up policies with a period equal to the 15 s sync.
+# Two steps up from 3 pods (6 pods or 200 % a sync), with a period equal to the 15 s sync.
 PERIOD_15 = Behavior(
-    "period 15 s",
+    "6 pods or 200 % per 15 s",
     scale_up=Rules(0.0, (Policy("Pods", 6, 15.0), Policy("Percent", 200, 15.0)), "Max"),
     scale_down=SCALED_OBJECT_BEHAVIOR.scale_down,
 )
@@ -50,7 +48,7 @@ def test_metric_replicas_is_ceil_of_current_times_ratio(
 ) -> None:
     """For an External AverageValue target the HPA is given the total; the page's
     per-pod average times the pods is that total."""
-    assert metric_replicas(pods * average_per_pod, target, pods, 0.1) == expected
+    assert metric_replicas(pods * average_per_pod, target, pods, Tolerance(0.1, 0.1)) == expected
 
 
 def run_syncs(
@@ -113,14 +111,38 @@ def test_scale_up_pods_4_and_percent_100_per_60_s(select: Select, expected: list
 
 @pytest.mark.parametrize(
     ("behavior", "expected"),
-    [(DEFAULT_BEHAVIOR, [7, 14, 14, 14]), (SCALED_OBJECT_BEHAVIOR, [9, 16, 16, 16])],
-    ids=["hpa-defaults-100-percent-or-4-pods", "scaled-object-200-percent-or-6-pods"],
+    [(DEFAULT_BEHAVIOR, [7, 14, 14, 14]), (PERIOD_15, [9, 16, 16, 16])],
+    ids=["hpa-defaults-100-percent-or-4-pods", "200-percent-or-6-pods"],
 )
 def test_the_demo_step_from_3_pods_needs_16(behavior: Behavior, expected: list[int]) -> None:
     """123/s over 8/s per pod: the defaults double (or add 4) every 15 s, and stop at 14,
-    where 123 / (8 x 14) = 1.098 is within the tolerance; the ScaledObject's policies
-    triple (or add 6): 3 -> 9 -> 16, two syncs."""
+    where 123 / (8 x 14) = 1.098 is within the tolerance; 200 % or 6 pods a sync
+    triples: 3 -> 9 -> 16, two syncs."""
     assert run_syncs(behavior, 3, [123.0] * 4, target=8.0) == expected
+
+
+def test_the_scaled_objects_hpa_reaches_16_from_3_pods_in_one_sync() -> None:
+    """The demo's step, 123/s over 8/s per pod, on an HPA that stands at 3 pods: the
+    manifest's scale-up policy sets the whole 16 at the first sync, and 16 then holds
+    (123 / 128 = 0.96, within the scale-down tolerance)."""
+    assert run_syncs(SCALED_OBJECT_BEHAVIOR, 3, [123.0] * 3, target=8.0, seed_window=True) == [
+        16,
+        16,
+        16,
+    ]
+
+
+@pytest.mark.parametrize("start", range(1, 21))
+def test_from_any_count_one_sync_sets_what_the_metric_asks_for(start: int) -> None:
+    """Whatever the count, one sync of the ScaledObject's HPA at 160/s sets 20 pods,
+    and at 123/s 16 (or keeps a count the tolerance allows)."""
+    spec = HpaSpec(target_per_pod=8.0, max_replicas=20, behavior=SCALED_OBJECT_BEHAVIOR)
+    top = Autoscaler.seeded(spec, now_s=0.0, replicas=start)
+    assert top.sync(15.0, value=160.0, spec_replicas=start, pods=start).desired == 20
+    step = Autoscaler.seeded(spec, now_s=0.0, replicas=start).sync(
+        15.0, value=123.0, spec_replicas=start, pods=start
+    )
+    assert step.desired == (start if start >= 15 else 16)  # below 15, 123/s is over 5 %
 
 
 def test_scale_down_stabilization_keeps_the_highest_recommendation_of_the_window() -> None:
@@ -153,21 +175,24 @@ def test_a_seeded_window_holds_the_count_an_hpa_already_had() -> None:
 
 
 @pytest.mark.parametrize(
-    ("start", "value", "expected", "reason"),
+    ("defaults", "start", "value", "expected", "reason"),
     [
-        (3, 1000.0, 9, "ScaleUpLimit"),
-        (15, 1000.0, 20, "TooManyReplicas"),
-        (25, 1000.0, 20, "TooManyReplicas"),
-        (2, 0.0, 1, "TooFewReplicas"),
-        (3, 24.0, 3, "DesiredWithinRange"),
+        (True, 3, 1000.0, 7, "ScaleUpLimit"),
+        (False, 3, 1000.0, 20, "TooManyReplicas"),
+        (False, 15, 1000.0, 20, "TooManyReplicas"),
+        (False, 25, 1000.0, 20, "TooManyReplicas"),
+        (False, 2, 0.0, 1, "TooFewReplicas"),
+        (False, 3, 24.0, 3, "DesiredWithinRange"),
     ],
-    ids=["rate-limited", "max-replicas", "above-max-from-the-start", "min-replicas", "steady"],
-)
+    ids=["rate-limited", "one-sync-to-max", "max-replicas", "above-max-from-the-start",
+         "min-replicas", "steady"],
+)  # fmt: skip
 def test_min_and_max_replicas_bound_the_result(
-    start: int, value: float, expected: int, reason: str
+    defaults: bool, start: int, value: float, expected: int, reason: str
 ) -> None:
+    behavior = DEFAULT_BEHAVIOR if defaults else SCALED_OBJECT_BEHAVIOR
     spec = HpaSpec(target_per_pod=8.0, min_replicas=1, max_replicas=20,
-                   behavior=SCALED_OBJECT_BEHAVIOR.with_scale_down_window(0.0))  # fmt: skip
+                   behavior=behavior.with_scale_down_window(0.0))  # fmt: skip
     decision = Autoscaler(spec).sync(0.0, value=value, spec_replicas=start, pods=start)
     assert (decision.desired, decision.reason) == (expected, reason)
 
@@ -188,10 +213,42 @@ def test_tolerance_uses_the_pods_that_exist() -> None:
     """The ratio is taken against the pods that exist (the scale's status), which lag
     the spec while new pods start."""
     spec = HpaSpec(target_per_pod=8.0, behavior=SCALED_OBJECT_BEHAVIOR)
-    decision = Autoscaler(spec).sync(0.0, value=34.0, spec_replicas=4, pods=4)
-    assert decision.metric_replicas == 4  # 34 / 32 = 1.06: tolerated
-    decision = Autoscaler(spec).sync(0.0, value=34.0, spec_replicas=4, pods=3)
-    assert decision.metric_replicas == 5  # 34 / 24 = 1.42: ceil(34 / 8)
+    decision = Autoscaler(spec).sync(0.0, value=33.0, spec_replicas=4, pods=4)
+    assert decision.metric_replicas == 4  # 33 / 32 = 1.03: tolerated
+    decision = Autoscaler(spec).sync(0.0, value=33.0, spec_replicas=4, pods=3)
+    assert decision.metric_replicas == 5  # 33 / 24 = 1.38: ceil(33 / 8)
+
+
+@pytest.mark.parametrize(
+    ("tolerance", "pods", "value", "expected"),
+    [
+        (Tolerance(up=0.05, down=0.1), 10, 10.5, 10),  # 1.05: just within 5 % up
+        (Tolerance(up=0.05, down=0.1), 10, 10.6, 11),  # 1.06: over it
+        (Tolerance(up=0.05, down=0.1), 10, 9.0, 10),  # 0.9: just within 10 % down
+        (Tolerance(up=0.05, down=0.1), 10, 8.9, 9),  # 0.89: under it
+        (Tolerance(up=0.2, down=0.0), 10, 11.9, 10),  # 20 % up tolerated
+        (Tolerance(up=0.2, down=0.0), 5, 3.9, 4),  # no tolerance down
+        (Tolerance(up=0.0, down=0.25), 5, 3.9, 5),  # 0.78 within 25 % down
+        (Tolerance(up=0.0, down=0.25), 5, 5.001, 6),  # none up: one thousandth over
+    ],
+    ids=["up-5-within", "up-5-over", "down-10-within", "down-10-under", "up-20-within",
+         "down-0-scales", "down-25-within", "up-0-scales"],
+)  # fmt: skip
+def test_each_direction_has_its_own_tolerance(
+    tolerance: Tolerance, pods: int, value: float, expected: int
+) -> None:
+    """Within tolerance when 1 - scaleDown.tolerance <= ratio <= 1 + scaleUp.tolerance."""
+    assert metric_replicas(value, 1.0, pods, tolerance) == expected
+
+
+def test_an_hpa_takes_its_tolerances_from_its_behavior() -> None:
+    up = Rules(0.0, DEFAULT_BEHAVIOR.scale_up.policies, "Max", tolerance=0.05)
+    down = Rules(0.0, DEFAULT_BEHAVIOR.scale_down.policies, "Max", tolerance=0.2)
+    spec = HpaSpec(target_per_pod=1.0, behavior=Behavior("mine", up, down))
+    assert spec.tolerance == Tolerance(up=0.05, down=0.2)
+    assert Autoscaler(spec).sync(0.0, value=10.6, spec_replicas=10, pods=10).desired == 11
+    assert Autoscaler(spec).sync(0.0, value=8.1, spec_replicas=10, pods=10).desired == 10
+    assert HpaSpec(target_per_pod=1.0).tolerance == Tolerance(0.1, 0.1)  # the defaults
 
 
 @pytest.mark.parametrize(
@@ -210,37 +267,20 @@ def test_a_window_beyond_an_hour_is_refused() -> None:
         DEFAULT_BEHAVIOR.with_scale_down_window(3601.0)
 
 
-def _rules(section: dict[str, object]) -> Rules:
-    policies = section["policies"]
-    assert isinstance(policies, list)
-    return Rules(
-        float(str(section["stabilizationWindowSeconds"])),
-        tuple(Policy(p["type"], int(p["value"]), float(p["periodSeconds"])) for p in policies),
-        str(section["selectPolicy"]),  # type: ignore[arg-type]
-    )
-
-
-def test_the_demos_scaled_object_behavior_is_the_manifests() -> None:
-    manifest = Path(__file__).resolve().parents[2] / "manifests/base/autoscaling/scaledobject.yaml"
-    spec = yaml.safe_load(manifest.read_text())["spec"]
-    behavior = spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
-    assert _rules(behavior["scaleUp"]) == SCALED_OBJECT_BEHAVIOR.scale_up
-    assert _rules(behavior["scaleDown"]) == SCALED_OBJECT_BEHAVIOR.scale_down
-
-
 @pytest.mark.parametrize(
     ("next_sync_s", "expected"),
     [(14.99, 9), (15.0, 16), (15.04, 16)],
     ids=["next-sync-a-hair-early", "exact", "a-hair-late"],
 )
-def test_a_scale_up_period_below_the_sync_does_not_hang_on_milliseconds(
+def test_a_second_step_up_can_hang_on_milliseconds_one_step_cannot(
     next_sync_s: float, expected: int
 ) -> None:
-    """With a period equal to the 15 s sync, the real HPA's second step came one sync late
-    when the next sync started a hair early; the manifest's 10 s period removes that."""
-    for behavior, want in ((PERIOD_15, expected), (SCALED_OBJECT_BEHAVIOR, 16)):
+    """With two steps up and a period equal to the 15 s sync, the second step comes one
+    sync late when the next sync starts a hair early; the manifest's policy sets the
+    whole count at the first sync, so there is no second step to delay."""
+    for behavior, first_want, want in ((PERIOD_15, 9, expected), (SCALED_OBJECT_BEHAVIOR, 16, 16)):
         hpa = Autoscaler(HpaSpec(target_per_pod=8.0, max_replicas=20, behavior=behavior))
         first = hpa.sync(0.0, value=123.0, spec_replicas=3, pods=3).desired
-        assert first == 9
-        second = hpa.sync(next_sync_s, value=123.0, spec_replicas=9, pods=9).desired
+        assert first == first_want, behavior.name
+        second = hpa.sync(next_sync_s, value=123.0, spec_replicas=first, pods=first).desired
         assert second == want, behavior.name

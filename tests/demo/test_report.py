@@ -50,12 +50,9 @@ def test_every_output_is_written(tmp_path: Path) -> None:
 
 def test_the_summary_says_which_behavior_and_gives_each_fleets_figures() -> None:
     text = "\n".join(summary_lines(summary(), SPEC))
-    assert (
-        "the ScaledObject's behavior: up no window, 6 pods per 10 s or 200 % per 10 s (Max);"
-        in text
-    )
+    assert "the ScaledObject's behavior: up no window, 20 pods per 15 s (Max);" in text
     assert "down 300 s window, 25 % per 60 s or 1 pod per 60 s (Max)" in text
-    assert "target 8/s per pod (AverageValue), 1 to 20 replicas, tolerance 0.1" in text
+    assert "8/s per pod (AverageValue), 1 to 20 replicas, tolerance up 0.05, down 0.1" in text
     lines = {line.split()[0]: line.split() for line in text.splitlines() if line.split()}
     # direct: 28 s at 123/s with 3 pods until t=10 (6 s at 93 refused); 16 ready from t=10
     assert lines["direct"][2:] == ["558", "2886", "536", "6.0", "s", "16"]  # 3 x 40 + 13 x 32

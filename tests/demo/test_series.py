@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from demo.hpa import SCALED_OBJECT_BEHAVIOR, HpaSpec
+from demo.hpa import SCALED_OBJECT_BEHAVIOR, HpaSpec, Tolerance
 from demo.scenarios import Phase, bursts, step
 from demo.series import (
     FleetName,
@@ -59,12 +59,16 @@ def test_ready_counts_pods_in_the_load_balancer(t_s: float, expected: int) -> No
 
 
 @pytest.mark.parametrize(
-    ("rate", "expected"),
-    [(123, 14), (60, 7), (12, 2), (8, 1), (300, 20)],
-    ids=["step-14-within-tolerance", "burst", "quiet", "one-pod", "capped"],
+    ("rate", "at_10", "at_5"),
+    [(123, 14, 15), (60, 7, 8), (12, 2, 2), (8, 1, 1), (300, 20, 20)],
+    ids=["step-fewer-within-tolerance", "burst", "quiet", "one-pod", "capped"],
 )
-def test_right_size_is_the_oracle_or_fewer_within_the_tolerance(rate: int, expected: int) -> None:
-    assert right_size(rate, 8.0, 0.1, 20) == expected
+def test_right_size_is_the_oracle_or_fewer_within_the_scale_up_tolerance(
+    rate: int, at_10: int, at_5: int
+) -> None:
+    """123/s: 14 pods carry 112/s, 9.8 % short, within a 10 % tolerance, not within 5 %."""
+    assert right_size(rate, 8.0, Tolerance(0.1, 0.1), 20) == at_10
+    assert right_size(rate, 8.0, Tolerance(up=0.05, down=0.1), 20) == at_5
 
 
 def test_seconds_to_size_from_the_phase_start_within_the_phase() -> None:
@@ -79,13 +83,13 @@ def test_seconds_to_right_size_is_the_slowest_rise_and_none_if_one_never_made_it
     scenario = bursts(150, 12, seed=1)
     first, second, third = scenario.rises()
     always = [life(-10, -9) for _ in range(20)]
-    assert seconds_to_right_size(always, scenario, 8.0, 0.1, 20) == 0.0
+    assert seconds_to_right_size(always, scenario, 8.0, Tolerance(), 20) == 0.0
     late = [life(-10, -9) for _ in range(3)] + [
         life(first.start_s, first.start_s + 4.0) for _ in range(17)
     ]
-    assert seconds_to_right_size(late, scenario, 8.0, 0.1, 20) == pytest.approx(4.0)
-    assert seconds_to_size_per_rise(late, scenario, 8.0, 0.1, 20) == [4.0, 0.0, 0.0]
-    assert seconds_to_right_size(always[:2], scenario, 8.0, 0.1, 20) is None
+    assert seconds_to_right_size(late, scenario, 8.0, Tolerance(), 20) == pytest.approx(4.0)
+    assert seconds_to_size_per_rise(late, scenario, 8.0, Tolerance(), 20) == [4.0, 0.0, 0.0]
+    assert seconds_to_right_size(always[:2], scenario, 8.0, Tolerance(), 20) is None
     assert second.start_s > first.end_s and third.start_s > second.end_s
 
 
