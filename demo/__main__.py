@@ -1,10 +1,12 @@
-"""`python -m demo`: the autoscaling loop closed on this machine, two fleets side by side.
+"""`python -m demo`: the autoscaling loop closed on this machine, three fleets side by side.
 
-Two fleets of rating pods (real `rating-api` processes on 127.0.0.1) get the same load
+Three fleets of rating pods (real `rating-api` processes on 127.0.0.1) get the same load
 from one load generator. Each has an emulated HPA (autoscaling/v2 arithmetic, a sync
-every 15 s) fed the way KEDA feeds it: one fleet by the rating-scaler over gRPC (the
-direct path), the other by a real Prometheus scraping its pods every 15 s and the query
-`sum(rate(openclaw_rating_api_requests_total[1m]))` (the Prometheus path). Pods start
+every 15 s, the ScaledObject's behavior read from manifests/) fed the way KEDA feeds
+it: one fleet by the rating-scaler over gRPC (the direct path), one by a real
+Prometheus scraping its pods every 15 s and the query
+`sum(rate(openclaw_rating_api_requests_total[1m]))` (the Prometheus path), and the
+floor by the load offered at that instant, the limit for any HPA-driven scaler. Pods start
 and stop as the HPAs ask, and only ready pods get traffic. Writes a CSV, the pods'
 events, a chart and a summary; every process it starts is stopped when it ends, on
 Ctrl-C and SIGTERM too, and the kernel stops them if the demo itself is killed.

@@ -8,6 +8,8 @@
 - `PrometheusTrigger`: KEDA's `prometheus` trigger: an instant query through the
   Prometheus HTTP API at each read; an empty answer, NaN or an infinity counts as 0
   (`ignoreNullValues`, true by default); active above `activationThreshold` (0).
+- `OfferedTrigger`: the floor: the load offered at that instant, as a `metrics-api`
+  trigger on the load generator's own offered rate would read it, with no delay.
 
 A failed read returns None: the HPA then leaves the replica count as it is.
 """
@@ -15,7 +17,7 @@ A failed read returns None: the HPA then leaves the replica count as it is.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import aiohttp
@@ -136,3 +138,14 @@ def prometheus_value(result: list[dict[str, object]]) -> float:
         return 0.0
     value = float(sample[1])
     return value if math.isfinite(value) else 0.0
+
+
+class OfferedTrigger:
+    """The load offered right now, requests/s: the metric no measurement can beat."""
+
+    def __init__(self, offered_per_s: Callable[[], float]) -> None:
+        self._offered_per_s = offered_per_s
+
+    async def read(self) -> Reading:
+        value = float(self._offered_per_s())
+        return Reading(value, value > 0)

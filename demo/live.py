@@ -1,24 +1,41 @@
 """Progress in the terminal: a compact table redrawn in place, or one plain line a second.
 
 On a terminal the block is redrawn every second (ANSI: cursor up, clear to the end);
-when stdout is a file or a pipe, each second is one plain line instead.
+when stdout is a file or a pipe, each second is one plain line instead. Beside each
+second's figures, each fleet's totals so far: requests refused and pod-seconds, so that
+the direct fleet can be read against the floor (and Prometheus) as the run goes.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TextIO
 
-from demo.series import FLEETS, FleetSecond, Row
+from demo.series import FLEETS, FleetName, FleetSecond, Row
 
 CURSOR_UP_AND_CLEAR = "\x1b[{lines}F\x1b[J"
 HEADER = (
     f"{'':<12}{'metric':>8}{'desired':>9}{'running':>9}{'ready':>7}"
     f"{'sent':>7}{'200':>6}{'429':>6}{'no ans.':>8}{'p99 ms':>8}"
+    f"{'refused':>9}{'pod-s':>7}"
 )
 
 
 def number(value: float | None, width: int, decimals: int = 1) -> str:
     return f"{'-':>{width}}" if value is None else f"{value:>{width}.{decimals}f}"
+
+
+@dataclass
+class Totals:
+    """One fleet so far: requests refused (429 or no answer), pod-seconds (running pods,
+    one sample a second)."""
+
+    refused: int = 0
+    pod_s: int = 0
+
+    def add(self, fleet: FleetSecond) -> None:
+        self.refused += fleet.refused_429 + fleet.errors
+        self.pod_s += fleet.running
 
 
 class LiveView:
@@ -27,8 +44,11 @@ class LiveView:
         self._redraw = redraw
         self._duration_s = duration_s
         self._drawn_lines = 0
+        self.totals: dict[FleetName, Totals] = {name: Totals() for name in FLEETS}
 
     def show(self, row: Row) -> None:
+        for name in FLEETS:
+            self.totals[name].add(row.fleets[name])
         if self._redraw:
             block = self.block(row)
             if self._drawn_lines:
@@ -46,8 +66,20 @@ class LiveView:
             HEADER,
         ]
         for name in FLEETS:
-            lines.append(f"{name:<12}{self.cells(row.fleets[name])}")
+            totals = self.totals[name]
+            lines.append(
+                f"{name:<12}{self.cells(row.fleets[name])}{totals.refused:>9}{totals.pod_s:>7}"
+            )
+        lines.append(self.against_floor())
         return lines
+
+    def against_floor(self) -> str:
+        """Direct against the floor so far, refused and pod-seconds."""
+        direct, floor = self.totals["direct"], self.totals["floor"]
+        return (
+            f"so far, direct vs floor: refused {direct.refused} vs {floor.refused}, "
+            f"pod-s {direct.pod_s} vs {floor.pod_s}"
+        )
 
     @staticmethod
     def cells(fleet: FleetSecond) -> str:
@@ -57,8 +89,7 @@ class LiveView:
             f"{number(fleet.p99_ms, 8)}"
         )
 
-    @staticmethod
-    def line(row: Row) -> str:
+    def line(self, row: Row) -> str:
         parts = [
             f"t={row.t_s:3d}s {row.phase} offered={row.offered_per_s} oracle={row.oracle_replicas}"
         ]
@@ -67,6 +98,7 @@ class LiveView:
             parts.append(
                 f"{name}: metric={number(f.metric, 0)} desired={f.desired} running={f.running} "
                 f"ready={f.ready} sent={f.sent} 200={f.ok} 429={f.refused_429} "
-                f"errors={f.errors} p99={number(f.p99_ms, 0)}ms"
+                f"errors={f.errors} p99={number(f.p99_ms, 0)}ms "
+                f"refused_so_far={self.totals[name].refused} pod_s={self.totals[name].pod_s}"
             )
         return " | ".join(parts)

@@ -11,6 +11,7 @@ out more than 1 s late, or fewer were sent than planned) fails the demo (`LoadFa
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from collections.abc import Sequence
@@ -56,6 +57,7 @@ class LoadGenerator:
         self._offset = 0
         self._start_monotonic = 0.0
         self._seconds = 0
+        self._planned: list[int] = []
 
     def ready_file(self, fleet: FleetName) -> Path:
         return self._dir / f"ready-{fleet}.json"
@@ -69,6 +71,7 @@ class LoadGenerator:
 
     def start(self, planned: Sequence[int], start_monotonic: float) -> Child:
         self._start_monotonic, self._seconds = start_monotonic, len(planned)
+        self._planned = list(planned)
         plan = {
             "start_monotonic": start_monotonic,
             "planned": list(planned),
@@ -83,6 +86,11 @@ class LoadGenerator:
             "loadgen", [sys.executable, "-m", "demo.loadgen", str(plan_path)]
         )
         return self.child
+
+    def offered_per_s(self, t_s: float) -> int:
+        """What the generator offers each fleet at `t_s` s into its plan, requests/s."""
+        second = math.floor(t_s)
+        return self._planned[second] if 0 <= second < len(self._planned) else 0
 
     def poll(self) -> None:
         """Take the report's new lines; raise `LoadFailure` on any sign of trouble."""

@@ -27,8 +27,14 @@ DESIRED_COLOR, READY_COLOR, RUNNING_COLOR, ORACLE_COLOR = "#1f6fb4", "#e8750c", 
 TITLES = {
     "direct": "direct: the rating-scaler over gRPC",
     "prometheus": f"Prometheus: {DEMAND_QUERY}",
+    "floor": "floor: the load offered at that instant",
 }
-LABELS = {"direct": "direct (gRPC)", "prometheus": "Prometheus", "oracle": "oracle"}
+LABELS = {
+    "direct": "direct (gRPC)",
+    "prometheus": "Prometheus",
+    "floor": "floor (offered)",
+    "oracle": "oracle",
+}
 
 
 def write_csv(rows: Sequence[Row], path: Path) -> None:
@@ -118,14 +124,24 @@ def ratio_lines(summary: Summary) -> list[str]:
     def times(value: float | None) -> str:
         return "-" if value is None else f"{value:.2f}x"
 
-    errors = {name: summary.fleets[name].errors for name in FLEETS}
+    def took(value: float | None) -> str:
+        return "never" if value is None else f"{value:.1f} s"
+
+    errors = ", ".join(f"{summary.fleets[name].errors} {name}" for name in FLEETS)
     refused = times(summary.ratio("prometheus", "direct", "refused"))
-    direct_cost = times(summary.ratio("direct", "oracle", "replica_seconds"))
-    prometheus_cost = times(summary.ratio("prometheus", "oracle", "replica_seconds"))
+    costs = ", ".join(
+        f"{name} {times(summary.ratio(name, 'oracle', 'replica_seconds'))}" for name in FLEETS
+    )
+    direct, floor = summary.fleets["direct"], summary.fleets["floor"]
     return [
         f"Refused, Prometheus / direct: {refused} (refused: 429s, and requests without an "
-        f"answer: {errors['direct']} and {errors['prometheus']})",
-        f"Replica-seconds against the oracle: direct {direct_cost}, Prometheus {prometheus_cost}",
+        f"answer: {errors})",
+        f"Direct against the floor: refused {direct.refused} vs {floor.refused} "
+        f"({times(summary.ratio('direct', 'floor', 'refused'))}), pod-seconds "
+        f"{direct.replica_seconds:.0f} vs {floor.replica_seconds:.0f} "
+        f"({times(summary.ratio('direct', 'floor', 'replica_seconds'))}), right size "
+        f"{took(direct.seconds_to_right_size)} vs {took(floor.seconds_to_right_size)}",
+        f"Replica-seconds against the oracle: {costs}",
     ]
 
 
@@ -175,7 +191,12 @@ def write_chart(rows: Sequence[Row], summary: Summary, spec: HpaSpec, path: Path
     """Per fleet, one column: requests (offered, 200, 429) over replicas (desired,
     ready, running, the oracle); the rises of the load shaded."""
     figure, axes = plt.subplots(
-        2, 2, sharex=True, sharey="row", figsize=(13, 7.2), gridspec_kw={"height_ratios": [3, 2.4]}
+        2,
+        len(FLEETS),
+        sharex=True,
+        sharey="row",
+        figsize=(6.5 * len(FLEETS), 7.2),
+        gridspec_kw={"height_ratios": [3, 2.4]},
     )
     t = [row.t_s + 0.5 for row in rows]
     top = max((row.offered_per_s for row in rows), default=1) * 1.35
@@ -199,7 +220,7 @@ def write_chart(rows: Sequence[Row], summary: Summary, spec: HpaSpec, path: Path
 def chart_title(summary: Summary) -> str:
     scenario: Scenario = summary.scenario
     return (
-        f"Two fleets, the same load ({scenario.name}, seed {scenario.seed}), "
+        f"{len(FLEETS)} fleets, the same load ({scenario.name}, seed {scenario.seed}), "
         f"target {summary.target_per_pod:g}/s per pod, HPA sync {summary.sync_s:g} s"
     )
 

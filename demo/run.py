@@ -1,8 +1,10 @@
 """The demo from start to end: start everything, run the scenario, stop, report.
 
-Two fleets of rating pods get the same load, one scaled by the direct path (the
-rating-scaler over gRPC), one by the Prometheus path (a real Prometheus); each has its
-own emulated HPA with the same target per pod and behavior.
+Three fleets of rating pods get the same load, one scaled by the direct path (the
+rating-scaler over gRPC), one by the Prometheus path (a real Prometheus), and the
+floor, whose metric is the load offered at that instant (the load generator's plan):
+what no HPA-fed metric can beat. Each has its own emulated HPA with the same target per
+pod and behavior.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Literal, TextIO
 from demo import scenarios
 from demo.fleet import Fleet
 from demo.hpa import DEFAULT_BEHAVIOR, SCALED_OBJECT_BEHAVIOR, Autoscaler, Behavior, HpaSpec
-from demo.keda import DirectTrigger, PrometheusTrigger, Reading
+from demo.keda import DirectTrigger, OfferedTrigger, PrometheusTrigger, Reading
 from demo.live import LiveView
 from demo.load import LoadGenerator
 from demo.loop import Control, sample_states
@@ -136,9 +138,9 @@ async def run(settings: Settings, out: TextIO) -> Summary:
 async def staged(
     settings: Settings, children: Children, work_dir: Path, out: TextIO
 ) -> AsyncIterator[Stage]:
-    """The scaler, Prometheus and both fleets at their starting size, all ready."""
+    """The scaler, Prometheus and every fleet at its starting size, all ready."""
     async with AsyncExitStack() as stack:
-        pods = f"2 x {settings.pods} rating pods"
+        pods = f"{len(FLEETS)} x {settings.pods} rating pods"
         say(out, f"Starting the rating-scaler, Prometheus and {pods} on 127.0.0.1")
         scaler = RatingScaler(
             poll_interval_s=settings.poll_interval_s, pod_timeout_s=0.25, log_level="warning"
@@ -202,7 +204,9 @@ def make_controls(stage: Stage, spec: HpaSpec, settings: Settings) -> list[Contr
     async def read_direct() -> Reading:
         return await stage.direct.read(admin_addresses(stage.fleets["direct"]))
 
-    reads = {"direct": read_direct, "prometheus": stage.prometheus_trigger.read}
+    offered = OfferedTrigger(lambda: stage.load.offered_per_s(stage.clock()))
+    reads = {"direct": read_direct, "prometheus": stage.prometheus_trigger.read,
+             "floor": offered.read}  # fmt: skip
     now = stage.clock()
     return [
         Control(
@@ -223,11 +227,11 @@ async def drive(
     spec: HpaSpec,
     out: TextIO,
 ) -> list[Row]:
-    """Run the scenario's load through both loops; one row a second."""
+    """Run the scenario's load through every fleet's loop; one row a second."""
     say(out, f"\nThe load: {scenario.describe()}.")
     stage.load.start(scenario.planned(), stage.t0)
     phase_s = settings.first_sync(scenario)
-    say(out, f"Both HPAs sync every {settings.sync_s:g} s, the first at t={phase_s:.1f} s; "
+    say(out, f"The HPAs sync every {settings.sync_s:g} s, the first at t={phase_s:.1f} s; "
              f"KEDA polls every {settings.polling_s:g} s.\n")  # fmt: skip
     states: list[dict[FleetName, FleetState]] = []
     loop = asyncio.get_running_loop()

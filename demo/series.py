@@ -16,8 +16,9 @@ from typing import Any, Literal
 from demo.hpa import HpaSpec, Tolerance, metric_replicas
 from demo.scenarios import Phase, Scenario, oracle_replicas
 
-FleetName = Literal["direct", "prometheus"]
-FLEETS: tuple[FleetName, ...] = ("direct", "prometheus")
+FleetName = Literal["direct", "prometheus", "floor"]
+# floor: its HPA reads the load offered at that instant, the best any HPA-fed metric can do
+FLEETS: tuple[FleetName, ...] = ("direct", "prometheus", "floor")
 
 
 @dataclass(frozen=True)
@@ -248,7 +249,7 @@ class Summary:
     sync_s: float
     first_sync_s: float
     offered_planned: int
-    fleets: dict[str, FleetSummary]  # "direct", "prometheus", "oracle"
+    fleets: dict[str, FleetSummary]  # "direct", "prometheus", "floor", "oracle"
 
     @property
     def wait_for_sync_s(self) -> float:

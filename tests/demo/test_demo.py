@@ -1,7 +1,7 @@
-"""`python -m demo` end to end, briefly: two real fleets scaled by real loops.
+"""`python -m demo` end to end, briefly: three real fleets scaled by real loops.
 
 A short step (45 s of load, the HPAs syncing every 3 s, Prometheus scraping every 2 s)
-checks the outputs, that the direct fleet's HPA really added pods, and that every pod
+checks the outputs, that the direct and floor fleets' HPAs really added pods, and that every pod
 the fleets' events name was a live `rating-api` process that is gone at the end. Three
 more demos are stopped early: by Ctrl-C, by SIGTERM, and by the death of their load
 generator. Each demo gets its own session (like a shell job), so that every process it
@@ -33,7 +33,8 @@ pytestmark = pytest.mark.slow
 SHORT = ["--duration", "45", "--sync", "3", "--scrape-interval", "2", "--scale-down-window", "5"]
 FLEET_COLUMNS = ["metric", "desired", "running", "ready", "sent", "ok", "refused_429", "errors",
                  "p99_ms"]  # fmt: skip
-PER_FLEET = [f"{fleet}_{name}" for fleet in ("direct", "prometheus") for name in FLEET_COLUMNS]
+FLEETS = ("direct", "prometheus", "floor")
+PER_FLEET = [f"{fleet}_{name}" for fleet in FLEETS for name in FLEET_COLUMNS]
 DEMO_COLUMNS = ["t_s", "phase", "offered_per_s", "oracle_replicas", *PER_FLEET]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -134,7 +135,7 @@ def test_the_csv_has_one_row_a_second_with_every_fleets_columns(short_run: DemoR
     assert [int(row["t_s"]) for row in rows] == list(range(45))
     assert {row["phase"] for row in rows} == {"idle", "step", "down"}
     planned = sum(int(row["offered_per_s"]) for row in rows)
-    for fleet in ("direct", "prometheus"):
+    for fleet in ("direct", "prometheus", "floor"):
         assert sum(int(row[f"{fleet}_sent"]) for row in rows) == planned
         answers = sum(int(row[f"{fleet}_{name}"]) for row in rows
                       for name in ("ok", "refused_429", "errors"))  # fmt: skip
@@ -146,11 +147,11 @@ def test_summary_json_has_the_documented_keys_and_agrees_with_the_csv(short_run:
     assert set(document) == {"scenario", "target_per_pod", "offered_planned", "offered_measured",
                              "fleets"}  # fmt: skip
     assert document["scenario"] == "step" and document["target_per_pod"] == 8.0
-    assert set(document["fleets"]) == {"direct", "prometheus", "oracle"}
+    assert set(document["fleets"]) == {"direct", "prometheus", "floor", "oracle"}
     rows = short_run.rows()
     assert document["offered_planned"] == sum(int(row["offered_per_s"]) for row in rows)
     assert document["offered_measured"] == document["offered_planned"]
-    for name in ("direct", "prometheus"):
+    for name in ("direct", "prometheus", "floor"):
         figures = document["fleets"][name]
         assert set(figures) == {"refused", "answered", "replica_seconds",
                                 "seconds_to_right_size", "max_replicas"}  # fmt: skip
@@ -159,25 +160,30 @@ def test_summary_json_has_the_documented_keys_and_agrees_with_the_csv(short_run:
     assert document["fleets"]["oracle"]["refused"] == 0
 
 
-def test_the_direct_fleets_hpa_really_added_pods(short_run: DemoRun) -> None:
+@pytest.mark.parametrize("fleet", ["direct", "floor"])
+def test_the_hpa_really_added_pods(short_run: DemoRun, fleet: str) -> None:
     step = [row for row in short_run.rows() if row["phase"] == "step"]
-    desired = [int(row["direct_desired"]) for row in step]
+    desired = [int(row[f"{fleet}_desired"]) for row in step]
     assert desired[0] == 3 and max(desired) >= 15  # the right size for 123/s, 5 % up tolerated
-    assert max(int(row["direct_ready"]) for row in step) >= 15
-    assert (
-        json.loads((short_run.out_dir / "summary.json").read_text())["fleets"]["direct"][
-            "max_replicas"
-        ]
-        >= 15
-    )
+    assert max(int(row[f"{fleet}_ready"]) for row in step) >= 15
+    summary = json.loads((short_run.out_dir / "summary.json").read_text())
+    assert summary["fleets"][fleet]["max_replicas"] >= 15
+
+
+def test_the_floor_reads_the_load_offered_at_that_instant(short_run: DemoRun) -> None:
+    """Its metric is the plan's rate of the second it was read in: 0 or 123, nothing else."""
+    rows = short_run.rows()
+    read = {float(row["floor_metric"]) for row in rows if row["floor_metric"]}
+    assert read <= {0.0, 123.0} and 123.0 in read
+    assert "Direct against the floor: refused" in short_run.output
 
 
 def test_every_pod_was_a_live_rating_api_process_and_is_gone(short_run: DemoRun) -> None:
     events = short_run.events()
     pods = {(e["fleet"], e["pod"]): int(e["pid"]) for e in events}
-    assert len(pods) >= 3 + 3 + 12  # both starting fleets and the direct fleet's step up
+    assert len(pods) >= 3 * 3 + 2 * 12  # the starting fleets; the direct and floor steps up
     started_under_load = {e["pod"] for e in events if e["event"] == "start" and float(e["t_s"]) > 0}
-    assert len(started_under_load) >= 12
+    assert len(started_under_load) >= 2 * 12
     for (fleet, pod), pid in pods.items():
         kinds = [e["event"] for e in events if e["pod"] == pod and e["fleet"] == fleet]
         assert kinds[0] == "start" and kinds[-1] == "exit", (pod, kinds)
@@ -260,7 +266,7 @@ def test_a_signal_during_the_step_stops_every_process(
     returncode, output, session, seen = stopped_early[how]
     assert returncode == code, output
     assert "every process it started was stopped" in output
-    assert sum("-m api" in cmd for cmd in seen.values()) >= 6, seen  # and maybe new ones
+    assert sum("-m api" in cmd for cmd in seen.values()) >= 9, seen  # and maybe new ones
     assert processes_in_session(session) == {}
 
 

@@ -14,7 +14,7 @@ from tests.demo.rows import SPEC, rows, summary
 
 DEMO_COLUMNS = [
     "t_s", "phase", "offered_per_s", "oracle_replicas",
-    *(f"{fleet}_{name}" for fleet in ("direct", "prometheus")
+    *(f"{fleet}_{name}" for fleet in ("direct", "prometheus", "floor")
       for name in ("metric", "desired", "running", "ready", "sent", "ok", "refused_429",
                    "errors", "p99_ms")),
 ]  # fmt: skip
@@ -59,4 +59,10 @@ def test_the_summary_says_which_behavior_and_gives_each_fleets_figures() -> None
     assert lines["Prometheus"][1:] == ["2604", "840", "120", "never", "3"]
     assert lines["oracle"][1:] == ["0", "3444", "460", "0.0", "s", "16"]
     assert "Refused, Prometheus / direct: 4.67x" in text
-    assert "Replica-seconds against the oracle: direct 1.17x, Prometheus 0.26x" in text
+    # the floor: 16 ready from t=8, 4 s at 93 refused; 13 pods from t=7
+    assert lines["floor"][2:] == ["372", "3072", "549", "4.0", "s", "16"]
+    assert (
+        "Direct against the floor: refused 558 vs 372 (1.50x), pod-seconds 536 vs 549 (0.98x), "
+        "right size 6.0 s vs 4.0 s" in text
+    )
+    assert "Replica-seconds against the oracle: direct 1.17x, prometheus 0.26x, floor 1.19x" in text

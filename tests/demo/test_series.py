@@ -102,21 +102,24 @@ def fleet_second(**fields: object) -> dict[str, object]:
 def test_summary_json_has_exactly_the_documented_keys() -> None:
     scenario = step(30, 40)  # 3 s idle, 21 s at 40/s, 6 s idle
     state = FleetState(metric=40.0, desired=5, running=5, ready=5, active=True)
-    lines = {"direct": fleet_second(errors=1, sent=11), "prometheus": fleet_second(r429=5, sent=13)}
+    lines = {"direct": fleet_second(errors=1, sent=11), "prometheus": fleet_second(r429=5, sent=13),
+             "floor": fleet_second(r429=1, sent=12)}  # fmt: skip
+    states = {"direct": state, "prometheus": state, "floor": state}
     rows = [
-        make_row(scenario, t, {"direct": state, "prometheus": state}, lines,  # type: ignore[arg-type]
+        make_row(scenario, t, states, lines,  # type: ignore[arg-type]
                  target_per_pod=8.0, min_replicas=1, max_replicas=20)
         for t in range(30)
     ]  # fmt: skip
     lives: dict[FleetName, list[PodLife]] = {
         "direct": [life(-1, -0.5) for _ in range(5)],
         "prometheus": [life(-1, -0.5)],
+        "floor": [life(-1, -0.5) for _ in range(6)],
     }
     summary = summarize(rows, scenario, lives, spec=SPEC, sync_s=15.0, first_sync_s=1.0)
     document = json.loads(json.dumps(summary.as_json()))
     assert set(document) == {"scenario", "target_per_pod", "offered_planned", "offered_measured",
                              "fleets"}  # fmt: skip
-    assert set(document["fleets"]) == {"direct", "prometheus", "oracle"}
+    assert set(document["fleets"]) == {"direct", "prometheus", "floor", "oracle"}
     for figures in document["fleets"].values():
         assert set(figures) == {"refused", "answered", "replica_seconds",
                                 "seconds_to_right_size", "max_replicas"}  # fmt: skip
@@ -127,6 +130,9 @@ def test_summary_json_has_exactly_the_documented_keys() -> None:
     assert direct == {"refused": 90, "answered": 240, "replica_seconds": 150.0,
                       "seconds_to_right_size": 0.0, "max_replicas": 5}  # fmt: skip
     assert prometheus["refused"] == 150 and prometheus["seconds_to_right_size"] is None
+    floor = document["fleets"]["floor"]
+    assert floor == {"refused": 30, "answered": 240, "replica_seconds": 180.0,
+                     "seconds_to_right_size": 0.0, "max_replicas": 6}  # fmt: skip
     assert oracle == {"refused": 0, "answered": 840, "replica_seconds": 9.0 + 21 * 5,
                       "seconds_to_right_size": 0.0, "max_replicas": 5}  # fmt: skip
     assert summary.ratio("prometheus", "direct", "refused") == pytest.approx(150 / 90)
@@ -135,8 +141,9 @@ def test_summary_json_has_exactly_the_documented_keys() -> None:
 def test_a_row_takes_the_states_and_the_load_generators_lines() -> None:
     scenario = step(30, 40)
     state = FleetState(metric=None, desired=3, running=4, ready=2, active=None)
-    row = make_row(scenario, 5, {"direct": state, "prometheus": state},
-                   {"direct": fleet_second(), "prometheus": fleet_second(p99_ms=None)},
+    row = make_row(scenario, 5, {"direct": state, "prometheus": state, "floor": state},
+                   {"direct": fleet_second(), "prometheus": fleet_second(p99_ms=None),
+                    "floor": fleet_second(ok=9, r429=1)},
                    target_per_pod=8.0, min_replicas=1, max_replicas=20)  # fmt: skip
     assert (row.t_s, row.phase, row.offered_per_s, row.oracle_replicas) == (5, "step", 40, 5)
     assert row.fleets["direct"] == FleetSecond(None, 3, 4, 2, 10, 8, 2, 0, 1.5)
