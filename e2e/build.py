@@ -32,6 +32,9 @@ KEDA_MODULE = "github.com/kedacore/keda/v2"
 # Prometheus 3.4.2 (its Go module is tagged v0.<major*100+minor>.<patch>), the release
 # KEDA v2.20.2 pins; Debian's package lacks kubernetes_sd_configs.
 PROMETHEUS_VERSION = "v0.304.2"
+# The Helm client: `make test` lints and renders charts/rating-api with it, `make e2e`
+# installs the direct fleet with it.
+HELM_VERSION = "v4.3.2"
 BUILD_FLAGS = ("-trimpath",)
 BASE_LDFLAGS = ("-s", "-w")
 
@@ -58,6 +61,10 @@ def _kube_ldflags() -> tuple[str, ...]:
 
 
 _KEDA_LDFLAGS = (f"-X={KEDA_MODULE}/version.Version={KEDA_VERSION.removeprefix('v')}",)
+_HELM_LDFLAGS = tuple(
+    f"-X=helm.sh/helm/v4/internal/version.{key}={value}"
+    for key, value in {"version": HELM_VERSION, "gitTreeState": "clean"}.items()
+)
 
 COMPONENTS = (
     Component("etcd", ETCD_VERSION, "go.etcd.io/etcd/server/v3", "etcd"),
@@ -84,6 +91,7 @@ COMPONENTS = (
     ),
     Component("keda-operator", KEDA_VERSION, "./cmd/operator", "keda", _KEDA_LDFLAGS),
     Component("keda-adapter", KEDA_VERSION, "./cmd/adapter", "keda", _KEDA_LDFLAGS),
+    Component("helm", HELM_VERSION, "helm.sh/helm/v4/cmd/helm", "helm", _HELM_LDFLAGS),
 )
 
 
