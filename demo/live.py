@@ -98,7 +98,7 @@ class LiveView:
             parts.append(
                 f"{name}: metric={number(f.metric, 0)} desired={f.desired} running={f.running} "
                 f"ready={f.ready} sent={f.sent} 200={f.ok} 429={f.refused_429} "
-                f"errors={f.errors} p99={number(f.p99_ms, 0)}ms "
+                f"errors={f.errors} lost={f.lost} p99={number(f.p99_ms, 0)}ms "
                 f"refused_so_far={self.totals[name].refused} pod_s={self.totals[name].pod_s}"
             )
         return " | ".join(parts)

@@ -8,10 +8,13 @@ connections. It follows each fleet's ready pods from a JSON file the demo rewrit
 
 It measures what it sent and what came back: for each fleet and second, once every
 request sent in that second has an outcome, one JSON line in the report file
-(`sent`, `ok`, `r429`, `errors`, `p99_ms` of the answered requests, `late`: how many
-went out more than 1 s after their instant, `lag_ms`: the latest), and a last line
-`{"done": true, ...}`. It asks for a slightly higher CPU priority (nice -5) when it may,
-as clients on other machines would not wait behind pods starting on this one.
+(`sent`, `ok`, `r429`, `errors`: no answer, or an answer other than 200 and 429,
+`lost`: of those, requests written to a pod whose connection then ended, EOF or reset,
+before any response, `p99_ms` of the answered requests, `late`: how many went out more
+than 1 s after their instant, `lag_ms`: the latest), and a last line
+`{"done": true, ...}` with the totals. It asks for a slightly higher CPU priority
+(nice -5) when it may, as clients on other machines would not wait behind pods
+starting on this one.
 """
 
 from __future__ import annotations
@@ -64,6 +67,7 @@ class Second:
     ok: int = 0
     r429: int = 0
     errors: int = 0
+    lost: int = 0
     late: int = 0
     lag_ms: float = 0.0
     in_flight: int = 0
@@ -72,9 +76,13 @@ class Second:
     def line(self, fleet: str, t_s: int, planned: int) -> dict[str, object]:
         return {
             "fleet": fleet, "t_s": t_s, "planned": planned, "sent": self.sent, "ok": self.ok,
-            "r429": self.r429, "errors": self.errors, "late": self.late,
+            "r429": self.r429, "errors": self.errors, "lost": self.lost, "late": self.late,
             "p99_ms": _rounded(p99(self.latencies_ms)), "lag_ms": round(self.lag_ms, 1),
         }  # fmt: skip
+
+
+class NoAnswer(ConnectionError):
+    """The request was written, and the connection ended (EOF, reset) before any response."""
 
 
 class Pod:
@@ -87,12 +95,13 @@ class Pod:
 
     async def post(self, request: bytes) -> int:
         """The answer's status code; one retry on a fresh connection when a reused one
-        turns out closed before any answer (the pod closed it while it was idle)."""
+        turns out closed before any answer (the pod closed it while it was idle), as Go's
+        HTTP client retries a request on a connection the server closed while idle."""
         reused = self._take_idle()
         if reused is not None:
             try:
                 return await self._exchange(*reused, request)
-            except (ConnectionError, asyncio.IncompleteReadError):
+            except NoAnswer:
                 pass
         reader, writer = await asyncio.open_connection(self.host, self.port)
         return await self._exchange(reader, writer, request)
@@ -111,7 +120,10 @@ class Pod:
     ) -> int:
         try:
             writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except (asyncio.IncompleteReadError, ConnectionError) as exc:
+                raise NoAnswer(f"{type(exc).__name__} before any response") from exc
             status, length, keep = parse_head(head)
             await reader.readexactly(length)
         except BaseException:
@@ -138,7 +150,7 @@ def parse_head(head: bytes) -> tuple[int, int, bool]:
         name, _, value = line.partition(":")
         headers[name.strip().lower()] = value.strip().lower()
     if "content-length" not in headers:
-        raise ConnectionError("an answer without content-length")
+        raise ValueError("an answer without content-length")
     return status, int(headers["content-length"]), headers.get("connection") != "close"
 
 
@@ -191,7 +203,11 @@ class Fleet:
         try:
             async with asyncio.timeout(timeout_s):
                 status = await pod.post(request)
-        except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError, IndexError):
+        except NoAnswer:
+            bucket.errors += 1
+            bucket.lost += 1
+        except (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError,
+                ValueError, IndexError):  # fmt: skip
             bucket.errors += 1
         else:
             bucket.latencies_ms.append((time.monotonic() - started) * 1000)
@@ -276,6 +292,7 @@ async def run(plan: Plan) -> dict[str, object]:
             "done": True,
             "planned": sum(plan.planned),
             "sent": {f.name: sum(s.sent for s in f.seconds) for f in fleets},
+            "lost": {f.name: sum(s.lost for s in f.seconds) for f in fleets},
             "max_lag_ms": max(s.lag_ms for f in fleets for s in f.seconds),
         }
         out.write(json.dumps(totals) + "\n")

@@ -142,6 +142,8 @@ def ratio_lines(summary: Summary) -> list[str]:
         f"({times(summary.ratio('direct', 'floor', 'replica_seconds'))}), right size "
         f"{took(direct.seconds_to_right_size)} vs {took(floor.seconds_to_right_size)}",
         f"Replica-seconds against the oracle: {costs}",
+        "Lost (sent, and the connection ended before any response; must be 0): "
+        + ", ".join(f"{summary.fleets[name].lost} {name}" for name in FLEETS),
     ]
 
 

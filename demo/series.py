@@ -44,6 +44,7 @@ class FleetSecond:
     ok: int  # answered 200
     refused_429: int
     errors: int  # no answer: refused connection, reset, timeout, no ready pod
+    lost: int  # of the errors: written to a pod, whose connection ended before any response
     p99_ms: float | None  # of the answered requests (200 and 429)
 
 
@@ -77,7 +78,7 @@ def make_row(
         fleets[name] = FleetSecond(
             metric=state.metric, desired=state.desired, running=state.running, ready=state.ready,
             sent=int(line["sent"]), ok=int(line["ok"]), refused_429=int(line["r429"]),
-            errors=int(line["errors"]), p99_ms=line["p99_ms"],
+            errors=int(line["errors"]), lost=int(line["lost"]), p99_ms=line["p99_ms"],
         )  # fmt: skip
     oracle = oracle_replicas(rate, target_per_pod, min_replicas, max_replicas)
     return Row(t_s, scenario.phase_at(t_s).name, rate, oracle, fleets)
@@ -193,6 +194,7 @@ class FleetSummary:
     max_replicas: int
     sent: int = 0
     errors: int = 0
+    lost: int = 0  # sent, and the connection ended before any response
     per_rise_s: tuple[float | None, ...] = ()  # seconds to the right size, each rise
 
 
@@ -217,6 +219,7 @@ def summarize_fleet(
         max_replicas=max_alive(lives, scenario.duration_s),
         sent=sum(s.sent for s in seconds),
         errors=sum(s.errors for s in seconds),
+        lost=sum(s.lost for s in seconds),
         per_rise_s=tuple(
             seconds_to_size_per_rise(lives, scenario, target_per_pod, tolerance, max_replicas)
         ),
@@ -283,6 +286,7 @@ class Summary:
                     "replica_seconds": round(fleet.replica_seconds, 1),
                     "seconds_to_right_size": _rounded(fleet.seconds_to_right_size),
                     "max_replicas": fleet.max_replicas,
+                    "lost": fleet.lost,
                 }
                 for name, fleet in self.fleets.items()
             },

@@ -36,11 +36,12 @@ def rows() -> list[Row]:
         ok_floor = min(rate, 10 * sized)
         lines: dict[FleetName, dict[str, Any]] = {
             "direct": {"sent": rate, "ok": ok_direct, "r429": rate - ok_direct, "errors": 0,
-                       "p99_ms": 2.5 if rate else None},
+                       "lost": 0, "p99_ms": 2.5 if rate else None},
             "prometheus": {"sent": rate, "ok": min(rate, 30), "r429": max(0, rate - 31),
-                           "errors": 1 if rate else 0, "p99_ms": 3.0 if rate else None},
+                           "errors": 1 if rate else 0, "lost": 1 if rate else 0,
+                           "p99_ms": 3.0 if rate else None},
             "floor": {"sent": rate, "ok": ok_floor, "r429": rate - ok_floor, "errors": 0,
-                      "p99_ms": 2.0 if rate else None},
+                      "lost": 0, "p99_ms": 2.0 if rate else None},
         }  # fmt: skip
         states = {"direct": direct, "prometheus": slow, "floor": floor}
         built.append(make_row(plan, t_s, states, lines,  # type: ignore[arg-type]

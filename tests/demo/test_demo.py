@@ -32,7 +32,7 @@ pytestmark = pytest.mark.slow
 
 SHORT = ["--duration", "45", "--sync", "3", "--scrape-interval", "2", "--scale-down-window", "5"]
 FLEET_COLUMNS = ["metric", "desired", "running", "ready", "sent", "ok", "refused_429", "errors",
-                 "p99_ms"]  # fmt: skip
+                 "lost", "p99_ms"]  # fmt: skip
 FLEETS = ("direct", "prometheus", "floor")
 PER_FLEET = [f"{fleet}_{name}" for fleet in FLEETS for name in FLEET_COLUMNS]
 DEMO_COLUMNS = ["t_s", "phase", "offered_per_s", "oracle_replicas", *PER_FLEET]
@@ -154,8 +154,10 @@ def test_summary_json_has_the_documented_keys_and_agrees_with_the_csv(short_run:
     for name in ("direct", "prometheus", "floor"):
         figures = document["fleets"][name]
         assert set(figures) == {"refused", "answered", "replica_seconds",
-                                "seconds_to_right_size", "max_replicas"}  # fmt: skip
+                                "seconds_to_right_size", "max_replicas", "lost"}  # fmt: skip
         assert figures["answered"] == sum(int(row[f"{name}_ok"]) for row in rows)
+        # rating-api says Connection: close while it drains: no request goes unanswered
+        assert figures["lost"] == sum(int(row[f"{name}_lost"]) for row in rows) == 0
         assert figures["answered"] + figures["refused"] == document["offered_planned"]
     assert document["fleets"]["oracle"]["refused"] == 0
 

@@ -17,7 +17,7 @@ def test_plain_output_is_one_line_a_second_without_escape_codes() -> None:
     assert len(lines) == 2 and "\x1b" not in out.getvalue()
     assert lines[0].startswith("t=  4s step offered=123 oracle=16 | direct: metric=123.0 desired=3")
     slow = "prometheus: metric=8.0 desired=3 running=3 ready=3 sent=123 200=30 429=92 errors=1"
-    assert f"{slow} p99=3.0ms" in lines[0]
+    assert f"{slow} lost=1 p99=3.0ms refused_so_far=93 pod_s=3" in lines[0]
 
 
 def test_on_a_terminal_the_block_is_redrawn_over_the_previous_one() -> None:

@@ -3,11 +3,16 @@ checks on what it reports."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
+import struct
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -86,6 +91,58 @@ def test_a_fleet_without_ready_pods_gets_errors_not_silence(tmp_path: Path) -> N
     for fleet in ("direct", "prometheus"):
         line = load.progress[fleet].lines[0]
         assert (line["sent"], line["errors"], line["ok"]) == (20, 20, 0)
+        assert line["lost"] == 0  # never written to a pod: not lost
+
+
+@contextmanager
+def hanging_up(how: str) -> Iterator[str]:
+    """A real TCP server on 127.0.0.1 that reads each request whole and then, without a
+    word, closes the connection (`eof`) or resets it (`reset`)."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.2)
+    done = threading.Event()
+
+    def serve() -> None:
+        while not done.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.settimeout(2)
+                received = b""
+                with contextlib.suppress(OSError):
+                    while b"}]}" not in received and (chunk := conn.recv(4096)):
+                        received += chunk
+                if how == "reset":  # linger 0: close sends RST
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.getsockname()[1]}"
+    finally:
+        done.set()
+        thread.join()
+        server.close()
+
+
+@pytest.mark.parametrize("how", ["eof", "reset"])
+def test_a_request_a_pod_hangs_up_on_is_lost(tmp_path: Path, pods: list[Child], how: str) -> None:
+    load = LoadGenerator(Children(tmp_path / "logs"), tmp_path, ["direct", "prometheus"])
+    with hanging_up(how) as rude:
+        load.publish("direct", [rude])
+        load.publish("prometheus", [address(pods[0])])
+        load.start([10, 10], time.monotonic() + 0.3)
+        deadline = time.monotonic() + 20
+        while not load.done and time.monotonic() < deadline:
+            time.sleep(0.2)
+            load.poll()
+    assert load.totals is not None
+    assert load.totals["lost"] == {"direct": 20, "prometheus": 0}
+    lines = load.progress["direct"].lines.values()
+    assert sum(line["lost"] for line in lines) == sum(line["errors"] for line in lines) == 20
+    assert sum(line["ok"] for line in load.progress["prometheus"].lines.values()) == 20
 
 
 def report(path: Path, lines: list[dict[str, object]]) -> None:
@@ -97,7 +154,7 @@ def report(path: Path, lines: list[dict[str, object]]) -> None:
 def second(fleet: str, t_s: int, planned: int, sent: int, late: int) -> dict[str, object]:
     lag_ms = 1500.0 if late else 1.0
     return {"fleet": fleet, "t_s": t_s, "planned": planned, "sent": sent, "ok": sent, "r429": 0,
-            "errors": 0, "late": late, "p99_ms": 1.0, "lag_ms": lag_ms}  # fmt: skip
+            "errors": 0, "lost": 0, "late": late, "p99_ms": 1.0, "lag_ms": lag_ms}  # fmt: skip
 
 
 class Running:

@@ -16,7 +16,7 @@ DEMO_COLUMNS = [
     "t_s", "phase", "offered_per_s", "oracle_replicas",
     *(f"{fleet}_{name}" for fleet in ("direct", "prometheus", "floor")
       for name in ("metric", "desired", "running", "ready", "sent", "ok", "refused_429",
-                   "errors", "p99_ms")),
+                   "errors", "lost", "p99_ms")),
 ]  # fmt: skip
 EVENTS = [
     FleetEvent(-1.0, "direct", "direct-0", 100, "start"),

@@ -94,7 +94,8 @@ def test_seconds_to_right_size_is_the_slowest_rise_and_none_if_one_never_made_it
 
 
 def fleet_second(**fields: object) -> dict[str, object]:
-    line: dict[str, object] = {"sent": 10, "ok": 8, "r429": 2, "errors": 0, "p99_ms": 1.5}
+    line: dict[str, object] = {"sent": 10, "ok": 8, "r429": 2, "errors": 0, "lost": 0,
+                               "p99_ms": 1.5}  # fmt: skip
     line.update(fields)
     return line
 
@@ -102,7 +103,8 @@ def fleet_second(**fields: object) -> dict[str, object]:
 def test_summary_json_has_exactly_the_documented_keys() -> None:
     scenario = step(30, 40)  # 3 s idle, 21 s at 40/s, 6 s idle
     state = FleetState(metric=40.0, desired=5, running=5, ready=5, active=True)
-    lines = {"direct": fleet_second(errors=1, sent=11), "prometheus": fleet_second(r429=5, sent=13),
+    lines = {"direct": fleet_second(errors=1, lost=1, sent=11),
+             "prometheus": fleet_second(r429=5, sent=13),
              "floor": fleet_second(r429=1, sent=12)}  # fmt: skip
     states = {"direct": state, "prometheus": state, "floor": state}
     rows = [
@@ -122,19 +124,19 @@ def test_summary_json_has_exactly_the_documented_keys() -> None:
     assert set(document["fleets"]) == {"direct", "prometheus", "floor", "oracle"}
     for figures in document["fleets"].values():
         assert set(figures) == {"refused", "answered", "replica_seconds",
-                                "seconds_to_right_size", "max_replicas"}  # fmt: skip
+                                "seconds_to_right_size", "max_replicas", "lost"}  # fmt: skip
     assert document["scenario"] == "step" and document["target_per_pod"] == 8.0
     assert document["offered_planned"] == 21 * 40
     assert document["offered_measured"] == 30 * 11  # the fleet that got least
     direct, prometheus, oracle = (document["fleets"][n] for n in ("direct", "prometheus", "oracle"))
     assert direct == {"refused": 90, "answered": 240, "replica_seconds": 150.0,
-                      "seconds_to_right_size": 0.0, "max_replicas": 5}  # fmt: skip
+                      "seconds_to_right_size": 0.0, "max_replicas": 5, "lost": 30}  # fmt: skip
     assert prometheus["refused"] == 150 and prometheus["seconds_to_right_size"] is None
     floor = document["fleets"]["floor"]
     assert floor == {"refused": 30, "answered": 240, "replica_seconds": 180.0,
-                     "seconds_to_right_size": 0.0, "max_replicas": 6}  # fmt: skip
+                     "seconds_to_right_size": 0.0, "max_replicas": 6, "lost": 0}  # fmt: skip
     assert oracle == {"refused": 0, "answered": 840, "replica_seconds": 9.0 + 21 * 5,
-                      "seconds_to_right_size": 0.0, "max_replicas": 5}  # fmt: skip
+                      "seconds_to_right_size": 0.0, "max_replicas": 5, "lost": 0}  # fmt: skip
     assert summary.ratio("prometheus", "direct", "refused") == pytest.approx(150 / 90)
 
 
@@ -146,7 +148,7 @@ def test_a_row_takes_the_states_and_the_load_generators_lines() -> None:
                     "floor": fleet_second(ok=9, r429=1)},
                    target_per_pod=8.0, min_replicas=1, max_replicas=20)  # fmt: skip
     assert (row.t_s, row.phase, row.offered_per_s, row.oracle_replicas) == (5, "step", 40, 5)
-    assert row.fleets["direct"] == FleetSecond(None, 3, 4, 2, 10, 8, 2, 0, 1.5)
+    assert row.fleets["direct"] == FleetSecond(None, 3, 4, 2, 10, 8, 2, 0, 0, 1.5)
     assert row.fleets["prometheus"].p99_ms is None
 
 
