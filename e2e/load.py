@@ -22,6 +22,11 @@ import aiohttp
 BODY = b'{"items":[{"id":"agent-planner","up":42,"down":7}]}'
 REQUEST_TIMEOUT_S = 2.0
 MAX_IN_FLIGHT = 256
+# A pooled connection left idle this long is closed by the client: below rating-api's
+# --keep-alive-timeout (5 s), as any client or proxy in front of it should be, or the
+# server's close of an idle connection can cross a request sent on it, which is then
+# lost (the race every HTTP/1.1 keep-alive has; aiohttp's default is 15 s).
+CLIENT_IDLE_S = 4.0
 
 Endpoints = Callable[[], Sequence[tuple[str, int]]]
 
@@ -138,7 +143,7 @@ class Load:
 
     async def main(self) -> None:
         timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
-        connector = aiohttp.TCPConnector(limit=MAX_IN_FLIGHT)
+        connector = aiohttp.TCPConnector(limit=MAX_IN_FLIGHT, keepalive_timeout=CLIENT_IDLE_S)
         async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
             tasks: set[asyncio.Task[None]] = set()
             for phase in self.phases:

@@ -5,7 +5,8 @@ its own `uptime_s` between two answers the scaler received itself, so network de
 do not bend the rate and a busy past does not pass for demand now: a pod seen once
 (or once since a restart) has no rate yet. The reported demand is the larger of the
 rate over the last two polls (rising load shows within one poll) and the average over
-`window` seconds (falling load fades smoothly).
+`window` seconds (falling load fades smoothly; a pod watched for part of the window
+counts for that part).
 """
 
 from __future__ import annotations
@@ -78,7 +79,16 @@ class PodSeries:
         return _rate(self.samples[-2], self.samples[-1]) if self.has_rate else None
 
     def window_rate(self, window_s: float) -> float | None:
-        """Tokens/s averaged over the last `window_s` seconds of pod time (None: no rate)."""
+        """Tokens/s over the last `window_s` seconds of pod time (None: no rate).
+
+        What the pod was asked for over the part of the window it was watched, divided by
+        the whole window: a pod watched for 2 s of a 5 s window adds 2/5 of its rate. So
+        the pods' window rates sum to what the fleet was asked over the window, however
+        the load moved between them in it: when a fleet grows, the older pods' windows
+        still hold the load that has just moved to the new pods, and dividing the new
+        pods' share by their 2 s alone would count it twice (16 pods read 219/s for a
+        true 123/s, 2 s after 13 of them joined).
+        """
         if not self.has_rate:
             return None
         newest = self.samples[-1]
@@ -87,7 +97,8 @@ class PodSeries:
             start = sample
             if newest.uptime_s - sample.uptime_s >= window_s:
                 break
-        return _rate(start, newest)
+        watched_s = newest.uptime_s - start.uptime_s
+        return _rate(start, newest) * min(1.0, watched_s / window_s) if window_s > 0 else 0.0
 
 
 def _rate(older: Sample, newer: Sample) -> float:

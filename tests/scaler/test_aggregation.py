@@ -199,6 +199,37 @@ def test_a_growing_fleet_does_not_count_the_load_that_moved_to_new_pods_twice() 
     assert not agg.extrapolated
 
 
+def test_pods_that_joined_within_the_window_count_for_the_part_they_were_watched() -> None:
+    """123/s over 3 pods, then over 16 from t=3: at t=5 the new pods have two samples.
+
+    Each old pod's 5 s window holds 3 s at 41/s and 2 s at 123/16; each new pod was
+    watched for 2 s. The fleet was asked 123/s all along, and that is the total.
+    """
+    share = 123.0 / 16
+    old = [PodSeries(f"old-{i}") for i in range(3)]
+    for t in range(6):
+        requested = 41.0 * min(t, 3) + share * max(0, t - 3)
+        for pod in old:
+            pod.observe(state(requested, 100.0 + t), now=float(t), keep_s=10)
+    new = [PodSeries(f"new-{i}") for i in range(13)]
+    for t in (3, 4, 5):
+        for pod in new:
+            pod.observe(state(share * (t - 3), t - 2.0), now=float(t), keep_s=10)
+    agg = aggregate([*old, *new], now=5.0, window_s=5.0, fresh_for_s=FRESH_FOR_S)
+    assert agg.fast_demand_per_s == pytest.approx(123.0)
+    assert agg.window_demand_per_s == pytest.approx(123.0)
+    assert agg.demand_per_s == pytest.approx(123.0)  # not 183/s: nothing counted twice
+    assert desired_replicas(agg.demand_per_s, 8.0) == 16
+
+
+def test_a_pod_watched_for_part_of_the_window_adds_that_part_of_its_rate() -> None:
+    pod = PodSeries("a")
+    feed(pod, [(50.0, 0.0), (51.0, 10.0), (52.0, 20.0)])
+    assert pod.window_rate(5.0) == pytest.approx(10.0 * 2 / 5)
+    assert pod.window_rate(2.0) == pytest.approx(10.0)
+    assert pod.fast_rate() == pytest.approx(10.0)
+
+
 def test_a_stale_pod_is_still_extrapolated_from_the_rated_ones() -> None:
     answering, stale = PodSeries("answering"), PodSeries("stale")
     for pod in (answering, stale):
