@@ -24,6 +24,21 @@ Behaviour = Literal["ok", "hang", "garbage", "endless", "error", "huge", "absurd
 
 
 @dataclass
+class Concurrency:
+    """Requests received and not yet answered, counted across every pod that shares it."""
+
+    now: int = 0
+    peak: int = 0
+
+    def enter(self) -> None:
+        self.now += 1
+        self.peak = max(self.peak, self.now)
+
+    def leave(self) -> None:
+        self.now -= 1
+
+
+@dataclass
 class FakePod:
     demand_per_s: float = 0.0
     behaviour: Behaviour = "ok"
@@ -33,6 +48,8 @@ class FakePod:
     port: int = 0
     required_token: str | None = None
     requests: int = 0
+    delay_s: float = 0.0  # each answer waits this long first (a slow pod)
+    answering: Concurrency = field(default_factory=Concurrency)  # share one to count many
     _boot_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     _booted_at: float = field(default_factory=time.monotonic)
     _requested_total: float = 0.0
@@ -94,6 +111,7 @@ class FakePod:
                 if not self._authorized(head):
                     writer.write(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n")
                     continue
+                await self._wait(reader)
                 if not await self._answer(writer):
                     break
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
@@ -103,6 +121,21 @@ class FakePod:
         finally:
             self._connections.pop(writer, None)
             writer.close()
+
+    async def _wait(self, reader: asyncio.StreamReader) -> None:
+        """The pod thinks for `delay_s`; counted as answering until its answer starts (so
+        that a client never has an answer from a request still counted) or until the
+        client hangs up (a request it gave up on is no longer in flight)."""
+        self.answering.enter()
+        try:
+            if self.delay_s:
+                hang_up = asyncio.ensure_future(reader.read(1))  # clients send nothing more
+                done, _ = await asyncio.wait({hang_up}, timeout=self.delay_s)
+                hang_up.cancel()
+                if done:
+                    raise ConnectionResetError("the client went away")
+        finally:
+            self.answering.leave()
 
     def _authorized(self, head: bytes) -> bool:
         if self.required_token is None:

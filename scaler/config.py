@@ -22,6 +22,7 @@ ENV_PREFIX = "RATING_SCALER_"
 DEFAULT_ALLOWED_HOSTS = "*.svc.cluster.local,localhost,127.0.0.1"
 LOG_LEVELS = ("debug", "info", "warning", "error")
 MAX_TARGETS = 100_000
+MAX_IN_FLIGHT = 10_000
 DEFAULT_HOST_POLICY = HostPolicy(tuple(DEFAULT_ALLOWED_HOSTS.split(",")))
 
 
@@ -41,6 +42,7 @@ class ScalerConfig:
     kubeconfig: Path | None = None
     forget_after_s: float = 600.0
     max_targets: int = 1000
+    max_in_flight: int = 64
     shutdown_grace_s: float = 5.0
     log_level: str = "info"
 
@@ -129,6 +131,13 @@ FLAGS = (
         "refused with RESOURCE_EXHAUSTED",
     ),
     _Flag(
+        "max-in-flight",
+        "64",
+        "N",
+        "pod requests in flight at once, all targets together; a pod whose turn does not "
+        "come within one poll interval counts as a timeout for that cycle",
+    ),
+    _Flag(
         "shutdown-grace", "5", "SECONDS", "seconds in-flight calls may take to finish after SIGTERM"
     ),
     _Flag("log-level", "info", "LEVEL", f"one of {', '.join(LOG_LEVELS)}"),
@@ -177,6 +186,7 @@ def load(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         kubeconfig=_file("--kubeconfig", args.kubeconfig),
         forget_after_s=_seconds("--forget-after", args.forget_after, 1, 86400),
         max_targets=_count("--max-targets", args.max_targets, 1, MAX_TARGETS),
+        max_in_flight=_count("--max-in-flight", args.max_in_flight, 1, MAX_IN_FLIGHT),
         shutdown_grace_s=_seconds("--shutdown-grace", args.shutdown_grace, 0, 600),
         log_level=_choice("--log-level", args.log_level, LOG_LEVELS),
     )

@@ -26,7 +26,8 @@ Clock = Callable[[], float]
 CycleObserver = Callable[["TargetPoller", float], None]
 KnownSeries = Callable[[str], "PodSeries | None"]  # another target's series of that pod
 STALE_AFTER_POLLS = 3  # a pod's last answer counts this many intervals after it came
-MAX_IN_FLIGHT = 16  # hides loopback latency; RPCs never queue behind a big burst of answers
+MAX_IN_FLIGHT = 16  # per target: hides loopback latency; RPCs never queue behind a burst
+MAX_IN_FLIGHT_TOTAL = 64  # per process, shared by every target (--max-in-flight)
 MIN_KEEP_S = 5.0  # history kept per pod before anyone asked for a longer window
 
 
@@ -56,6 +57,7 @@ class TargetPoller:
         clock: Clock = time.monotonic,
         on_cycle: CycleObserver | None = None,
         max_in_flight: int = MAX_IN_FLIGHT,
+        shared_in_flight: asyncio.Semaphore | None = None,
         known_series: KnownSeries | None = None,
     ) -> None:
         self.target = target
@@ -73,6 +75,12 @@ class TargetPoller:
         self._known_series = known_series
         self._addresses: list[tuple[str, int, str]] = []
         self._in_flight = asyncio.Semaphore(max_in_flight)
+        # The process-wide cap: every poller of the process holds the same semaphore. Its
+        # waiters queue in order, and a target queues at most `max_in_flight` of them at
+        # a time, so a target with many pods cannot starve one with few.
+        if shared_in_flight is None:
+            shared_in_flight = asyncio.Semaphore(MAX_IN_FLIGHT_TOTAL)
+        self._shared_in_flight = shared_in_flight
         self.window_s = 0.0  # the longest averaging window asked for
         self._keep_s = MIN_KEEP_S
         self._cache: dict[float, Aggregate] = {}
@@ -197,7 +205,7 @@ class TargetPoller:
     async def _poll(self, host: str, port: int, deadline: float) -> BucketState | PodError:
         # Each pod's timeout starts when its request goes out, not when the cycle starts,
         # and a cycle never runs much past one interval however many pods hang.
-        async with self._in_flight:
+        async with self._in_flight, self._shared_in_flight:
             if self._clock() > deadline:
                 return PodError("timeout", "not polled: the cycle ran out of time")
             try:

@@ -58,6 +58,7 @@ class Scaler:
         self.metrics = ScalerMetrics(self.registry)
         token = TokenFile(config.pod_token_file) if config.pod_token_file else lambda: None
         self.client = PodClient(config.pod_timeout_s, token=token)
+        self.in_flight = asyncio.Semaphore(config.max_in_flight)  # shared by every poller
         self.targets = Targets(
             self._make_poller,
             first_poll_timeout_s=config.pod_timeout_s + 0.1,
@@ -95,6 +96,7 @@ class Scaler:
             self.client.fetch,
             poll_interval_s=self.config.poll_interval_s,
             on_cycle=self.metrics.on_cycle,
+            shared_in_flight=self.in_flight,
             known_series=self.targets.known_series,
         )
 
