@@ -29,6 +29,7 @@ class Control:
     read: Callable[[], Awaitable[Reading]]
     decisions: list[Decision] = field(default_factory=list)
     failed_reads: list[tuple[float, str]] = field(default_factory=list)
+    sync_times: list[float] = field(default_factory=list)  # when each sync began
     last_value: float | None = None
     active: bool | None = None
 
@@ -37,6 +38,7 @@ class Control:
         next_at_s = first_at_s
         while True:
             await asyncio.sleep(max(0.0, next_at_s - clock()))
+            self.sync_times.append(clock())
             reading = await self._read(clock)
             if reading.value is not None:
                 decision = self.hpa.sync(

@@ -160,6 +160,8 @@ def right_size_lines(summary: Summary, spec: HpaSpec) -> list[str]:
         f"Right size: the slowest rise until its pods were ready ({sizes}: the oracle's "
         f"ceil(load / {summary.target_per_pod:g}), or fewer within the HPA's tolerance)"
     ]
+    after = ", ".join(f"{name} {took(summary.fleets[name].after_sync_s)}" for name in FLEETS)
+    lines.append(f"From the first sync after a rise until its right size was ready: {after}")
     if len(rises) > 1:
         for name in FLEETS:
             each = ", ".join(took(t) for t in summary.fleets[name].per_rise_s)

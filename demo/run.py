@@ -52,7 +52,8 @@ class Settings:
     behavior: BehaviorName = "scaledobject"
     scale_down_window_s: float | None = None  # None: the behavior's own
     first_sync_s: float | None = None  # None: half a sync after the first rise
-    random_phase: bool = False  # draw the first sync from the seed instead
+    phase: float | None = None  # or: the first rise lands this share of a sync after a sync
+    random_phase: bool = False  # or: draw the first sync from the seed
     min_replicas: int = 1
     max_replicas: int = 20
     poll_interval_s: float = 1.0  # the scaler's
@@ -72,6 +73,8 @@ class Settings:
     def first_sync(self, scenario: scenarios.Scenario) -> float:
         if self.first_sync_s is not None:
             return self.first_sync_s
+        if self.phase is not None:
+            return scenarios.first_sync_at_phase(scenario, self.sync_s, self.phase)
         seed = self.seed if self.random_phase else None
         return scenarios.first_sync_s(scenario, self.sync_s, drawn_from=seed)
 
@@ -119,8 +122,9 @@ async def run(settings: Settings, out: TextIO) -> Summary:
     fleets = stage.fleets.values()
     lives = {fleet.name: fleet.lives(origin_s=stage.t0) for fleet in fleets}
     first_sync_s = settings.first_sync(scenario)
+    syncs: dict[str, list[float]] = {control.name: control.sync_times for control in controls}
     summary = summarize(rows, scenario, lives, spec=spec, sync_s=settings.sync_s,
-                        first_sync_s=first_sync_s)  # fmt: skip
+                        first_sync_s=first_sync_s, syncs_s=syncs)  # fmt: skip
     events = [event for fleet in fleets for event in fleet.events_since(stage.t0)]
     lines = write_outputs(settings.out_dir, rows, summary, spec, events)
     say(out, "\n" + "\n".join(lines))

@@ -140,3 +140,13 @@ def first_sync_s(scenario: Scenario, sync_s: float, *, drawn_from: int | None = 
     rises = scenario.rises()
     first_rise_s = rises[0].start_s if rises else 0
     return (first_rise_s + sync_s / 2) % sync_s
+
+
+def first_sync_at_phase(scenario: Scenario, sync_s: float, phase: float) -> float:
+    """When the HPAs sync first, in [0, sync_s), for the load's first rise to land
+    `phase` of a sync period (0 to 1) after a sync: it then waits (1 - phase) x sync_s."""
+    if not 0 <= phase < 1:
+        raise ValueError(f"a phase is 0 to less than 1 sync period, not {phase}")
+    rises = scenario.rises()
+    first_rise_s = rises[0].start_s if rises else 0
+    return (first_rise_s - phase * sync_s) % sync_s

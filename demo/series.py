@@ -9,7 +9,7 @@ replica-seconds and when a fleet reached the right size.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, Literal
 
@@ -185,6 +185,23 @@ def seconds_to_size_per_rise(
     ]
 
 
+def after_first_sync(
+    per_rise_s: Sequence[float | None], rises: Sequence[Phase], syncs_s: Iterable[float]
+) -> float | None:
+    """For the slowest rise, seconds from the first sync at or after the rise until its
+    right size was ready (0 when it was ready by then); None when a rise never got there,
+    or got there with no sync after it (none known)."""
+    syncs = sorted(syncs_s)
+    worst = 0.0
+    for phase, took in zip(rises, per_rise_s, strict=True):
+        first = next((t for t in syncs if t >= phase.start_s), None)
+        if took is None or (took > 0 and first is None):
+            return None
+        if first is not None:
+            worst = max(worst, phase.start_s + took - first)
+    return worst
+
+
 @dataclass(frozen=True)
 class FleetSummary:
     refused: int
@@ -196,6 +213,7 @@ class FleetSummary:
     errors: int = 0
     lost: int = 0  # sent, and the connection ended before any response
     per_rise_s: tuple[float | None, ...] = ()  # seconds to the right size, each rise
+    after_sync_s: float | None = None  # from the first sync after a rise to its right size
 
 
 def summarize_fleet(
@@ -207,22 +225,23 @@ def summarize_fleet(
     target_per_pod: float,
     tolerance: Tolerance,
     max_replicas: int,
+    syncs_s: Sequence[float] = (),
 ) -> FleetSummary:
     seconds = [row.fleets[fleet] for row in rows]
+    per_rise = seconds_to_size_per_rise(lives, scenario, target_per_pod, tolerance, max_replicas)
     return FleetSummary(
         refused=sum(s.refused_429 + s.errors for s in seconds),
         answered=sum(s.ok for s in seconds),
         replica_seconds=replica_seconds(lives, scenario.duration_s),
-        seconds_to_right_size=seconds_to_right_size(
-            lives, scenario, target_per_pod, tolerance, max_replicas
-        ),
+        seconds_to_right_size=None
+        if None in per_rise
+        else max((t for t in per_rise if t is not None), default=0.0),
         max_replicas=max_alive(lives, scenario.duration_s),
         sent=sum(s.sent for s in seconds),
         errors=sum(s.errors for s in seconds),
         lost=sum(s.lost for s in seconds),
-        per_rise_s=tuple(
-            seconds_to_size_per_rise(lives, scenario, target_per_pod, tolerance, max_replicas)
-        ),
+        per_rise_s=tuple(per_rise),
+        after_sync_s=after_first_sync(per_rise, scenario.rises(), syncs_s),
     )
 
 
@@ -313,12 +332,15 @@ def summarize(
     spec: HpaSpec,
     sync_s: float,
     first_sync_s: float,
+    syncs_s: Mapping[str, Sequence[float]] | None = None,
 ) -> Summary:
-    """Each fleet's figures and the oracle's, over the whole run."""
+    """Each fleet's figures and the oracle's, over the whole run; `syncs_s`: when each
+    fleet's HPA synced."""
     fleets: dict[str, FleetSummary] = {
         name: summarize_fleet(
             rows, name, lives[name], scenario, target_per_pod=spec.target_per_pod,
             tolerance=spec.tolerance, max_replicas=spec.max_replicas,
+            syncs_s=(syncs_s or {}).get(name, ()),
         )
         for name in FLEETS
     }  # fmt: skip

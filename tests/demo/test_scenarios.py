@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from demo.scenarios import bursts, first_sync_s, oracle_replicas, step
+from demo.scenarios import bursts, first_sync_at_phase, first_sync_s, oracle_replicas, step
 
 
 def test_the_step_is_idle_then_the_step_then_idle_and_fills_the_duration() -> None:
@@ -54,3 +54,29 @@ def test_or_the_first_sync_is_drawn_from_a_seed_within_one_sync() -> None:
     assert all(0 <= phase < 15 for phase in phases)
     assert phases[3] == first_sync_s(scenario, 15.0, drawn_from=3)
     assert len(set(phases)) == 20
+
+
+@pytest.mark.parametrize(
+    ("phase", "sync_s", "first", "wait"),
+    [(0.1, 15.0, 13.5, 13.5), (0.5, 15.0, 7.5, 7.5), (0.9, 15.0, 1.5, 1.5), (0.0, 15.0, 0.0, 15.0),
+     (0.3, 5.0, 3.5, 3.5)],
+    ids=["just-after-a-sync", "half-way", "just-before-a-sync", "on-a-sync", "sync-5-s"],
+)  # fmt: skip
+def test_or_the_step_lands_a_given_share_of_a_sync_after_one(
+    phase: float, sync_s: float, first: float, wait: float
+) -> None:
+    """The step at 15 s lands `phase` of a period after a sync, and waits the rest."""
+    scenario = step(150, 123)
+    first_at = first_sync_at_phase(scenario, sync_s, phase)
+    assert first_at == pytest.approx(first)
+    syncs = [first_at + k * sync_s for k in range(40)]
+    before = max(t for t in syncs if t <= 15)
+    after = min(t for t in syncs if t > 15)
+    assert 15 - before == pytest.approx(phase * sync_s)
+    assert after - 15 == pytest.approx(wait)
+
+
+@pytest.mark.parametrize("phase", [-0.1, 1.0, 1.5])
+def test_a_phase_outside_one_period_is_refused(phase: float) -> None:
+    with pytest.raises(ValueError, match="phase"):
+        first_sync_at_phase(step(150, 123), 15.0, phase)

@@ -14,6 +14,7 @@ from demo.series import (
     FleetSecond,
     FleetState,
     PodLife,
+    after_first_sync,
     make_row,
     max_alive,
     p99,
@@ -160,3 +161,24 @@ def test_a_row_takes_the_states_and_the_load_generators_lines() -> None:
 )  # fmt: skip
 def test_p99_is_the_nearest_rank(values: list[float], expected: float | None) -> None:
     assert p99(values) == expected
+
+
+def test_after_the_first_sync_is_from_that_sync_until_the_right_size_was_ready() -> None:
+    """The step at 10 s; syncs every 15 s from 2 s: the first after the step is at 17 s."""
+    rises = [Phase("step", 10, 60, 123)]
+    syncs = [2.0, 17.0, 32.0, 47.0]
+    assert after_first_sync([8.6], rises, syncs) == pytest.approx(1.6)  # ready at 18.6 s
+    assert after_first_sync([0.0], rises, syncs) == 0.0  # already the right size
+    assert after_first_sync([5.0], rises, syncs) == 0.0  # ready before that sync
+    assert after_first_sync([None], rises, syncs) is None
+    assert after_first_sync([8.6], rises, []) is None  # no sync known
+    assert after_first_sync([0.0], rises, []) == 0.0
+    assert after_first_sync([8.6], rises, [17.2]) == pytest.approx(1.4)
+
+
+def test_after_the_first_sync_takes_the_slowest_rise() -> None:
+    rises = [Phase("burst 1", 10, 30, 80), Phase("burst 2", 52, 70, 100)]
+    syncs = [float(t) for t in range(5, 150, 15)]  # 5, 20, 35, 50, 65
+    assert after_first_sync([11.0, 15.0], rises, syncs) == pytest.approx(2.0)  # 21 - 20, 67 - 65
+    assert after_first_sync([13.0, 3.0], rises, syncs) == pytest.approx(3.0)  # 23 - 20; before 65
+    assert after_first_sync([13.0, None], rises, syncs) is None
