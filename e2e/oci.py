@@ -1,0 +1,195 @@
+"""Run a command of an OCI image with runc, the way the manifests run it in a pod.
+
+The image comes as an OCI image layout (`buildah push ... oci:DIR:TAG`) and a rootfs
+unpacked from it (`umoci unpack`). Each run gets a bundle of its own: a `config.json`
+written here from the image's own config (user, environment, working directory), whose
+root is the shared rootfs, read-only. The pod's security context, as the manifests set
+it: no capabilities, no new privileges, the image's numeric user, a tmpfs on /tmp (the
+emptyDir). There is no network namespace: the container shares the host's, and the
+servers bind 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.child import Child
+
+# crun 1.8 refuses a host whose cgroup v2 hierarchy has controllers while v1 is in use
+# ("cgroups in hybrid mode not supported"); runc takes the same commands and runs there.
+RUNTIME = "runc"
+STATE_DIR = Path("/run/openclaw-e2e/runc")
+TMPFS_SIZE = "64m"
+STOP_TIMEOUT_S = 15.0
+
+
+@dataclass(frozen=True)
+class ImageConfig:
+    """What a runtime takes from an image's config (`config` of the OCI image config)."""
+
+    user: tuple[int, int]
+    env: tuple[str, ...]
+    cmd: tuple[str, ...]
+    entrypoint: tuple[str, ...]
+    working_dir: str
+
+
+def _blob(layout: Path, digest: str) -> Any:
+    algorithm, _, value = digest.partition(":")
+    return json.loads((layout / "blobs" / algorithm / value).read_text())
+
+
+def read_image_config(layout: Path, tag: str) -> ImageConfig:
+    """The config of the image tagged `tag` in the OCI layout at `layout`."""
+    index = json.loads((layout / "index.json").read_text())
+    named = [
+        m
+        for m in index["manifests"]
+        if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == tag
+    ]
+    if len(named) != 1:
+        raise LookupError(f"{layout}: {len(named)} manifests tagged {tag!r}")
+    manifest = _blob(layout, named[0]["digest"])
+    config = _blob(layout, manifest["config"]["digest"]).get("config", {})
+    return ImageConfig(
+        user=parse_user(config.get("User", "")),
+        env=tuple(config.get("Env") or ()),
+        cmd=tuple(config.get("Cmd") or ()),
+        entrypoint=tuple(config.get("Entrypoint") or ()),
+        working_dir=config.get("WorkingDir") or "/",
+    )
+
+
+def parse_user(user: str) -> tuple[int, int]:
+    """A numeric `uid[:gid]` (what the image must carry: no /etc/passwd lookup here)."""
+    uid, _, gid = user.partition(":")
+    if not uid.isdigit() or (gid and not gid.isdigit()):
+        raise ValueError(f"the image's USER is not numeric uid:gid: {user!r}")
+    return int(uid), int(gid or uid)
+
+
+def _mounts() -> list[dict[str, Any]]:
+    def mount(destination: str, kind: str, *options: str) -> dict[str, Any]:
+        return {"destination": destination, "type": kind, "source": kind, "options": list(options)}
+
+    return [
+        mount("/proc", "proc", "nosuid", "noexec", "nodev"),
+        mount("/dev", "tmpfs", "nosuid", "strictatime", "mode=755", "size=65536k"),
+        mount("/dev/pts", "devpts", "nosuid", "noexec", "newinstance", "ptmxmode=0666"),
+        mount("/dev/shm", "tmpfs", "nosuid", "noexec", "nodev", "mode=1777", "size=65536k"),
+        mount("/dev/mqueue", "mqueue", "nosuid", "noexec", "nodev"),
+        mount("/sys", "sysfs", "nosuid", "noexec", "nodev", "ro"),
+        # The manifests' emptyDir: Python's tempfile needs a writable /tmp.
+        mount("/tmp", "tmpfs", "nosuid", "nodev", "mode=1777", f"size={TMPFS_SIZE}"),
+    ]
+
+
+def runtime_spec(
+    image: ImageConfig,
+    rootfs: Path,
+    args: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    hostname: str = "rating-edge",
+) -> dict[str, Any]:
+    """An OCI runtime config that runs `args` (replacing the image's CMD) as the
+    image's user on a read-only `rootfs`, in the host's network namespace."""
+    uid, gid = image.user
+    no_capabilities: dict[str, list[str]] = {
+        key: [] for key in ("bounding", "effective", "permitted", "inheritable", "ambient")
+    }
+    return {
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": False,
+            "user": {"uid": uid, "gid": gid, "additionalGids": [gid]},
+            "args": [*image.entrypoint, *args],
+            "env": [*image.env, *(f"{key}={value}" for key, value in (env or {}).items())],
+            "cwd": image.working_dir,
+            "capabilities": no_capabilities,
+            "noNewPrivileges": True,
+        },
+        "root": {"path": str(rootfs), "readonly": True},
+        "hostname": hostname,
+        "mounts": _mounts(),
+        "linux": {
+            "namespaces": [{"type": kind} for kind in ("pid", "ipc", "uts", "mount")],
+            "maskedPaths": ["/proc/kcore", "/proc/keys", "/proc/timer_list", "/sys/firmware"],
+            "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys"],
+        },
+    }
+
+
+def write_bundle(directory: Path, spec: Mapping[str, Any]) -> Path:
+    """A bundle directory holding `config.json` (its root points at the shared rootfs)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "config.json").write_text(json.dumps(spec, indent=2))
+    return directory
+
+
+def runtime(*args: str) -> list[str]:
+    """A runtime command line with this module's own state directory."""
+    binary = shutil.which(RUNTIME)
+    if binary is None:
+        raise FileNotFoundError(f"{RUNTIME} is not installed (Debian package {RUNTIME})")
+    return [binary, "--root", str(STATE_DIR), *args]
+
+
+def run_once(bundle: Path, name: str, timeout_s: float = 60.0) -> subprocess.CompletedProcess[str]:
+    """Run the bundle's command to its end; its output and exit code."""
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    try:
+        return subprocess.run(
+            runtime("run", "--bundle", str(bundle), name),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+        )
+    finally:
+        delete(name)
+
+
+class Container:
+    """A long-running container: `runc run` in the foreground as a `Child`, so the
+    harness's waits see it exit; stopped through the runtime (SIGTERM, then SIGKILL)."""
+
+    def __init__(self, name: str, bundle: Path, log_path: Path, ports: Mapping[str, int]) -> None:
+        self.name = name
+        self.child = Child(
+            name, runtime("run", "--bundle", str(bundle), name), log_path, ports=ports
+        )
+
+    def start(self) -> Container:
+        STATE_DIR.mkdir(parents=True, exist_ok=True)
+        self.child.start()
+        return self
+
+    def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> int | None:
+        """SIGTERM to the container's init, wait, SIGKILL if need be; its exit code."""
+        _kill(self.name, "TERM")
+        deadline = time.monotonic() + timeout_s
+        while self.child.running and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if self.child.running:
+            _kill(self.name, "KILL")
+            self.child.kill()
+        delete(self.name)
+        return self.child.returncode
+
+
+def _kill(name: str, signal: str) -> None:
+    subprocess.run(runtime("kill", name, signal), capture_output=True, timeout=10, check=False)
+
+
+def delete(name: str) -> None:
+    """Remove the container's state (killing it first if it still runs)."""
+    subprocess.run(runtime("delete", "--force", name), capture_output=True, timeout=10, check=False)
