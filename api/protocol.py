@@ -24,8 +24,9 @@ arrive when it parses with httptools, and it answers its own 503 (over
   shows it;
 - a drain: once `drain.draining` is set, every answer carries `Connection: close`, and
   at the server's shutdown a connection on which a request is arriving is answered
-  before it closes (uvicorn would close it with the request unanswered); only idle
-  connections close at once (docs/UVICORN.md, "Shutting down");
+  before it closes (uvicorn would close it with the request unanswered), as is one
+  accepted without a byte yet whose request comes within `first_byte_grace_s`; only
+  idle keep-alive connections close at once;
 - a lingering close (api/linger.py) whenever it closes with the request not all read, so
   that an early answer (413, 431, 408, 503) reaches the client instead of a reset.
 
@@ -73,6 +74,9 @@ class ConnectionLimits:
     """Most bytes read and dropped after an early answer before the connection closes."""
     linger_timeout_s: float = 2.0
     """Longest wait for the client's FIN after an early answer."""
+    first_byte_grace_s: float = 1.0
+    """How long, once the server stops, a connection accepted without a byte yet gets
+    for its request head; then it closes (with a 408 if the head has begun)."""
 
 
 Observe = Callable[[int, float], None]
@@ -180,9 +184,17 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self._send_problem(MALFORMED_REQUEST, "the request is not valid HTTP/1.1")
 
     def shutdown(self) -> None:
-        """The server's stop: idle connections close, one with a request arriving answers it."""
-        if self._head_open and self._head_bytes_received and not self.transport.is_closing():
-            return  # its head completes while draining: answered with Connection: close
+        """The server's stop: idle connections close, one with a request arriving answers it.
+
+        A connection accepted without a byte yet counts as arriving for a moment: its
+        client has just connected to send a request.
+        """
+        if self._head_open and not self.transport.is_closing():
+            if self._head_bytes_received:
+                return  # its head completes while draining: answered with Connection: close
+            if self.cycle is None:
+                self._expect_head_within(self.limits.first_byte_grace_s)
+                return
         super().shutdown()
 
     def begin_drain(self) -> None:
@@ -233,6 +245,15 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._deadline_at = self.loop.time() + self.limits.head_timeout_s
         if self._timer is None:
             self._timer = self.loop.call_at(self._deadline_at, self._on_deadline)
+
+    def _expect_head_within(self, seconds: float) -> None:
+        """Bring the head deadline forward; a connection without a byte by then closes."""
+        deadline_at = self.loop.time() + seconds
+        if deadline_at < self._deadline_at:
+            self._deadline_at = deadline_at
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = self.loop.call_at(deadline_at, self._on_deadline)
 
     def _on_deadline(self) -> None:
         self._timer = None

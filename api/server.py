@@ -39,6 +39,31 @@ class _Server(uvicorn.Server):
     def capture_signals(self) -> Iterator[None]:
         yield
 
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """Stop listening without resetting the connections the kernel has queued.
+
+        Closing a listening socket resets every connection completed but not accepted
+        yet, though its client may have sent a request already; these are accepted first
+        and served like the others, within the same step as the close.
+        """
+        listeners = sockets or []
+        queued = [connection for listener in listeners for connection in _accept_queued(listener)]
+        for server in self.servers:
+            server.close()
+        for listener in listeners:
+            listener.close()
+        loop = asyncio.get_running_loop()
+        for connection in queued:
+            await loop.connect_accepted_socket(self._create_protocol, connection)
+        await super().shutdown(sockets)
+
+    def _create_protocol(self) -> asyncio.Protocol:
+        """What uvicorn's own `create_protocol` makes for each connection it accepts."""
+        protocol_class = self.config.http_protocol_class
+        return protocol_class(  # type: ignore[call-arg]
+            config=self.config, server_state=self.server_state, app_state=self.lifespan.state
+        )
+
 
 def run(*, config: ApiConfig) -> int:
     """Serve until a signal asks to stop; returns the process exit code."""
@@ -109,6 +134,19 @@ def _listen(host: str, port: int, flag: str) -> socket.socket:
             exc.errno, f"{flag}: cannot listen on {host}:{port}: {exc.strerror}"
         ) from None
     return sock
+
+
+def _accept_queued(listener: socket.socket) -> list[socket.socket]:
+    """The connections waiting in `listener`'s accept queue, without blocking."""
+    listener.setblocking(False)
+    queued: list[socket.socket] = []
+    while True:
+        try:
+            connection, _ = listener.accept()
+        except OSError:  # BlockingIOError: none left; any other: accept no more
+            return queued
+        connection.setblocking(False)
+        queued.append(connection)
 
 
 def _handle_signals(service: Service, servers: list[_Server], shutdown_delay_s: float) -> None:
