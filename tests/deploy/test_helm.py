@@ -1,0 +1,341 @@
+"""The Helm chart is the kustomize manifests in another form: its templates are generated
+from them (charts/generate.py), and each render below is compared object by object with
+the matching kustomize render. Also `helm lint`, the values schema, and the schemas of
+the APIs that receive the objects.
+
+Uses the pinned helm from the e2e cache; builds it from the Go module proxy when missing
+(minutes, once).
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from charts import generate
+from e2e import build, helm
+from tests.deploy.kube import MANIFESTS, Obj, kustomize, named, of_kind
+from tests.deploy.test_schemas import validate
+
+# A cold build of helm runs inside the first test that needs it.
+pytestmark = pytest.mark.timeout(900)
+
+CHART = helm.CHART
+HELM_LABELS = tuple(generate.HELM_LABELS)
+
+
+@functools.cache
+def helm_binary() -> Path:
+    if shutil.which("go") is None and not build.binary("helm").exists():
+        pytest.skip("needs Go to build helm (e2e/build.py), or a helm in the e2e cache")
+    return helm.binary()
+
+
+def run_helm(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(helm_binary()), *args],
+        capture_output=True,
+        text=True,
+        env=helm.env(tmp_path / "helm"),
+        timeout=120,
+        check=False,
+    )
+
+
+@functools.cache
+def _template(args: tuple[str, ...], home: Path) -> tuple[Obj, ...]:
+    done = run_helm(["template", helm.RELEASE, str(CHART), *args], home)
+    assert done.returncode == 0, f"helm template {' '.join(args)} failed:\n{done.stderr}"
+    return tuple(doc for doc in yaml.safe_load_all(done.stdout) if doc)
+
+
+def template(tmp_path: Path, *args: str) -> list[Obj]:
+    return copy.deepcopy(list(_template(args, tmp_path.parent)))
+
+
+def template_fails(tmp_path: Path, *args: str) -> str:
+    done = run_helm(["template", helm.RELEASE, str(CHART), *args], tmp_path)
+    assert done.returncode != 0, f"helm template {' '.join(args)} rendered"
+    return done.stderr
+
+
+def without_helm_labels(objects: list[Obj]) -> list[Obj]:
+    """The one difference allowed: Helm's own labels on each object's metadata."""
+    for obj in objects:
+        labels = obj["metadata"].get("labels", {})
+        assert {label: labels.get(label) for label in HELM_LABELS} == {
+            "helm.sh/chart": f"rating-api-{helm.chart_version()}",
+            "app.kubernetes.io/managed-by": "Helm",
+        }, f"{obj['kind']}/{obj['metadata']['name']}"
+        for label in HELM_LABELS:
+            del labels[label]
+    return objects
+
+
+def env_by_name(objects: list[Obj]) -> list[Obj]:
+    """Env entries in name order: a strategic merge appends an overlay's new variables
+    where the chart's extraEnv puts them, and the order of distinct names is no matter."""
+    for obj in of_kind(objects, "Deployment"):
+        for container in obj["spec"]["template"]["spec"]["containers"]:
+            container["env"].sort(key=lambda item: item["name"])
+    return objects
+
+
+def by_key(objects: list[Obj]) -> dict[tuple[str, str], Obj]:
+    keyed = {(o["kind"], o["metadata"]["name"]): o for o in objects}
+    assert len(keyed) == len(objects), "two objects of one kind and name"
+    return keyed
+
+
+def assert_same_objects(chart: list[Obj], kustomized: list[Obj]) -> None:
+    ours, theirs = by_key(chart), by_key(kustomized)
+    assert sorted(ours) == sorted(theirs), "the chart and kustomize render other objects"
+    for key, obj in theirs.items():
+        assert ours[key] == obj, f"{key[0]}/{key[1]} differs"
+
+
+def test_templates_are_generated_from_the_manifests_and_current() -> None:
+    assert generate.generated_files(generate.TEMPLATES), "no generated templates"
+    assert generate.stale() == [], "stale templates: run `python charts/generate.py`"
+
+
+def test_a_manifest_change_makes_the_templates_stale(tmp_path: Path) -> None:
+    """The staleness check sees a change under manifests/ (so it can fail)."""
+    tree = tmp_path / "manifests"
+    shutil.copytree(MANIFESTS, tree)
+    path = tree / "base" / "autoscaling" / "scaledobject.yaml"
+    path.write_text(path.read_text().replace("pollingInterval: 5", "pollingInterval: 7"))
+    fresh = generate.generate(tree)
+    committed = generate.generated_files(generate.TEMPLATES)
+    changed = [name for name in committed if fresh[name] != committed[name]]
+    assert changed == ["scaledobject-rating-api.yaml"]
+
+
+def test_helm_lint(tmp_path: Path) -> None:
+    done = run_helm(["lint", "--strict", str(CHART)], tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 chart(s) linted, 0 chart(s) failed" in done.stdout
+
+
+def test_default_render_is_the_kustomize_base(tmp_path: Path) -> None:
+    chart = without_helm_labels(template(tmp_path))
+    assert_same_objects(chart, kustomize(MANIFESTS / "base"))
+
+
+@pytest.mark.parametrize(
+    "components",
+    [("push",), ("mtls",), ("push", "mtls")],
+    ids=lambda c: "+".join(c),
+)
+def test_each_toggle_renders_its_kustomize_component(
+    tmp_path: Path, components: tuple[str, ...]
+) -> None:
+    sets = [arg for name in components for arg in ("--set", f"{name}.enabled=true")]
+    chart = without_helm_labels(template(tmp_path, *sets))
+    assert_same_objects(chart, generate.render_base(components))
+
+
+def test_production_overlay_is_one_value(tmp_path: Path) -> None:
+    chart = without_helm_labels(template(tmp_path, "--set", "replicaCount=2"))
+    assert_same_objects(chart, kustomize(MANIFESTS / "overlays" / "production"))
+
+
+def test_e2e_values_render_the_e2e_overlay(tmp_path: Path) -> None:
+    chart = env_by_name(without_helm_labels(template(tmp_path, "-f", str(helm.VALUES))))
+    overlay = env_by_name(kustomize(MANIFESTS / "overlays" / "e2e"))
+    assert_same_objects(chart, overlay)
+
+
+OPTIONAL = {
+    "monitoring.podMonitors.enabled": {
+        ("PodMonitor", "rating-api"),
+        ("PodMonitor", "rating-scaler"),
+    },
+    "monitoring.prometheusRule.enabled": {("PrometheusRule", "rating-edge")},
+    "monitoring.dashboard.enabled": {("ConfigMap", "rating-edge-dashboard")},
+    "networkPolicies.enabled": {
+        ("NetworkPolicy", name)
+        for name in (
+            "default-deny-ingress",
+            "rating-api-admin",
+            "rating-api-public",
+            "rating-scaler-grpc",
+            "rating-scaler-http",
+        )
+    },
+    "podDisruptionBudgets.enabled": {
+        ("PodDisruptionBudget", "rating-api"),
+        ("PodDisruptionBudget", "rating-scaler"),
+    },
+    "namespace.create": {("Namespace", "openclaw-rating")},
+}
+
+
+@pytest.mark.parametrize("value", OPTIONAL, ids=str)
+def test_a_switch_leaves_out_exactly_its_objects(tmp_path: Path, value: str) -> None:
+    everything = by_key(template(tmp_path))
+    rest = by_key(template(tmp_path, "--set", f"{value}=false"))
+    assert set(everything) - set(rest) == OPTIONAL[value]
+    assert all(rest[key] == everything[key] for key in rest)
+
+
+def test_values_reach_every_place_they_name(tmp_path: Path) -> None:
+    objects = template(
+        tmp_path,
+        *("--set", "namespace.name=ratings", "--set", "image.tag=1.2.3"),
+        *("--set", "replicaCount=0", "--set", "autoscaling.maxReplicaCount=50"),
+        *("--set", "autoscaling.fallbackReplicas=9", "--set", "scaler.replicas=3"),
+        *("--set", "api.bucket.capacity=40", "--set", "api.bucket.refillPerS=12.5"),
+    )
+    namespaced = [o for o in objects if o["kind"] != "Namespace"]
+    assert {o["metadata"]["namespace"] for o in namespaced} == {"ratings"}
+    assert named(objects, "Namespace", "ratings")
+    images = {
+        c["image"]
+        for d in of_kind(objects, "Deployment")
+        for c in d["spec"]["template"]["spec"]["containers"]
+    }
+    assert images == {"openclaw/rating-edge:1.2.3"}
+    spec = named(objects, "ScaledObject", "rating-api")["spec"]
+    assert (spec["minReplicaCount"], spec["maxReplicaCount"], spec["fallback"]["replicas"]) == (
+        0,
+        50,
+        9,
+    )
+    up = spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]["scaleUp"]
+    assert [p["value"] for p in up["policies"]] == [50]
+    metadata = spec["triggers"][0]["metadata"]
+    assert metadata["scalerAddress"] == "rating-scaler.ratings.svc.cluster.local:6000"
+    assert metadata["endpointSlices"] == "ratings/rating-api-admin"
+    assert named(objects, "Deployment", "rating-scaler")["spec"]["replicas"] == 3
+    (api,) = named(objects, "Deployment", "rating-api")["spec"]["template"]["spec"]["containers"]
+    env = {item["name"]: item.get("value") for item in api["env"]}
+    assert (env["RATING_API_BUCKET_CAPACITY"], env["RATING_API_BUCKET_RATE"]) == ("40", "12.5")
+
+
+def test_e2e_install_names_the_chart_and_its_version() -> None:
+    assert helm.install_summary() == (
+        f"helm upgrade --install rating-api charts/rating-api -f e2e/helm-values.yaml "
+        f"(chart {helm.chart_version()})"
+    )
+    assert helm.install_argv(Path("k"))[:6] == [
+        "upgrade",
+        "--install",
+        "rating-api",
+        "charts/rating-api",
+        "-f",
+        "e2e/helm-values.yaml",
+    ]
+
+
+def test_release_namespace_when_the_chart_does_not_name_one(tmp_path: Path) -> None:
+    objects = template(
+        tmp_path, "-n", "team-a", "--set", "namespace.name=", "--set", "namespace.create=false"
+    )
+    assert not of_kind(objects, "Namespace")
+    assert {o["metadata"]["namespace"] for o in objects} == {"team-a"}
+
+
+VALUE_SETS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "push+mtls": {"push": {"enabled": True}, "mtls": {"enabled": True}},
+    "e2e": yaml.safe_load(helm.VALUES.read_text()),
+}
+
+
+@pytest.mark.parametrize("values", VALUE_SETS.values(), ids=VALUE_SETS.keys())
+def test_every_rendered_object_validates(tmp_path: Path, values: dict[str, Any]) -> None:
+    path = tmp_path / "values.yaml"
+    path.write_text(yaml.safe_dump(values))
+    objects = template(tmp_path, "-f", str(path))
+    assert of_kind(objects, "ScaledObject") and of_kind(objects, "Deployment")
+    for obj in objects:
+        try:
+            validate(obj)
+        except jsonschema.ValidationError as exc:
+            where = f"{obj['kind']}/{obj['metadata']['name']}"
+            pytest.fail(f"{where}: {exc.message} at {list(exc.absolute_path)}")
+
+
+# Each bad value, and what the error must say: the value's path and what is wrong.
+BAD_VALUES = {
+    "negative-min": (["--set", "replicaCount=-1"], ["at '/replicaCount': minimum: got -1"]),
+    "min-not-a-number": (
+        ["--set-string", "replicaCount=two"],
+        ["/replicaCount", "string", "integer"],
+    ),
+    "unknown-key": (["--set", "replicas=3"], ["additional properties 'replicas' not allowed"]),
+    "misspelt-toggle": (
+        ["--set", "push.enable=true"],
+        ["at '/push': additional properties 'enable' not allowed"],
+    ),
+    "toggle-not-boolean": (["--set-string", "mtls.enabled=yes"], ["/mtls/enabled", "boolean"]),
+    "latest-tag": (["--set", "image.tag=latest"], ["image.tag latest is refused"]),
+    "bad-namespace": (
+        ["--set", "namespace.name=Rating_NS"],
+        ["/namespace/name", "'Rating_NS' does not match pattern"],
+    ),
+    "zero-refill": (
+        ["--set", "api.bucket.refillPerS=0"],
+        ["api.bucket.refillPerS must be above 0, got 0"],
+    ),
+    "negative-capacity": (
+        ["--set", "api.bucket.capacity=-5"],
+        ["api.bucket.capacity must be above 0, got -5"],
+    ),
+    "refill-not-a-number": (
+        ["--set", "api.bucket.refillPerS=fast"],
+        ["/api/bucket/refillPerS", "'fast' does not match pattern"],
+    ),
+    "env-without-name": (
+        ["--set", "api.extraEnv[0].value=x"],
+        ["at '/api/extraEnv/0': missing property 'name'"],
+    ),
+    "min-above-max": (
+        ["--set", "replicaCount=30"],
+        ["replicaCount (30) must not exceed autoscaling.maxReplicaCount (20)"],
+    ),
+    "fallback-out-of-bounds": (
+        ["--set", "autoscaling.fallbackReplicas=25"],
+        ["autoscaling.fallbackReplicas (25) must lie between replicaCount (1)"],
+    ),
+    "create-without-name": (
+        ["--set", "namespace.name="],
+        ["namespace.create needs namespace.name"],
+    ),
+}
+
+
+@pytest.mark.parametrize(("args", "expected"), BAD_VALUES.values(), ids=BAD_VALUES.keys())
+def test_bad_values_are_refused_with_a_clear_message(
+    tmp_path: Path, args: list[str], expected: list[str]
+) -> None:
+    message = template_fails(tmp_path, *args)
+    for phrase in expected:
+        assert phrase in message, f"{phrase!r} not in:\n{message}"
+
+
+def chart_env_names() -> list[tuple[str, str]]:
+    objects = generate.render_base(("mtls",))
+    return [
+        (deployment["metadata"]["name"], item["name"])
+        for deployment in of_kind(objects, "Deployment")
+        for item in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    ]
+
+
+@pytest.mark.parametrize(("deployment", "variable"), chart_env_names(), ids="/".join)
+def test_extra_env_cannot_set_what_the_chart_sets(
+    tmp_path: Path, deployment: str, variable: str
+) -> None:
+    key = "api" if deployment == "rating-api" else "scaler"
+    message = template_fails(tmp_path, "--set", f"{key}.extraEnv[0].name={variable}")
+    assert f"{key}.extraEnv sets {variable}, which the chart sets itself" in message
