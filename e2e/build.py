@@ -182,7 +182,8 @@ def build_one(component: Component) -> float | None:
         return None
     say(f"  {component.name:<24} {component.version}: building (nice 19; minutes when cold)")
     bin_dir().mkdir(parents=True, exist_ok=True)
-    partial = binary(component.name).with_suffix(".partial")
+    # One partial file per process: `make test` (helm) and `make e2e` may build at once.
+    partial = binary(component.name).with_suffix(f".partial-{os.getpid()}")
     ldflags = " ".join(BASE_LDFLAGS + component.ldflags)
     argv = ["nice", "-n", "19", "go", "build", *BUILD_FLAGS, f"-ldflags={ldflags}"]
     started = time.monotonic()
