@@ -13,7 +13,7 @@ from pathlib import Path
 
 from kubernetes import client
 
-from e2e import control_plane, hpa_syncs, keda, sandbox
+from e2e import control_plane, helm, hpa_syncs, keda, sandbox
 from e2e.cluster_dns import DNS_HOST, ClusterDns
 from e2e.control_plane import HOST, ControlPlane
 from e2e.kube import api_client, as_json
@@ -182,6 +182,10 @@ def start_node(cluster: Cluster, log_dir: Path, run_dir: Path) -> None:
 
 def apply_manifests(cluster: Cluster) -> None:
     for path, overlay in OVERLAYS.items():
+        if path == helm.FLEET:
+            cluster.say(f"{helm.install_summary()} ({path} path)")
+            helm.install(cluster.plane.kubeconfig, cluster.log_dir / "helm.log")
+            continue
         cluster.say(f"kubectl apply --server-side -k manifests/overlays/{overlay} ({path} path)")
         cluster.apply("-k", str(ROOT / "manifests" / "overlays" / overlay))
     cluster.wait(

@@ -26,9 +26,9 @@ from types import FrameType
 from typing import Any
 
 from demo import hpa
-from e2e import build, control_plane, faults, hpa_syncs, readback, report, sandbox
+from e2e import build, control_plane, faults, helm, hpa_syncs, readback, report, sandbox
 from e2e.agreement import Agreement
-from e2e.cluster import NAMESPACES, ROOT, Cluster, bring_up, dump, endpoints_of
+from e2e.cluster import NAMESPACES, OVERLAYS, ROOT, Cluster, bring_up, dump, endpoints_of
 from e2e.load import Load, burst
 from e2e.observe import Sample
 from e2e.processes import ComponentDied, Procs
@@ -150,7 +150,9 @@ def summarize(cluster: Cluster, settings: Settings, run: Drive) -> dict[str, Any
             "kubernetes": build.KUBERNETES_VERSION,
             "keda": build.KEDA_VERSION,
             "etcd": build.ETCD_VERSION,
+            "helm": build.HELM_VERSION,
         },
+        "install": install_commands(),
         "hpa_sync_s": settings.hpa_sync_s,
         "step_after_sync_s": settings.phase_s,
         "right_size": needed,
@@ -169,6 +171,15 @@ def summarize(cluster: Cluster, settings: Settings, run: Drive) -> dict[str, Any
             timing=timing,
         ) | {"hpa": readback.hpa_settings(cluster, namespace, syncs)}
     return summary
+
+
+def install_commands() -> dict[str, str]:
+    """How each fleet was installed."""
+    kubectl = "kubectl apply --server-side -k manifests/overlays/"
+    return {
+        path: helm.install_summary() if path == helm.FLEET else kubectl + overlay
+        for path, overlay in OVERLAYS.items()
+    }
 
 
 def sync_timing(
