@@ -34,7 +34,9 @@ HELM_LABELS = tuple(generate.HELM_LABELS)
 
 @functools.cache
 def helm_binary() -> Path:
-    if shutil.which("go") is None and not build.binary("helm").exists():
+    if shutil.which("go") is None:  # no recipe to check: any helm in the cache
+        if build.binary("helm").exists():
+            return build.binary("helm")
         pytest.skip("needs Go to build helm (e2e/build.py), or a helm in the e2e cache")
     return helm.binary()
 
