@@ -10,6 +10,11 @@ What a ReplicaSet and the kubelet do, on this machine:
   ready for the shortest time, then the newest;
 - a pod that exits on its own is replaced.
 
+Each fleet spawns its processes from a thread of its own, as each node's kubelet starts
+its pods by itself: a fleet that starts 13 pods neither holds up the event loop nor
+delays another fleet's HPA read or pods. The thread lives until the fleet is closed
+(a child is tied to the thread that spawned it, see `harness.child`).
+
 Every start, readiness, termination and exit is recorded with the pod's pid.
 """
 
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -108,6 +114,8 @@ class Fleet:
         self._pre_stop_s = pre_stop_s
         self._tasks: set[asyncio.Task[None]] = set()
         self._started = 0
+        self._starting = 0  # asked for, not yet spawned
+        self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{name}-pods")
 
     def serving(self) -> list[Pod]:
         return [pod for pod in self.pods if pod.serving]
@@ -129,7 +137,7 @@ class Fleet:
             if pod.alive and not pod.child.running:
                 self._exited(pod, f"exit code {pod.child.returncode}")
         active = [pod for pod in self.pods if pod.active]
-        for _ in range(self.spec_replicas - len(active)):
+        for _ in range(self.spec_replicas - len(active) - self._starting):
             self._start_pod()
         for pod in sorted(active, key=removal_order)[: max(0, len(active) - self.spec_replicas)]:
             self._remove(pod)
@@ -150,15 +158,27 @@ class Fleet:
     def _start_pod(self) -> None:
         name = f"{self.name}-{self._started}"
         self._started += 1
+        self._starting += 1
+        self._spawn_task(self._start(name))
+
+    async def _start(self, name: str) -> None:
+        """Spawn on the fleet's thread, then follow the pod until it is ready."""
         rate, capacity = self._bucket
         service = RatingApi(
             pod_name=name, bucket_rate=rate, bucket_capacity=capacity, log_level="warning"
         )
-        child = self._children.spawn(name, service.argv(), service.ports)
+        spawn = self._children.spawn
+        loop = asyncio.get_running_loop()
+        try:
+            child = await loop.run_in_executor(
+                self._spawner, spawn, name, service.argv(), service.ports
+            )
+        finally:
+            self._starting -= 1
         pod = Pod(name, child, self._clock())
         self.pods.append(pod)
         self._record(pod, "start")
-        self._spawn_task(self._until_ready(pod, service.ready_urls[0]))
+        await self._until_ready(pod, service.ready_urls[0])
 
     async def _until_ready(self, pod: Pod, url: str) -> None:
         try:
@@ -209,6 +229,7 @@ class Fleet:
         codes = await asyncio.gather(*stops, return_exceptions=True)
         for pod, code in zip(alive, codes, strict=True):
             self._exited(pod, f"stopped at the end: {code}")
+        self._spawner.shutdown(wait=False, cancel_futures=True)
 
     def lives(self, origin_s: float = 0.0) -> list[PodLife]:
         """Every pod's life, its times counted from `origin_s` on the fleet's clock."""
