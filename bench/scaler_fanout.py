@@ -8,6 +8,14 @@ and decodes the same JSON. Reported per N: cycle time median and p99, CPU second
 this process per cycle (and the part of it spent in the garbage collector), CPU of
 the pods' process per cycle, failed pods, and b/a.
 
+Then two fleets beyond one ordinary target, each with the CPU, RSS and failed pods of
+its cycles: `--targets T --per-target P` (default 100 x 50) polls T targets of P pods
+each as the server wires them (one PodClient, one in-flight cap shared by all pollers,
+`--max-in-flight` 64), all T in the same instant as every replica's ticker makes them,
+cycle for cycle against (a) over all their pods; `--large N` (default 10,000) is one
+target of N pods, the poller alone (the pods spread over processes of 5,000 each, as a
+process may hold 20,000 files here, which the bare pool beside it would pass).
+
 What-ifs for fixes: `--max-in-flight K` adds (c), the poller with its fetches behind a
 semaphore of K (each pod's timeout then starts when its request goes out, not when the
 cycle starts); `--gc-threshold A,B,C` and `--gc-freeze` tune the garbage collector for
@@ -18,14 +26,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import gc
 import io
 import pstats
 import statistics
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
 
 import aiohttp
 import orjson
@@ -49,13 +60,14 @@ from scaler.fetch import PodError
 from scaler.keys import TargetKey
 from scaler.metrics import ScalerMetrics
 from scaler.pod_client import BUCKET_PATH, PodClient
-from scaler.poller import TargetPoller
+from scaler.poller import MAX_IN_FLIGHT_TOTAL, TargetPoller
 
 POLLER_CORE, PODS_CORE = 0, 1
 TARGET_MS = 250.0
 TARGET_PODS = 1000
 BARE, POLLER = "a) bare", "b) poller"
 RECOVERY_POD_TIMEOUT_S = 1.0
+PODS_PER_PROCESS = 5000  # a listener and a connection each: 10,000 files of 20,000 allowed
 
 
 @dataclass
@@ -79,6 +91,10 @@ class SizeResult:
     noise: str = ""  # others' share of the two cores just before
     recovery_cpu_s: list[float] = field(default_factory=list)  # cycle after all pods failed
     steady_cpu_s: list[float] = field(default_factory=list)  # the cycle after that
+
+
+class PodsCpu(Protocol):
+    def cpu_seconds(self) -> float: ...
 
 
 FanOut = Callable[[], Awaitable[int]]  # one cycle; returns how many pods failed
@@ -124,6 +140,13 @@ def main(argv: list[str]) -> None:
     print_report(results, args, where)
     for text in profiles:
         print(text)
+    fleets = []
+    if args.targets:
+        fleets.append(measure_fleet(args.targets, args.per_target, args, with_bare=True))
+    if args.large:
+        fleets.append(measure_fleet(1, args.large, args, with_bare=False))
+    if fleets:
+        print_fleets(fleets, args)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -141,6 +164,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--recoveries", type=int, help="cycles after a failed one to measure (default 5)"
     )
+    parser.add_argument("--targets", type=int, default=100, help="targets of the fleet run")
+    parser.add_argument("--per-target", type=int, default=50, help="pods of each of them")
+    parser.add_argument("--large", type=int, default=10_000, help="pods of the one large target")
     parser.add_argument("--profile", action="store_true", help="cProfile the largest N")
     parser.add_argument("--quick", action="store_true", help="10 cycles, 2 warm-up, gap 0.1 s")
     args = parser.parse_args(argv)
@@ -214,7 +240,7 @@ async def measure_recovery(result: SizeResult, ports: list[int], args: argparse.
 
 
 async def measure_kinds(
-    kinds: list[tuple[FanOut, Cycles]], pods: FakePods, args: argparse.Namespace
+    kinds: list[tuple[FanOut, Cycles]], pods: PodsCpu, args: argparse.Namespace
 ) -> None:
     """Warm each kind up, then one measured cycle of each in turn, the order rotating."""
     for fan_out, cycles in kinds:
@@ -230,7 +256,9 @@ async def measure_kinds(
                 await asyncio.sleep(args.gap)
 
 
-def make_poller(ports: list[int], fetch: Fetch) -> TargetPoller:
+def make_poller(
+    ports: list[int], fetch: Fetch, shared: asyncio.Semaphore | None = None
+) -> TargetPoller:
     """The scaler's poller as `scaler.server` wires it, metrics observer included."""
     endpoints = tuple((HOST, port) for port in ports)
     return TargetPoller(
@@ -239,6 +267,7 @@ def make_poller(ports: list[int], fetch: Fetch) -> TargetPoller:
         fetch,
         poll_interval_s=1.0,
         on_cycle=ScalerMetrics(CollectorRegistry()).on_cycle,
+        shared_in_flight=shared,
     )
 
 
@@ -265,7 +294,7 @@ async def warm_up(fan_out: FanOut, cycles: Cycles, args: argparse.Namespace) -> 
     await asyncio.sleep(args.gap)
 
 
-async def one_cycle(fan_out: FanOut, cycles: Cycles, pods: FakePods, gc_timer: GcTimer) -> None:
+async def one_cycle(fan_out: FanOut, cycles: Cycles, pods: PodsCpu, gc_timer: GcTimer) -> None:
     pods_cpu, gc_s = pods.cpu_seconds(), gc_timer.total_s
     cpu, started = time.process_time(), time.perf_counter()
     failed = await fan_out()
@@ -278,9 +307,10 @@ async def one_cycle(fan_out: FanOut, cycles: Cycles, pods: FakePods, gc_timer: G
 
 
 async def poller_cycle(poller: TargetPoller, count: int) -> int:
+    started = time.monotonic()  # the poller's clock
     await poller.poll_once()
     answered = sum(
-        not series.failed_last_poll and series.last_ok_at == poller.last_cycle_at
+        not series.failed_last_poll and series.last_ok_at >= started
         for series in poller.pods.values()
     )
     return count - answered
@@ -403,3 +433,118 @@ def verdict(results: list[SizeResult]) -> None:
             f"{poller.failures} failed polls in measured cycles: "
             f"{'meets' if ok else 'misses'} the target (< {TARGET_MS:.0f} ms per cycle, one core)"
         )
+
+
+@dataclass
+class Fleet:
+    targets: int
+    per_target: int
+    kinds: dict[str, Cycles]
+    rss_mib: dict[str, float]  # this process: before the pollers, after their cycles
+    noise: str = ""
+
+
+@dataclass(frozen=True)
+class PodProcesses:
+    """Fake pods spread over several processes, seen as one."""
+
+    parts: list[FakePods]
+
+    @property
+    def ports(self) -> list[int]:
+        return [port for part in self.parts for port in part.ports]
+
+    def cpu_seconds(self) -> float:
+        return sum(part.cpu_seconds() for part in self.parts)
+
+
+def measure_fleet(
+    targets: int, per_target: int, args: argparse.Namespace, *, with_bare: bool
+) -> Fleet:
+    count = targets * per_target
+    raise_open_files(2 * count + 256)
+    noise = measure_noise([POLLER_CORE, PODS_CORE])
+    bound_s = 120 + args.cycles * 10
+    with contextlib.ExitStack() as stack:
+        parts = [
+            stack.enter_context(fake_pods(size, demand_per_s=10.0, seconds=bound_s, core=PODS_CORE))
+            for size in _split(count, PODS_PER_PROCESS)
+        ]
+        fleet = uvloop.run(fleet_cycles(PodProcesses(parts), targets, per_target, args, with_bare))
+    fleet.noise = " / ".join(f"{core.taken_share:.0%}" for core in noise)
+    return fleet
+
+
+def _split(count: int, most: int) -> list[int]:
+    return [min(most, count - first) for first in range(0, count, most)]
+
+
+async def fleet_cycles(
+    pods: PodProcesses, targets: int, per_target: int, args: argparse.Namespace, with_bare: bool
+) -> Fleet:
+    rss = {"before": rss_mib()}
+    client = PodClient(args.pod_timeout)
+    shared = asyncio.Semaphore(MAX_IN_FLIGHT_TOTAL)
+    ports = pods.ports
+    pollers = [
+        make_poller(ports[index * per_target : (index + 1) * per_target], client.fetch, shared)
+        for index in range(targets)
+    ]
+    name = f"b) {targets} poller(s)" if targets > 1 else "b) poller"
+    connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        kinds: dict[str, tuple[FanOut, Cycles]] = {}
+        if with_bare:
+            kinds[BARE] = (lambda: bare_cycle(session, ports), Cycles())
+        kinds[name] = (lambda: fleet_cycle(pollers, per_target), Cycles())
+        await measure_kinds(list(kinds.values()), pods, args)
+    rss["after"] = rss_mib()
+    await client.close()
+    return Fleet(targets, per_target, {n: cycles for n, (_, cycles) in kinds.items()}, rss)
+
+
+async def fleet_cycle(pollers: Sequence[TargetPoller], per_target: int) -> int:
+    """Every target's cycle in the same instant; returns the pods that did not answer."""
+    failed = await asyncio.gather(*(poller_cycle(poller, per_target) for poller in pollers))
+    return sum(failed)
+
+
+def rss_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def print_fleets(fleets: list[Fleet], args: argparse.Namespace) -> None:
+    print(
+        f"\nFleets: pollers sharing one PodClient and an in-flight cap of {MAX_IN_FLIGHT_TOTAL}, "
+        f"all targets' cycles at once; poll interval 1 s (a pod whose turn comes later is not "
+        f"polled, and counts as failed); {args.cycles} measured cycles per kind. RSS of this "
+        "process before the pollers and after their cycles.\n"
+    )
+    header = [
+        "fleet", "kind", "cycle median ms", "cycle p99 ms", "CPU ms/cycle", "GC ms/cycle",
+        "pods' CPU ms/cycle", "failed pods (cycles)", "cold cycle ms (failed)", "RSS MiB",
+        "others",
+    ]  # fmt: skip
+    rows = []
+    for fleet in fleets:
+        label = f"{fleet.targets} x {fleet.per_target}"
+        rss = f"{fleet.rss_mib['before']:.0f} -> {fleet.rss_mib['after']:.0f}"
+        for name, cycles in fleet.kinds.items():
+            rows.append(
+                [*row(fleet.targets * fleet.per_target, name, cycles)[1:], rss, fleet.noise]
+            )
+            rows[-1].insert(0, label)
+    print(table(header, rows, [False, False, *[True] * 9]))
+    for fleet in fleets:
+        if BARE in fleet.kinds:
+            bare = fleet.kinds[BARE]
+            polled = next(cycles for name, cycles in fleet.kinds.items() if name != BARE)
+            ratio = statistics.median(polled.wall_s) / statistics.median(bare.wall_s)
+            cpu_ratio = statistics.fmean(polled.cpu_s) / statistics.fmean(bare.cpu_s)
+            print(
+                f"- {fleet.targets} x {fleet.per_target}, b/a: cycle time {ratio:.2f}, "
+                f"CPU {cpu_ratio:.2f}"
+            )

@@ -26,9 +26,10 @@ Clock = Callable[[], float]
 CycleObserver = Callable[["TargetPoller", float], None]
 KnownSeries = Callable[[str], "PodSeries | None"]  # another target's series of that pod
 STALE_AFTER_POLLS = 3  # a pod's last answer counts this many intervals after it came
-MAX_IN_FLIGHT = 16  # per target: hides loopback latency; RPCs never queue behind a burst
+MAX_IN_FLIGHT = 4  # per target: an RPC waits behind at most this many answers per loop turn
 MAX_IN_FLIGHT_TOTAL = 64  # per process, shared by every target (--max-in-flight)
 MIN_KEEP_S = 5.0  # history kept per pod before anyone asked for a longer window
+PRECOMPUTED_WINDOWS = 8  # the windows asked last, whose answers each cycle computes
 
 
 def until_next_tick(started_s: float, now_s: float, interval_s: float) -> float:
@@ -82,6 +83,7 @@ class TargetPoller:
             shared_in_flight = asyncio.Semaphore(MAX_IN_FLIGHT_TOTAL)
         self._shared_in_flight = shared_in_flight
         self.window_s = 0.0  # the longest averaging window asked for
+        self._windows: dict[float, None] = {}  # the last windows asked, oldest first
         self._keep_s = MIN_KEEP_S
         self._cache: dict[float, Aggregate] = {}
         self._last_refill_per_s: float | None = None  # from the last cycle any pod answered
@@ -109,8 +111,13 @@ class TargetPoller:
         self._wake.set()
 
     def touch(self, window_s: float) -> None:
-        """Someone asked about this target; keep enough history for their window."""
+        """Someone asked about this target; keep enough history for their window, and
+        compute its answer at each cycle."""
         self.last_used_at = self._clock()
+        self._windows.pop(window_s, None)
+        self._windows[window_s] = None
+        if len(self._windows) > PRECOMPUTED_WINDOWS:
+            del self._windows[next(iter(self._windows))]
         self.window_s = max(self.window_s, window_s)
         self._keep_s = max(self._keep_s, window_s + self.poll_interval_s)
 
@@ -158,7 +165,7 @@ class TargetPoller:
         await self._discover()
         new = [entry for entry in self._addresses if self.pods[entry[2]].state is None]
         await self._poll_all(new, self._clock() + self.poll_interval_s)
-        self._cache.clear()
+        self._precompute()
 
     async def _poll_all(self, addresses: list[tuple[str, int, str]], deadline: float) -> None:
         polls = (self._poll(host, port, deadline) for host, port, _ in addresses)
@@ -235,13 +242,20 @@ class TargetPoller:
     def _finish_cycle(self, now: float, duration_s: float) -> None:
         self.cycles += 1
         self.last_cycle_at = now
-        self._cache.clear()
-        fresh = self.aggregate(self._keep_s)
+        fresh = self._precompute()
         if fresh.has_data:
             self._last_refill_per_s = fresh.refill_per_s_per_pod
             self._last_capacity = fresh.capacity_per_pod
         if self._on_cycle is not None:
             self._on_cycle(self, duration_s)
+
+    def _precompute(self) -> Aggregate:
+        """The answers of this cycle, once, for the windows asked last: an RPC then only
+        reads memory. Returns the aggregate over the longest window."""
+        self._cache.clear()
+        for window_s in self._windows:
+            self.aggregate(window_s)
+        return self.aggregate(self.window_s)
 
     def data_age_s(self) -> float:
         """Seconds since any pod of the target last answered, now (inf if none ever did)."""

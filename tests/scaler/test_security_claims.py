@@ -128,13 +128,13 @@ async def test_at_most_64_pod_requests_are_in_flight_across_all_targets(
 ) -> None:
     """'at most 64 pod requests are in flight': one cap for the process, not per target.
 
-    10 targets of 20 pods that each take 50 ms to answer: without a shared cap the
-    targets' own limits (16 each) would let 160 requests out at once.
+    20 targets of 10 pods that each take 50 ms to answer: without a shared cap the
+    targets' own limits (4 each) would let 80 requests out at once.
     """
     answering = Concurrency()
     targets = [
-        [await fake_pods(demand_per_s=5.0, delay_s=0.05, answering=answering) for _ in range(20)]
-        for _ in range(10)
+        [await fake_pods(demand_per_s=5.0, delay_s=0.05, answering=answering) for _ in range(10)]
+        for _ in range(20)
     ]
     refs = [
         ref(pods, name=f"so-{index}", window="5", targetPerPod="10")
@@ -144,7 +144,7 @@ async def test_at_most_64_pod_requests_are_in_flight_across_all_targets(
         stub = pb_grpc.ExternalScalerStub(channel)  # type: ignore[no-untyped-call]
         await asyncio.gather(*(stub.GetMetricSpec(so_ref, timeout=5) for so_ref in refs))
         pollers = list(slow_scaler.targets.pollers.values())
-        assert len(pollers) == 10
+        assert len(pollers) == 20
         # Four cycles of every target: each pod polled four times, and has a rate.
         await asyncio.gather(*(p.wait_cycle_after(p.cycles + 3, 10.0) for p in pollers))
         values = await asyncio.gather(*(metric(stub, so_ref) for so_ref in refs))
