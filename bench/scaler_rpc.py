@@ -1,8 +1,8 @@
-"""GetMetrics latency and calls/s of the scaler while it polls a 100-pod target every second.
+"""GetMetrics latency and calls/s of the scaler while it polls a 1000-pod target every second.
 
 The scaler runs as `python -m scaler` pinned to core 0; this process, the gRPC client
 (grpc.aio on uvloop), is pinned to core 1 together with the fake pods' process
-(`python -m harness.fakepods`, about 100 requests/s, light). Three runs, one after the
+(`python -m harness.fakepods`, about 1000 requests/s). Three runs, one after the
 other on the same scaler: 50 callers in a closed loop (each calls again as soon as it
 has its answer: the most the scaler gives), 50 callers paced to a fixed total rate
 below that, and 1 caller (latency without queueing). Client-side latency includes the
@@ -108,7 +108,7 @@ def measure_target(
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench scaler_rpc", description=__doc__)
-    parser.add_argument("--pods", type=int, default=100, help="pods of the polled target")
+    parser.add_argument("--pods", type=int, default=1000, help="pods of the polled target")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per run")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of warm-up calls")
     parser.add_argument("--callers", type=int, default=50, help="concurrent callers")
