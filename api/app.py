@@ -18,7 +18,6 @@ import uuid
 from dataclasses import dataclass, field
 
 import orjson
-from prometheus_client.exposition import choose_encoder
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
@@ -155,7 +154,7 @@ class PublicEndpoints:
 
     def __init__(self, service: Service) -> None:
         self._service = service
-        self._openapi = orjson.dumps(openapi_document(service.config))
+        self._openapi = b""  # built when first asked for, not at start-up
 
     async def healthz(self, request: Request) -> Response:
         return Response(b'{"status":"ok"}', media_type=JSON_MEDIA_TYPE)
@@ -167,6 +166,8 @@ class PublicEndpoints:
         return Response(b'{"status":"ready"}', media_type=JSON_MEDIA_TYPE)
 
     async def openapi(self, request: Request) -> Response:
+        if not self._openapi:
+            self._openapi = orjson.dumps(openapi_document(self._service.config))
         return Response(self._openapi, media_type=JSON_MEDIA_TYPE)
 
 
@@ -177,10 +178,8 @@ class AdminEndpoints:
         self._service = service
 
     async def metrics(self, request: Request) -> Response:
-        encoder, content_type = choose_encoder(request.headers.get("accept", ""))
-        return Response(
-            encoder(self._service.metrics.registry), headers={"Content-Type": content_type}
-        )
+        body, content_type = self._service.metrics.expose(request.headers.get("accept", ""))
+        return Response(body, headers={"Content-Type": content_type})
 
     async def bucket(self, request: Request) -> Response:
         service = self._service

@@ -6,6 +6,10 @@ by `RequestStats`. Both servers run on one event loop and the scrape runs on it 
 the loop orders every update and read: no locks, and no label lookup per request
 (prometheus_client's own `Counter` and `Histogram` take a lock per update: 2.8 us per
 request against 0.4 us here, see docs/BENCHMARKS.md).
+
+prometheus_client is imported at the first scrape (api/exposition.py), not at start-up:
+with what it imports (http.server, wsgiref, urllib) it costs about a tenth of the time
+from process start to ready (bench/api_startup.py).
 """
 
 from __future__ import annotations
@@ -13,17 +17,12 @@ from __future__ import annotations
 import math
 from bisect import bisect_left
 from collections.abc import Iterator
-
-from prometheus_client import CollectorRegistry, ProcessCollector
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
-from prometheus_client.registry import Collector
+from typing import TYPE_CHECKING
 
 from api.bucket import TokenBucket
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
 
 PREFIX = "openclaw_rating_api"
 # Requests take well under a millisecond when served, so the default buckets (from 5 ms)
@@ -33,13 +32,13 @@ PRESET_CODES = (200, 429)
 """Series created at start-up, so that `rate()` has a zero baseline before the first 429."""
 
 
-class RequestStats(Collector):
-    """`requests_total{code}` and the `request_duration_seconds` histogram."""
+class RequestStats:
+    """`requests_total{code}` and the `request_duration_seconds` histogram, as counts."""
 
     def __init__(self, bounds_s: tuple[float, ...] = DURATION_BUCKETS_S) -> None:
         self._bounds_s = bounds_s
         self._bucket_counts = [0] * (len(bounds_s) + 1)  # the last one is +Inf
-        self._sum_s = 0.0
+        self.sum_s = 0.0
         self._count_by_status = [0] * 600  # indexed by status code: HTTP has 100 to 599
         self._count_by_odd_status: dict[int, int] = {}  # any other number an app may send
 
@@ -50,28 +49,16 @@ class RequestStats(Collector):
         else:
             self._count_by_odd_status[status] = self._count_by_odd_status.get(status, 0) + 1
         self._bucket_counts[bisect_left(self._bounds_s, duration_s)] += 1
-        self._sum_s += duration_s
+        self.sum_s += duration_s
 
-    def collect(self) -> Iterator[Metric]:
-        requests = CounterMetricFamily(
-            f"{PREFIX}_requests",
-            "Answered requests on the public port (probes excluded), by status code.",
-            labels=["code"],
-        )
+    def counts_by_status(self) -> Iterator[tuple[int, int]]:
+        """(status, answers) of every status seen, and of `PRESET_CODES` at zero."""
         for code, count in enumerate(self._count_by_status):
             if count or code in PRESET_CODES:
-                requests.add_metric([str(code)], count)
-        for code, count in sorted(self._count_by_odd_status.items()):
-            requests.add_metric([str(code)], count)
-        yield requests
-        yield HistogramMetricFamily(
-            f"{PREFIX}_request_duration_seconds",
-            "Time from request start to the end of the response, seconds.",
-            buckets=self._cumulative_buckets(),
-            sum_value=self._sum_s,
-        )
+                yield code, count
+        yield from sorted(self._count_by_odd_status.items())
 
-    def _cumulative_buckets(self) -> list[tuple[str, float]]:
+    def cumulative_buckets(self) -> list[tuple[str, float]]:
         buckets = []
         total = 0
         for bound, count in zip((*self._bounds_s, math.inf), self._bucket_counts, strict=True):
@@ -80,46 +67,26 @@ class RequestStats(Collector):
         return buckets
 
 
-class BucketCollector(Collector):
-    """The bucket's state at scrape time: plain reads of floats and ints, nothing to fail."""
-
-    def __init__(self, bucket: TokenBucket) -> None:
-        self._bucket = bucket
-
-    def collect(self) -> Iterator[Metric]:
-        state = self._bucket.state()
-        yield GaugeMetricFamily(
-            f"{PREFIX}_token_bucket_fill", "Tokens available in the bucket now.", value=state.tokens
-        )
-        yield GaugeMetricFamily(
-            f"{PREFIX}_token_bucket_capacity",
-            "Burst size of the bucket, tokens.",
-            value=state.capacity,
-        )
-        yield GaugeMetricFamily(
-            f"{PREFIX}_token_bucket_refill_rate",
-            "Refill rate of the bucket, tokens per second.",
-            value=state.refill_per_s,
-        )
-        yield CounterMetricFamily(
-            f"{PREFIX}_token_bucket_granted",
-            "Tokens granted since start-up (requests let through).",
-            value=state.granted_total,
-        )
-        yield CounterMetricFamily(
-            f"{PREFIX}_token_bucket_denied",
-            "Tokens denied since start-up (requests answered 429).",
-            value=state.denied_total,
-        )
-
-
 class RatingMetrics:
-    """Everything `/metrics` shows, registered in `registry`."""
+    """Everything `/metrics` shows, registered in `registry` when first asked for."""
 
     def __init__(self, bucket: TokenBucket, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry if registry is not None else CollectorRegistry()
+        self.bucket = bucket
         self.requests = RequestStats()
         self.observe = self.requests.observe
-        self.registry.register(self.requests)
-        self.registry.register(BucketCollector(bucket))
-        ProcessCollector(registry=self.registry)
+        self._given_registry = registry
+        self._registry: CollectorRegistry | None = None
+
+    @property
+    def registry(self) -> CollectorRegistry:
+        if self._registry is None:
+            from api import exposition  # at the first scrape: see the docstring
+
+            self._registry = exposition.registry_for(self, self._given_registry)
+        return self._registry
+
+    def expose(self, accept: str) -> tuple[bytes, str]:
+        """The scrape's body and Content-Type, in the format `accept` asks for."""
+        from api import exposition
+
+        return exposition.encode(self.registry, accept)
