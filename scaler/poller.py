@@ -150,7 +150,10 @@ class TargetPoller:
         """One cycle: discover, then every pod in parallel; RPCs see the result at once."""
         started = self._clock()
         await self._discover()
-        await self._poll_all(self._addresses, started + self.poll_interval_s)
+        # The pods that answered longest ago go first: when the cycle runs out of time,
+        # the pods it could not reach are the first of the next one, never the same ones.
+        by_last_answer = sorted(self._addresses, key=lambda entry: self.pods[entry[2]].last_ok_at)
+        await self._poll_all(by_last_answer, started + self.poll_interval_s)
         now = self._clock()
         self._finish_cycle(now, now - started)
         async with self._cycle_done:

@@ -221,3 +221,21 @@ def test_polls_land_on_the_wall_clock_grid(started: float, now: float, wait: flo
     """Replicas started apart poll in the same instants: multiples of the interval."""
     assert until_next_tick(started, now, 1.0) == pytest.approx(wait)
     assert (now + until_next_tick(started, now, 1.0)) % 1.0 == pytest.approx(0.0, abs=1e-9)
+
+
+async def test_pods_a_short_cycle_could_not_reach_go_first_in_the_next() -> None:
+    clock, fetched = Clock(), []
+
+    async def slow_fetch(host: str, port: int) -> BucketState:
+        fetched.append(port)
+        clock.now += 0.3  # 4 pods fit in each 1 s cycle
+        return state(port, clock.now, 10.0)
+
+    poller = TargetPoller(
+        TARGET, Pods(10), slow_fetch, poll_interval_s=1.0, clock=clock, max_in_flight=1
+    )
+    for _ in range(3):
+        await poller.poll_once()
+    assert len(fetched) == 12
+    assert sorted(set(fetched)) == list(range(9000, 9010))  # none left out every time
+    assert set(fetched[4:8]).isdisjoint(fetched[:4])
