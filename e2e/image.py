@@ -5,13 +5,13 @@
                                    # (tests/deploy/test_image.py)
 
 The base is made here from Debian's packages: `mmdebstrap` writes a minimal bookworm
-with python3 and python3-venv, which buildah takes in as a local image (`from scratch`,
-the rootfs added, committed). `buildah bud` then builds the Dockerfile on it through
-its `PYTHON_IMAGE` argument, with the host's network (pip needs the package index) and
-the host's CA bundle mounted for the build's RUN steps only (a TLS proxy between this
-machine and the index is then trusted; nothing of it lands in a layer). The result is
-pushed to an OCI image layout, and `umoci` unpacks that layout into the rootfs that
-`e2e/oci.py` runs with runc.
+with python3, python3-venv and libstdc++6, which buildah takes in as a local image
+(`from scratch`, the rootfs added, committed). `buildah bud` then builds the Dockerfile
+on it through its `PYTHON_IMAGE` argument, with the host's network (pip needs the
+package index) and the host's CA bundle mounted for the RUN steps only (a TLS proxy
+between this machine and the index is then trusted; nothing of it lands in a layer).
+The result is pushed to an OCI image layout, and `umoci` unpacks that layout into the
+rootfs that `e2e/oci.py` runs with runc.
 
 Everything lives under `${OPENCLAW_E2E_CACHE:-/var/cache/openclaw-e2e}/image/`: the
 containers storage (`storage/`), and per source tree `<key>/` with `oci/`, `bundle/rootfs`,
@@ -41,7 +41,9 @@ from e2e.oci import RUNTIME
 ROOT = Path(__file__).resolve().parent.parent
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
-BASE_PACKAGES = ("python3", "python3-venv")
+# grpcio's wheel links libstdc++, which the python:slim images carry (apt needs it);
+# the essential variant has no apt, so it is named here.
+BASE_PACKAGES = ("python3", "python3-venv", "libstdc++6")
 # Documentation and translations are no use in a container and a third of its size.
 BASE_EXCLUDES = ("/usr/share/doc/*", "/usr/share/man/*", "/usr/share/info/*", "/usr/share/locale/*")
 BASE_ENV = {
@@ -273,7 +275,9 @@ def build(key: str, *, rebuild: bool = False) -> dict[str, Any]:
     say("  buildah bud")
     bud_seconds = build_image(key, log)
     say("  OCI layout + rootfs")
+    started = time.monotonic()
     digest = export_image(key, log)
+    export_seconds = time.monotonic() - started
     record = {
         "key": key,
         "image": f"{IMAGE}:{key}",
@@ -281,9 +285,10 @@ def build(key: str, *, rebuild: bool = False) -> dict[str, Any]:
         "digest": digest,
         "size_bytes": _size_bytes(key),
         "rootfs_bytes": _tree_bytes(rootfs(key)),
-        "base": {"image": base_name(), "image_id": local_image_id(base_name())},
+        "base": {"image": base_name(), "image_id": f"sha256:{local_image_id(base_name())}"},
         "base_seconds": round(base_seconds, 1),
         "bud_seconds": round(bud_seconds, 1),
+        "export_seconds": round(export_seconds, 1),
         "layout": str(layout(key)),
         "layout_tag": LAYOUT_TAG,
         "rootfs": str(rootfs(key)),
@@ -305,9 +310,10 @@ def _forget_others(key: str) -> None:
 # --- the command line ------------------------------------------------------------
 
 
-def check() -> int:
-    """Run both commands from the image (tests/deploy/test_image.py, never skipped)."""
-    env = {**os.environ, "OPENCLAW_E2E_IMAGE_REQUIRED": "1"}
+def check(key: str) -> int:
+    """Run both commands from the image of `key` (tests/deploy/test_image.py, which then
+    fails rather than skips when it cannot run them)."""
+    env = {**os.environ, "OPENCLAW_E2E_IMAGE_REQUIRED": "1", "OPENCLAW_E2E_IMAGE_KEY": key}
     argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
     return subprocess.run([*argv, "tests/deploy/test_image.py"], cwd=ROOT, env=env).returncode
 
@@ -324,7 +330,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         say(f"image {key}: {exc}")
         return 1
     say(f"image {record['image']} {record['digest']} ({record['size_bytes'] / 1e6:.0f} MB)")
-    return check() if args.check else 0
+    if image_key() != key:
+        say("  the sources changed while it was built: the next run builds again")
+    return check(key) if args.check else 0
 
 
 if __name__ == "__main__":

@@ -46,8 +46,8 @@ def _blob(layout: Path, digest: str) -> Any:
     return json.loads((layout / "blobs" / algorithm / value).read_text())
 
 
-def read_image_config(layout: Path, tag: str) -> ImageConfig:
-    """The config of the image tagged `tag` in the OCI layout at `layout`."""
+def manifest_digest(layout: Path, tag: str) -> str:
+    """The digest of the manifest tagged `tag` in the OCI layout at `layout`."""
     index = json.loads((layout / "index.json").read_text())
     named = [
         m
@@ -56,7 +56,12 @@ def read_image_config(layout: Path, tag: str) -> ImageConfig:
     ]
     if len(named) != 1:
         raise LookupError(f"{layout}: {len(named)} manifests tagged {tag!r}")
-    manifest = _blob(layout, named[0]["digest"])
+    return str(named[0]["digest"])
+
+
+def read_image_config(layout: Path, tag: str) -> ImageConfig:
+    """The config of the image tagged `tag` in the OCI layout at `layout`."""
+    manifest = _blob(layout, manifest_digest(layout, tag))
     config = _blob(layout, manifest["config"]["digest"]).get("config", {})
     return ImageConfig(
         user=parse_user(config.get("User", "")),

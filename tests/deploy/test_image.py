@@ -2,7 +2,7 @@
 numeric user, a read-only root, a tmpfs on /tmp, no capabilities (runc, `e2e/oci.py`).
 
 The image is what `python -m e2e.image` built for the current sources; without it these
-tests skip (`python -m e2e.image --check` builds it and runs them, never skipping).
+tests skip. `python -m e2e.image --check` builds it and runs them on it, never skipping.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ def _unavailable(reason: str) -> None:
 @pytest.fixture(scope="module")
 def built() -> dict[str, Any]:
     """The record of the image built for these sources (skips when there is none)."""
-    key = image.image_key()
+    # `python -m e2e.image --check` names the image it built, whatever was edited since.
+    key = os.environ.get("OPENCLAW_E2E_IMAGE_KEY") or image.image_key()
     record = image.read_record(key)
     if record is None:
         _unavailable(f"no image built for these sources (key {key}): run python -m e2e.image")
@@ -80,6 +81,10 @@ def container(tmp_path: Path) -> Iterator[Callable[..., oci.Container]]:
     yield start
     for running in started:
         running.stop()
+
+
+def test_the_layout_holds_the_recorded_image(built: dict[str, Any]) -> None:
+    assert oci.manifest_digest(Path(built["layout"]), built["layout_tag"]) == built["digest"]
 
 
 def test_image_config_is_what_the_manifests_expect(config: oci.ImageConfig) -> None:
@@ -142,3 +147,75 @@ def test_rating_scaler_answers_grpc_health(
             answer = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
             assert answer.status == health_pb2.HealthCheckResponse.SERVING, service
     assert scaler.stop() == 0, scaler.child.log_tail()
+
+
+# --- without the image: the key and the runtime config ---------------------------
+
+
+def _tree(root: Path) -> Path:
+    for name, text in {
+        "Dockerfile": "FROM x\n",
+        ".dockerignore": "*\n",
+        "pyproject.toml": "[project]\n",
+        "README.md": "# r\n",
+        "api/app.py": "A = 1\n",
+        "scaler/server.py": "S = 1\n",
+        "tests/test_x.py": "T = 1\n",
+    }.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    return root
+
+
+EDITS = {
+    "source": ("api/app.py", "A = 2\n", True),
+    "new-module": ("scaler/poller.py", "P = 1\n", True),
+    "dockerfile": ("Dockerfile", "FROM y\n", True),
+    "readme": ("README.md", "# s\n", True),
+    "bytecode": ("api/__pycache__/app.cpython-311.pyc", "x", False),
+    "test": ("tests/test_x.py", "T = 2\n", False),
+    "outside": ("docs/x.md", "d\n", False),
+}
+
+
+@pytest.mark.parametrize(("path", "text", "changes"), EDITS.values(), ids=EDITS.keys())
+def test_the_key_follows_what_the_image_is_built_from(
+    tmp_path: Path, path: str, text: str, changes: bool
+) -> None:
+    root = _tree(tmp_path)
+    before = image.image_key(root)
+    (root / path).parent.mkdir(parents=True, exist_ok=True)
+    (root / path).write_text(text)
+    assert (image.image_key(root) != before) is changes
+
+
+@pytest.mark.parametrize(
+    ("user", "expected"),
+    [("10001:10001", (10001, 10001)), ("10001", (10001, 10001)), ("0:5", (0, 5))],
+    ids=["uid-gid", "uid", "root-uid"],
+)
+def test_parse_user(user: str, expected: tuple[int, int]) -> None:
+    assert oci.parse_user(user) == expected
+
+
+@pytest.mark.parametrize("user", ["", "app", "10001:app", "-1"])
+def test_parse_user_refuses_names(user: str) -> None:
+    with pytest.raises(ValueError, match="not numeric"):
+        oci.parse_user(user)
+
+
+def test_runtime_spec_is_the_pods_security_context(tmp_path: Path) -> None:
+    config = oci.ImageConfig(UID_GID, ("PATH=/opt/venv/bin:/usr/bin",), ("rating-api",), (), "/")
+    spec = oci.runtime_spec(config, tmp_path, ["rating-scaler", "--help"], env={"A": "1"})
+    process = spec["process"]
+    assert process["args"] == ["rating-scaler", "--help"]
+    assert (process["user"]["uid"], process["user"]["gid"]) == UID_GID
+    assert process["env"] == ["PATH=/opt/venv/bin:/usr/bin", "A=1"]
+    assert process["noNewPrivileges"] is True
+    assert all(not caps for caps in process["capabilities"].values())
+    assert spec["root"] == {"path": str(tmp_path), "readonly": True}
+    tmp = [m for m in spec["mounts"] if m["destination"] == "/tmp"]
+    assert [m["type"] for m in tmp] == ["tmpfs"]
+    namespaces = {n["type"] for n in spec["linux"]["namespaces"]}
+    assert "network" not in namespaces, "the host's loopback: servers bind 127.0.0.1"
+    assert {"pid", "mount"} <= namespaces
