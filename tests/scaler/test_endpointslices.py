@@ -82,12 +82,15 @@ async def until(check: Callable[[], Awaitable[bool]], tries: int = 200) -> None:
     raise AssertionError("condition never held")
 
 
-async def spec_once_polled(stub: Any, ref: pb.ScaledObjectRef) -> pb.GetMetricSpecResponse:
+async def spec_once_polled(
+    stub: pb_grpc.ExternalScalerStub, ref: pb.ScaledObjectRef
+) -> pb.GetMetricSpecResponse:
     """GetMetricSpec, asked again while it is UNAVAILABLE because the first poll (the
     slices' first list, then the pods) takes longer than the RPC waits, as KEDA asks."""
     for _ in range(50):
         try:
-            return await stub.GetMetricSpec(ref)
+            spec: pb.GetMetricSpecResponse = await stub.GetMetricSpec(ref)
+            return spec
         except grpc.aio.AioRpcError as error:
             if error.code() != grpc.StatusCode.UNAVAILABLE:
                 raise
