@@ -173,7 +173,7 @@ def echo_server(log_dir: Path) -> Iterator[Server]:
 
 @contextmanager
 def rating_api(log_dir: Path) -> Iterator[Server]:
-    api = RatingApi(bucket_capacity=1e12, bucket_rate=1e12, log_level="warning")
+    api = RatingApi(bucket_capacity=1e9, bucket_rate=1e9, log_level="warning")
     child = start(api, log_dir / "rating-api.log", cpu=SERVER_CORE)
     try:
         yield Server("b) rating-api /v1/rate", child.url("public", "/v1/rate"), child)
