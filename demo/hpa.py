@@ -32,6 +32,8 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from scaler.scaling import desired_replicas
+
 PolicyKind = Literal["Pods", "Percent"]
 Select = Literal["Max", "Min", "Disabled"]
 Reason = Literal[
@@ -152,7 +154,8 @@ def metric_replicas(
     usage_m, target_m = milli(value), max(1, milli(target_per_pod))
     if current > 0 and tolerance.within(usage_m / (target_m * current)):
         return current
-    return -(-usage_m // target_m)
+    # Whole thousandths divide exactly; no usage asks for 0 (minReplicas bounds it later).
+    return 0 if usage_m == 0 else desired_replicas(usage_m, target_m)
 
 
 @dataclass(frozen=True)

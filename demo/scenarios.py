@@ -6,11 +6,12 @@ so that the plan's total is an exact count. Both fleets get the same plan.
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
+
+from scaler.scaling import desired_replicas
 
 ScenarioName = Literal["step", "bursts"]
 SCENARIOS: tuple[ScenarioName, ...] = ("step", "bursts")
@@ -129,7 +130,7 @@ def build(name: ScenarioName, *, duration_s: int, base_per_s: int, seed: int) ->
 
 def oracle_replicas(rate_per_s: float, target_per_pod: float, low: int, high: int) -> int:
     """The cost floor: ceil(offered / target), within the replica bounds."""
-    return max(low, min(high, math.ceil(rate_per_s / target_per_pod - 1e-9)))
+    return max(low, min(high, desired_replicas(rate_per_s, target_per_pod)))
 
 
 def first_sync_s(scenario: Scenario, sync_s: float, *, drawn_from: int | None = None) -> float:

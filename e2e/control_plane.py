@@ -11,7 +11,6 @@ would be loopback, which Endpoints and EndpointSlices refuse, and nothing here d
 
 from __future__ import annotations
 
-import socket
 import ssl
 import urllib.request
 from collections.abc import Sequence
@@ -20,8 +19,9 @@ from pathlib import Path
 
 from e2e import build, pki
 from e2e.processes import Proc, Procs, wait_for
+from harness.ready import HOST as HOST  # re-exported: the loopback every component uses
+from harness.ready import free_port as free_port  # re-exported for the callers' ports
 
-HOST = "127.0.0.1"
 SERVICE_CIDR = "10.96.0.0/24"
 CONTROLLERS = (
     "deployment-controller",
@@ -38,12 +38,6 @@ HPA_CONTROLLER = "horizontal-pod-autoscaler-controller"
 # the gate is off, and the controller then applies the cluster-wide 0.1).
 FEATURE_GATES = "HPAConfigurableTolerance=true"
 START_TIMEOUT_S = 90.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from e2e import build, pki
-from e2e.control_plane import HOST, ControlPlane, free_port
+from e2e.control_plane import HOST, ControlPlane
 from e2e.processes import Proc, Procs
+from harness import free_port
 
 NAMESPACE = "keda"
 ADAPTER_SERVICE = "keda-operator-metrics-apiserver"

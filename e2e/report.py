@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from demo import hpa
 from e2e.observe import Sample
+from scaler.scaling import desired_replicas
 
 PATHS = ("direct", "prometheus", "floor")
 
 
 def right_size(step_per_s: float, target_per_pod: float) -> int:
-    return math.ceil(step_per_s / target_per_pod)
+    return desired_replicas(step_per_s, target_per_pod)
 
 
 def path_summary(

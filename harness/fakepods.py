@@ -20,6 +20,8 @@ from typing import Literal
 
 import orjson
 
+from api.bucket_schema import SCHEMA
+
 Behaviour = Literal["ok", "hang", "garbage", "endless", "error", "huge", "absurd"]
 
 
@@ -74,7 +76,7 @@ class FakePod:
         requested = self._requested_now()
         return orjson.dumps(
             {
-                "schema": "openclaw.bucket/v1",
+                "schema": SCHEMA,
                 "pod": self.name,
                 "boot_id": self._boot_id,
                 "uptime_s": time.monotonic() - self._booted_at,

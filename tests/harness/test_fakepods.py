@@ -8,6 +8,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
+from api.bucket_schema import SCHEMA
 from harness import spawn, wait_log_line
 
 
@@ -19,5 +20,5 @@ def test_serves_the_pods_it_prints(tmp_path: Path) -> None:
     assert len(set(ports)) == 3
     for port in ports:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/bucket", timeout=5) as reply:
-            assert json.loads(reply.read())["schema"] == "openclaw.bucket/v1"
+            assert json.loads(reply.read())["schema"] == SCHEMA
     assert child.stop() == -signal.SIGTERM  # no handler: SIGTERM ends it, no SIGKILL needed
