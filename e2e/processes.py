@@ -1,22 +1,20 @@
 """The harness's own children: control-plane components and KEDA, each with a log file.
 
-Each child runs in a session of its own (`start_new_session`, nothing run between fork
-and exec), so a terminal's Ctrl-C reaches only the harness, which then stops its
-children in order;
-the whole run also lives in a PID namespace of its own (see `e2e.sandbox`), so the
-kernel ends whatever is left when the harness exits, however it exits.
+Each component is a `harness.Child` in a process group of its own (so a terminal's
+Ctrl-C reaches only the harness, which then stops its children in order), stopped with
+its whole group. It is not tied to the thread that started it: the whole run lives in
+a PID namespace of its own (see `e2e.sandbox`), so the kernel ends whatever is left
+when the harness exits, however it exits.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import signal
-import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
+
+from harness import Child
 
 STOP_GRACE_S = 10.0
 
@@ -25,77 +23,39 @@ class ComponentDied(RuntimeError):
     """A component the run depends on exited while the run was going on."""
 
 
-@dataclass
-class Proc:
-    name: str
-    argv: Sequence[str]
-    log_path: Path
-    env: Mapping[str, str] | None = None
-    cwd: Path | None = None
-    popen: subprocess.Popen[bytes] | None = field(default=None, init=False)
+class Proc(Child):
+    """One component: `argv` run in `cwd` (this process's own by default), with `env`
+    added to the environment, signalled as a process group."""
 
-    def start(self) -> Proc:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
-            self.popen = subprocess.Popen(
-                list(self.argv),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=dict(self.env) if self.env is not None else None,
-                cwd=self.cwd,
-                start_new_session=True,
-            )
-        return self
-
-    @property
-    def running(self) -> bool:
-        return self.popen is not None and self.popen.poll() is None
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        log_path: Path,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
+        super().__init__(
+            name, argv, log_path, env=env, cwd=cwd or Path.cwd(), die_with_parent=False, group=True
+        )
 
     def check(self) -> None:
         """Raise `ComponentDied` (with the log's tail) if the process has exited."""
-        if self.popen is not None and self.popen.poll() is not None:
+        if self.starts and not self.running:
             raise ComponentDied(
-                f"{self.name} exited with {self.popen.returncode}; {self.log_path}:\n"
-                + self.log_tail()
+                f"{self.name} exited with {self.returncode}; {self.log_path}:\n" + self.log_tail(15)
             )
-
-    def log_tail(self, lines: int = 15) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
-
-    def signal_group(self, signum: int) -> None:
-        if self.popen is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.popen.pid, signum)
-
-    def stop(self, grace_s: float = STOP_GRACE_S) -> int | None:
-        """SIGTERM to the process group, SIGKILL after `grace_s`; the exit code."""
-        if self.popen is None:
-            return None
-        if self.popen.poll() is None:
-            self.signal_group(signal.SIGTERM)
-            try:
-                self.popen.wait(grace_s)
-            except subprocess.TimeoutExpired:
-                self.signal_group(signal.SIGKILL)
-                self.popen.wait()
-        self.signal_group(signal.SIGKILL)  # whatever it left behind in its group
-        return self.popen.returncode
 
 
 class Procs:
-    """Every component started; `stop_all` stops them newest first."""
+    """Every component started; `stop_all` stops them newest first, one after the other."""
 
     def __init__(self) -> None:
         self.started: list[Proc] = []
 
     def start(self, proc: Proc) -> Proc:
-        self.started.append(proc.start())
+        proc.start()
+        self.started.append(proc)
         return proc
 
     def check_all(self) -> None:
@@ -106,7 +66,7 @@ class Procs:
         ignored = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             for proc in reversed(self.started):
-                proc.stop()
+                proc.stop(STOP_GRACE_S)
         finally:
             for signum, action in ignored.items():
                 signal.signal(signum, action)

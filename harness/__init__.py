@@ -4,7 +4,8 @@ A development tool, not shipped with the services (the wheel holds `api` and `sc
 Everything binds to and talks to 127.0.0.1.
 
 Children (`harness.child`):
-    Child(name, argv, log_path, *, ports=, env=, die_with_parent=True, open_files=, cpu=)
+    Child(name, argv, log_path, *, ports=, env=, die_with_parent=True, open_files=, cpu=,
+          cwd=ROOT, group=False)   group: signals reach its whole process group
         .start() -> Child            spawn (again: the log is appended), no pre-exec hook
         .running / .pid / .popen / .returncode / .starts / .ports / .url(port_name, path)
         .signal(signum)              only while it runs

@@ -13,6 +13,7 @@ from a thread that outlives the child (the main thread, or the event loop's).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -44,13 +45,18 @@ class Options(TypedDict, total=False):
     """The keyword options of `Child` and `spawn`: `ports` names the ports the command
     was given, for `Child.url()`; `env` is added to this process's environment;
     `die_with_parent` (default True) has the kernel SIGKILL the child when the spawning
-    thread dies (Linux); `open_files` lifts its soft RLIMIT_NOFILE; `cpu` pins it."""
+    thread dies (Linux); `open_files` lifts its soft RLIMIT_NOFILE; `cpu` pins it;
+    `cwd` is where it runs (the repository's root by default); `group` sends every
+    signal to the child's whole process group, and SIGKILL to what is left of the group
+    once the child has exited (for a command that starts commands of its own)."""
 
     ports: Mapping[str, int] | None
     env: Mapping[str, str] | None
     die_with_parent: bool
     open_files: int | None
     cpu: int | None
+    cwd: Path | None
+    group: bool
 
 
 class Child:
@@ -80,7 +86,7 @@ class Child:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                cwd=ROOT,
+                cwd=self.options.get("cwd") or ROOT,
                 env=self.env,
                 process_group=0,
             )
@@ -123,7 +129,16 @@ class Child:
     def signal(self, signum: int) -> None:
         """Send `signum` if the child still runs (never to a reaped, reusable pid)."""
         if self.running:
-            os.kill(self.pid, signum)
+            if self.options.get("group"):
+                os.killpg(self.pid, signum)
+            else:
+                os.kill(self.pid, signum)
+
+    def _kill_leftovers(self) -> None:
+        """With `group`: SIGKILL to what the exited child left in its process group."""
+        if self.options.get("group") and self._popen is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self._popen.pid, signal.SIGKILL)
 
     def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> int:
         """SIGCONT (so a frozen child can handle what follows), SIGTERM, wait up to
@@ -132,15 +147,20 @@ class Child:
             return 0
         self.ask_to_stop()
         try:
-            return self._popen.wait(timeout_s)
+            code = self._popen.wait(timeout_s)
         except subprocess.TimeoutExpired:
             return self.kill()
+        self._kill_leftovers()
+        return code
 
     async def stop_async(self, timeout_s: float = STOP_TIMEOUT_S) -> int:
         """`stop()` without blocking the event loop."""
         self.ask_to_stop()
         code = await self.wait_async(timeout_s)
-        return code if code is not None else self.kill()
+        if code is None:
+            return self.kill()
+        self._kill_leftovers()
+        return code
 
     def ask_to_stop(self) -> None:
         """SIGCONT then SIGTERM, without waiting."""
@@ -152,7 +172,9 @@ class Child:
         if self._popen is None:
             return 0
         self.signal(signal.SIGKILL)
-        return self._popen.wait(KILL_TIMEOUT_S)
+        code = self._popen.wait(KILL_TIMEOUT_S)
+        self._kill_leftovers()
+        return code
 
     async def wait_async(self, timeout_s: float) -> int | None:
         """The exit code, or None if the child still runs after `timeout_s`."""
@@ -187,4 +209,5 @@ def stop_all(children: Sequence[Child], timeout_s: float = STOP_TIMEOUT_S) -> li
                 child.popen.wait(max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 child.kill()
+        child._kill_leftovers()
     return [child.returncode for child in children]

@@ -13,7 +13,7 @@ from typing import Unpack
 
 import pytest
 
-from harness import Child, spawn, stop_all, wait_log_line, wait_until
+from harness import ROOT, Child, spawn, stop_all, wait_log_line, wait_until
 from harness.child import Options
 from harness.launch import parse_args
 
@@ -130,6 +130,36 @@ def test_the_child_has_its_own_process_group_in_our_session(tmp_path: Path) -> N
     assert os.getpgid(child.pid) == child.pid
     assert os.getsid(child.pid) == os.getsid(0)
     child.stop()
+
+
+# Starts a `sleep` (in its own process group), prints its pid, and exits on SIGTERM.
+LEAVES_A_SLEEP = """
+import signal, subprocess, sys, time
+sleeper = subprocess.Popen(["sleep", "120"])
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+print(sleeper.pid, flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.mark.parametrize("group", [True, False], ids=["group", "alone"])
+def test_group_stops_what_the_child_started(tmp_path: Path, group: bool) -> None:
+    child = python(tmp_path, LEAVES_A_SLEEP, group=group)
+    sleeper = int(wait_log_line(child, r"^\d+$").group())
+    assert child.stop() == 0
+    deadline = time.monotonic() + 10
+    while group and not gone(sleeper) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert gone(sleeper) == group
+    if not group:
+        os.kill(sleeper, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("given", [True, False], ids=["given", "root"])
+def test_the_child_runs_in_cwd_or_the_repository_root(tmp_path: Path, given: bool) -> None:
+    child = python(tmp_path, "import os; print(os.getcwd())", cwd=tmp_path if given else None)
+    assert child.popen.wait(30) == 0
+    assert Path(child.log().strip()) == (tmp_path if given else ROOT)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
