@@ -56,11 +56,11 @@ from harness import HOST
 from harness.launch import raise_open_files
 from scaler.bucket_state import BucketState
 from scaler.discovery import StaticDiscovery
-from scaler.fetch import PodError
-from scaler.keys import TargetKey
 from scaler.metrics import ScalerMetrics
 from scaler.pod_client import BUCKET_PATH, PodClient
+from scaler.pod_errors import PodError
 from scaler.poller import MAX_IN_FLIGHT_TOTAL, TargetPoller
+from scaler.target_key import TargetKey
 
 POLLER_CORE, PODS_CORE = 0, 1
 TARGET_MS = 250.0

@@ -12,9 +12,9 @@ counts for that part).
 from __future__ import annotations
 
 import math
-from collections import deque
-from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
 
 from scaler.bucket_state import BucketState
 
@@ -25,80 +25,45 @@ class Sample:
     requested_total: float
 
 
-@dataclass(slots=True)
-class PodSeries:
-    """What one pod said, one boot at a time."""
-
-    address: str
-    state: BucketState | None = None
-    samples: deque[Sample] = field(default_factory=deque)
-    last_ok_at: float = -math.inf
-    last_error: str | None = None
-    failed_last_poll: bool = False
-    restarts: int = 0
-
-    def copy(self) -> PodSeries:
-        """An independent copy: another target's poller goes on from these samples."""
-        return replace(self, samples=deque(self.samples))
-
-    def observe(self, state: BucketState, now: float, keep_s: float) -> None:
-        previous = self.state
-        new_boot = previous is not None and previous.boot_id != state.boot_id
-        went_back = previous is not None and (
-            state.uptime_s < previous.uptime_s or state.requested_total < previous.requested_total
-        )
-        if new_boot or went_back:
-            # A restart starts a new series: never difference counters across boots.
-            self.samples.clear()
-            self.restarts += 1
-        if not self.samples or state.uptime_s > self.samples[-1].uptime_s:
-            self.samples.append(Sample(state.uptime_s, state.requested_total))
-        self._prune(keep_s)
-        self.state = state
-        self.last_ok_at = now
-        self.last_error = None
-        self.failed_last_poll = False
-
-    def fail(self, error: str) -> None:
-        self.last_error = error
-        self.failed_last_poll = True
-
-    def _prune(self, keep_s: float) -> None:
-        # Keep one sample at or before the window's start, so the average spans it all.
-        newest = self.samples[-1].uptime_s
-        while len(self.samples) > 2 and newest - self.samples[1].uptime_s >= keep_s:
-            self.samples.popleft()
+class PodHistory(Protocol):
+    """What the maths reads of one pod (`series.PodSeries`)."""
 
     @property
-    def has_rate(self) -> bool:
-        """Two samples of this boot: what the pod did between them is a rate."""
-        return len(self.samples) >= 2
+    def state(self) -> BucketState | None: ...
+    @property
+    def samples(self) -> Sequence[Sample]: ...
+    @property
+    def last_ok_at(self) -> float: ...
+    @property
+    def failed_last_poll(self) -> bool: ...
 
-    def fast_rate(self) -> float | None:
-        """Tokens/s over the last two polls; None when seen only once in this boot."""
-        return _rate(self.samples[-2], self.samples[-1]) if self.has_rate else None
 
-    def window_rate(self, window_s: float) -> float | None:
-        """Tokens/s over the last `window_s` seconds of pod time (None: no rate).
+def fast_rate(samples: Sequence[Sample]) -> float | None:
+    """Tokens/s over the last two polls; None when seen only once in this boot."""
+    return _rate(samples[-2], samples[-1]) if len(samples) >= 2 else None
 
-        What the pod was asked for over the part of the window it was watched, divided by
-        the whole window: a pod watched for 2 s of a 5 s window adds 2/5 of its rate. So
-        the pods' window rates sum to what the fleet was asked over the window, however
-        the load moved between them in it: when a fleet grows, the older pods' windows
-        still hold the load that has just moved to the new pods, and dividing the new
-        pods' share by their 2 s alone would count it twice (16 pods read 219/s for a
-        true 123/s, 2 s after 13 of them joined).
-        """
-        if not self.has_rate:
-            return None
-        newest = self.samples[-1]
-        start = self.samples[-2]
-        for sample in reversed(self.samples):
-            start = sample
-            if newest.uptime_s - sample.uptime_s >= window_s:
-                break
-        watched_s = newest.uptime_s - start.uptime_s
-        return _rate(start, newest) * min(1.0, watched_s / window_s) if window_s > 0 else 0.0
+
+def window_rate(samples: Sequence[Sample], window_s: float) -> float | None:
+    """Tokens/s over the last `window_s` seconds of pod time (None: no rate).
+
+    What the pod was asked for over the part of the window it was watched, divided by
+    the whole window: a pod watched for 2 s of a 5 s window adds 2/5 of its rate. So
+    the pods' window rates sum to what the fleet was asked over the window, however
+    the load moved between them in it: when a fleet grows, the older pods' windows
+    still hold the load that has just moved to the new pods, and dividing the new
+    pods' share by their 2 s alone would count it twice (16 pods read 219/s for a
+    true 123/s, 2 s after 13 of them joined).
+    """
+    if len(samples) < 2:
+        return None
+    newest = samples[-1]
+    start = samples[-2]
+    for sample in reversed(samples):
+        start = sample
+        if newest.uptime_s - sample.uptime_s >= window_s:
+            break
+    watched_s = newest.uptime_s - start.uptime_s
+    return _rate(start, newest) * min(1.0, watched_s / window_s) if window_s > 0 else 0.0
 
 
 def _rate(older: Sample, newer: Sample) -> float:
@@ -131,7 +96,7 @@ class Aggregate:
 
 
 def aggregate(
-    pods: Iterable[PodSeries],
+    pods: Iterable[PodHistory],
     now: float,
     window_s: float,
     fresh_for_s: float,
@@ -152,9 +117,9 @@ def aggregate(
     pods = list(pods)
     answered = [pod for pod in pods if pod.state is not None]
     fresh = [pod for pod in answered if now - pod.last_ok_at <= fresh_for_s]
-    rated = [pod for pod in fresh if pod.has_rate]
-    fast = sum(pod.fast_rate() or 0.0 for pod in rated)
-    windowed = sum(pod.window_rate(window_s) or 0.0 for pod in rated)
+    rated = [pod for pod in fresh if len(pod.samples) >= 2]
+    fast = sum(fast_rate(pod.samples) or 0.0 for pod in rated)
+    windowed = sum(window_rate(pod.samples, window_s) or 0.0 for pod in rated)
     deficit = sum(pod.state.capacity - pod.state.tokens for pod in fresh if pod.state)
     # Extrapolate over stale pods only, never over pods that never answered. A pod seen
     # once has no rate yet, and is not counted at the rated pods' average either: the

@@ -15,8 +15,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from scaler.keys import HostPolicy
 from scaler.numbers import parse_decimal, parse_integer
+from scaler.policy import HostPolicy
 
 ENV_PREFIX = "RATING_SCALER_"
 DEFAULT_ALLOWED_HOSTS = "*.svc.cluster.local,localhost,127.0.0.1"

@@ -1,6 +1,8 @@
-"""Finding a target's pods: a static list, or the A/AAAA records of a headless Service.
+"""Finding a target's pods: the `Discovery` contract, a static list, or the A/AAAA
+records of a headless Service.
 
-EndpointSlices (`endpointslices.py`) are the third way; all three share `Discovery`.
+EndpointSlices (`endpointslices.py`) are the third way; all three share `Discovery`,
+and `discoveries.py` is the one place that chooses which a target gets.
 """
 
 from __future__ import annotations
@@ -13,8 +15,6 @@ import dns.asyncresolver
 import dns.exception
 import dns.rdatatype
 import dns.resolver
-
-from scaler.keys import TargetKey
 
 Resolver = dns.asyncresolver.Resolver
 
@@ -86,10 +86,3 @@ def make_resolver(server: tuple[str, int] | None, timeout_s: float) -> Resolver:
     resolver.lifetime = timeout_s
     resolver.cache = None  # headless records change as pods come and go
     return resolver
-
-
-def discovery_for(target: TargetKey, resolver: Callable[[], Resolver]) -> Discovery:
-    """Static endpoints or DNS; `endpointSlices` targets are made in `endpointslices.py`."""
-    if target.service is not None:
-        return DnsDiscovery(target.service, target.port, resolver())
-    return StaticDiscovery(target.endpoints)

@@ -1,7 +1,8 @@
 """The scaler's own Prometheus metrics, on a registry of its own.
 
-Per-target and per-ScaledObject gauges are computed at scrape time from the
-pollers' memory by a collector that never raises.
+Per-target and per-ScaledObject gauges are read at scrape time by a collector that
+never raises: a target's from its poller's snapshot, a ScaledObject's from the same
+`Answer` its RPCs get (`TargetPoller.answer`), never computed a second way.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from scaler.fetch import POD_ERROR_REASONS
-from scaler.keys import TargetKey
+from scaler.pod_errors import POD_ERROR_REASONS
 from scaler.poller import TargetPoller
-from scaler.scaling import desired_replicas, metric_value, target_per_pod
+from scaler.rpc_metrics import RpcMetrics
+from scaler.target_key import TargetKey
 from scaler.targets import ScaledObjectKey, ScaledObjectUse, Targets
 
 log = logging.getLogger("scaler.metrics")
@@ -57,6 +58,7 @@ class ScalerMetrics:
             self.rpc_duration.labels(method)
             for code in ("OK", "UNAVAILABLE", "INVALID_ARGUMENT", "RESOURCE_EXHAUSTED"):
                 self.rpc.labels(method, code)
+        self.rpcs = RpcMetrics(self.rpc, self.rpc_duration)
 
     def on_cycle(self, poller: TargetPoller, duration_s: float) -> None:
         self.poll_duration.labels(poller.target.label).observe(duration_s)
@@ -156,13 +158,13 @@ def _scaled_object_rows(
     families: _Families, item: tuple[ScaledObjectKey, ScaledObjectUse, TargetPoller]
 ) -> list[Row]:
     so_key, use, poller = item
-    agg = poller.aggregate(use.trigger.window_s)
+    found = poller.answer(use.trigger)
     labels = [so_key.namespace, so_key.name, so_key.metric]
-    current, per_pod = metric_value(use.trigger, agg), target_per_pod(use.trigger, agg)
-    rows: list[Row] = [(families.metric_value, labels, current)]
-    if per_pod is not None:  # unknown until a pod answers: no series rather than a guess
-        rows.append((families.target_per_pod, labels, per_pod))
-        rows.append((families.desired_replicas, labels, desired_replicas(current, per_pod)))
+    rows: list[Row] = [(families.metric_value, labels, found.metric_value)]
+    desired = found.desired_replicas
+    if found.target_per_pod is not None and desired is not None:  # no guess: no series
+        rows.append((families.target_per_pod, labels, found.target_per_pod))
+        rows.append((families.desired_replicas, labels, desired))
     return rows
 
 

@@ -11,7 +11,7 @@ import aiohttp
 from yarl import URL
 
 from scaler.bucket_state import BucketState, BucketStateError, parse_bucket_state
-from scaler.fetch import PodError
+from scaler.pod_errors import PodError
 
 BUCKET_PATH = "/v1/bucket"
 MAX_BODY_BYTES = 64 * 1024

@@ -1,7 +1,10 @@
 """The background poller of one target: every interval, all its pods in parallel.
 
 RPCs never wait on pods: they read what the last cycle left in memory. The poller
-takes its pod lookup and its fetch function as arguments, so tests can drive it.
+takes its pod lookup and its fetch function as arguments, so tests can drive it;
+it writes each answer into its table of the `SeriesStore`, and after each cycle
+computes the aggregates (and each trigger's `Answer`) that the RPCs and `/metrics`
+read.
 """
 
 from __future__ import annotations
@@ -13,18 +16,22 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 
-from scaler.aggregation import Aggregate, PodSeries, aggregate
+from scaler.aggregation import Aggregate, aggregate
 from scaler.bucket_state import BucketState
 from scaler.discovery import Discovery, DiscoveryError
-from scaler.fetch import Fetch, PodError, PodErrorReason
-from scaler.keys import TargetKey, join_host_port
+from scaler.pod_errors import PodError, PodErrorReason
+from scaler.scaling import Answer, answer
 from scaler.snapshot import TargetSnapshot, pod_view
+from scaler.store import SeriesStore
+from scaler.target_key import TargetKey, join_host_port
+from scaler.trigger import TriggerConfig
 
 log = logging.getLogger("scaler.poller")
 
 Clock = Callable[[], float]
+Fetch = Callable[[str, int], Awaitable[BucketState]]
+"""GET one pod's `/v1/bucket` at (host, port); raises PodError when there is no usable answer."""
 CycleObserver = Callable[["TargetPoller", float], None]
-KnownSeries = Callable[[str], "PodSeries | None"]  # another target's series of that pod
 STALE_AFTER_POLLS = 3  # a pod's last answer counts this many intervals after it came
 MAX_IN_FLIGHT = 4  # per target: an RPC waits behind at most this many answers per loop turn
 MAX_IN_FLIGHT_TOTAL = 64  # per process, shared by every target (--max-in-flight)
@@ -59,11 +66,12 @@ class TargetPoller:
         on_cycle: CycleObserver | None = None,
         max_in_flight: int = MAX_IN_FLIGHT,
         shared_in_flight: asyncio.Semaphore | None = None,
-        known_series: KnownSeries | None = None,
+        store: SeriesStore | None = None,
     ) -> None:
         self.target = target
         self.poll_interval_s = poll_interval_s
-        self.pods: dict[str, PodSeries] = {}
+        self._store = store if store is not None else SeriesStore()
+        self.pods = self._store.open()  # address -> PodSeries; this poller alone writes it
         self.discovery_error: str | None = None
         self.cycles = 0
         self.pod_errors: Counter[PodErrorReason] = Counter()  # failed polls of single pods
@@ -73,7 +81,6 @@ class TargetPoller:
         self._fetch = fetch
         self._clock = clock
         self._on_cycle = on_cycle
-        self._known_series = known_series
         self._addresses: list[tuple[str, int, str]] = []
         self._in_flight = asyncio.Semaphore(max_in_flight)
         # The process-wide cap: every poller of the process holds the same semaphore. Its
@@ -86,6 +93,7 @@ class TargetPoller:
         self._windows: dict[float, None] = {}  # the last windows asked, oldest first
         self._keep_s = MIN_KEEP_S
         self._cache: dict[float, Aggregate] = {}
+        self._answers: dict[int, tuple[TriggerConfig, Answer]] = {}  # by id(trigger)
         self._last_refill_per_s: float | None = None  # from the last cycle any pod answered
         self._last_capacity: float | None = None
         self._cycle_done = asyncio.Condition()
@@ -104,6 +112,7 @@ class TargetPoller:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        self._store.close(self.pods)
         await self._discovery.close()
 
     def wake(self) -> None:
@@ -199,18 +208,7 @@ class TargetPoller:
         for gone in self.pods.keys() - present:
             del self.pods[gone]
         for address in present - self.pods.keys():
-            self.pods[address] = self._series_for(address)
-
-    def _series_for(self, address: str) -> PodSeries:
-        """A new pod of this target: with the samples another target already took of it.
-
-        A ScaledObject whose `endpoints` list changes names a new target; its pods that
-        were polled before keep their rate instead of starting again from nothing.
-        """
-        known = self._known_series(address) if self._known_series is not None else None
-        if known is None or known.state is None:
-            return PodSeries(address)
-        return known.copy()
+            self.pods[address] = self._store.new_series(address)
 
     async def _poll(self, host: str, port: int, deadline: float) -> BucketState | PodError:
         # Each pod's timeout starts when its request goes out, not when the cycle starts,
@@ -256,6 +254,7 @@ class TargetPoller:
         """The answers of this cycle, once, for the windows asked last: an RPC then only
         reads memory. Returns the aggregate over the longest window."""
         self._cache.clear()
+        self._answers.clear()
         for window_s in self._windows:
             self.aggregate(window_s)
         return self.aggregate(self.window_s)
@@ -302,6 +301,16 @@ class TargetPoller:
             )
             self._cache[window_s] = cached
         return cached
+
+    def answer(self, trigger: TriggerConfig) -> Answer:
+        """What the RPCs and `/metrics` say of `trigger` now; computed once per cycle."""
+        cached = self._answers.get(id(trigger))
+        if cached is None or cached[0] is not trigger:
+            cached = self._answers[id(trigger)] = (
+                trigger,
+                answer(trigger, self.aggregate(trigger.window_s)),
+            )
+        return cached[1]
 
     async def wait_first_cycle(self, timeout_s: float) -> None:
         await self.wait_cycle_after(0, timeout_s)

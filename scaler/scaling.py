@@ -1,12 +1,14 @@
 """What the scaler answers for one trigger from one target's aggregate: pure functions.
 
 `target_per_pod` feeds GetMetricSpec, `metric_value` GetMetrics and `is_active`
-IsActive; `desired_replicas` is what the HPA will make of the first two.
+IsActive; `desired_replicas` is what the HPA will make of the first two. `answer`
+puts them together: the RPCs and `/metrics` read the same `Answer`.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from scaler.aggregation import Aggregate
 from scaler.trigger import TriggerConfig
@@ -30,6 +32,31 @@ def metric_value(trigger: TriggerConfig, agg: Aggregate) -> float:
 
 def is_active(trigger: TriggerConfig, agg: Aggregate) -> bool:
     return agg.demand_per_s > trigger.activation_demand
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """One trigger's answers from one aggregate."""
+
+    has_data: bool  # False: GetMetrics and IsActive fail with UNAVAILABLE
+    metric_value: float
+    target_per_pod: float | None  # None: not known yet, GetMetricSpec fails
+    active: bool
+
+    @property
+    def desired_replicas(self) -> int | None:
+        if self.target_per_pod is None:
+            return None
+        return desired_replicas(self.metric_value, self.target_per_pod)
+
+
+def answer(trigger: TriggerConfig, agg: Aggregate) -> Answer:
+    return Answer(
+        has_data=agg.has_data,
+        metric_value=metric_value(trigger, agg),
+        target_per_pod=target_per_pod(trigger, agg),
+        active=is_active(trigger, agg),
+    )
 
 
 MAX_REPLICAS = 2**31 - 1  # the HPA's replica counts are int32

@@ -25,15 +25,16 @@ from prometheus_client import CollectorRegistry
 from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
 from scaler.config import ConfigError, ScalerConfig, read_tls
-from scaler.discovery import Discovery, Resolver, discovery_for, make_resolver
-from scaler.endpointslices import EndpointSliceDiscovery, KubeApi
+from scaler.discoveries import Discoveries
 from scaler.http import make_app
-from scaler.keys import TargetKey
 from scaler.metrics import ScalerMetrics, TargetsCollector
 from scaler.pod_client import PodClient, TokenFile
 from scaler.poller import TargetPoller
 from scaler.servicer import ExternalScalerServicer
+from scaler.store import SeriesStore
+from scaler.target_key import TargetKey
 from scaler.targets import Targets
+from scaler.trigger_cache import TriggerCache
 
 log = logging.getLogger("scaler")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -59,6 +60,12 @@ class Scaler:
         token = TokenFile(config.pod_token_file) if config.pod_token_file else lambda: None
         self.client = PodClient(config.pod_timeout_s, token=token)
         self.in_flight = asyncio.Semaphore(config.max_in_flight)  # shared by every poller
+        self.series = SeriesStore()  # every target's pod series
+        self.discoveries = Discoveries(
+            kubeconfig=config.kubeconfig,
+            dns_server=config.dns_server,
+            dns_timeout_s=max(config.pod_timeout_s, 1.0),
+        )
         self.targets = Targets(
             self._make_poller,
             first_poll_timeout_s=config.pod_timeout_s + 0.1,
@@ -67,7 +74,8 @@ class Scaler:
             on_forget=self._forget,
         )
         self.registry.register(TargetsCollector(self.targets))
-        self.servicer = ExternalScalerServicer(self.targets, config.allowed_hosts, self.metrics)
+        self.triggers = TriggerCache(config.allowed_hosts)
+        self.servicer = ExternalScalerServicer(self.targets, self.triggers, self.metrics.rpcs)
         self.health = health_aio.HealthServicer()
         self.grpc_server = _grpc_server(self.servicer, self.health)
         self.http_runner = web.AppRunner(
@@ -75,14 +83,12 @@ class Scaler:
         )
         self.grpc_port = config.grpc_port
         self.http_port = config.http_port
-        self.kube = KubeApi(config.kubeconfig)  # configured when a trigger first needs it
-        self._resolver: Resolver | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     def _forget(self, target: TargetKey) -> None:
         """A forgotten target leaves nothing behind: no series, no cached trigger or URL."""
         self.metrics.forget(target)
-        self.servicer.forget()
+        self.triggers.clear()
         self.client.forget_urls()
 
     def ready(self) -> bool:
@@ -92,25 +98,13 @@ class Scaler:
     def _make_poller(self, target: TargetKey) -> TargetPoller:
         return TargetPoller(
             target,
-            self._discovery(target),
+            self.discoveries.for_target(target),
             self.client.fetch,
             poll_interval_s=self.config.poll_interval_s,
             on_cycle=self.metrics.on_cycle,
             shared_in_flight=self.in_flight,
-            known_series=self.targets.known_series,
+            store=self.series,
         )
-
-    def _discovery(self, target: TargetKey) -> Discovery:
-        if target.endpoint_slices is not None:
-            namespace, service = target.endpoint_slices.split("/")
-            return EndpointSliceDiscovery(namespace, service, target.port, self.kube)
-        return discovery_for(target, self._dns_resolver)
-
-    def _dns_resolver(self) -> Resolver:
-        if self._resolver is None:  # reads resolv.conf: only once a `service` trigger needs it
-            timeout_s = max(self.config.pod_timeout_s, 1.0)
-            self._resolver = make_resolver(self.config.dns_server, timeout_s=timeout_s)
-        return self._resolver
 
     async def start(self) -> None:
         """Bind both ports and serve; on any failure, close what was opened and raise."""
@@ -158,7 +152,7 @@ class Scaler:
         await self.http_runner.cleanup()
         await self.targets.close()
         await self.client.close()
-        await self.kube.close()
+        await self.discoveries.close()
         log.info("stopped")
 
 

@@ -1,83 +1,37 @@
-"""KEDA's ExternalScaler RPCs: thin handlers that read the pollers' memory.
+"""KEDA's ExternalScaler RPCs: thin handlers that read the pollers' answers.
 
 No pod I/O happens on the request path, except the bounded first poll of a target
-that nobody asked about before.
+that nobody asked about before. Parsing and caching the triggers is
+`trigger_cache.py`'s job; counting and timing the calls `rpc_metrics.py`'s.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
-import logging
 import math
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import grpc
 
 from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
-from scaler.aggregation import Aggregate
-from scaler.keys import HostPolicy
-from scaler.metrics import ScalerMetrics
 from scaler.poller import TargetPoller
-from scaler.scaling import is_active, metric_value, target_per_pod
+from scaler.rpc_metrics import RpcMetrics, counted_open, observed
+from scaler.scaling import Answer
 from scaler.targets import TargetLimitError, Targets
-from scaler.trigger import MetadataError, TriggerConfig, parse_trigger
-
-log = logging.getLogger("scaler.servicer")
+from scaler.trigger import MetadataError, TriggerConfig
+from scaler.trigger_cache import TriggerCache
 
 if TYPE_CHECKING:
     Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
-Request = TypeVar("Request")
-Response = TypeVar("Response")
-Handler = Callable[["ExternalScalerServicer", Request, "Context"], Awaitable[Response]]
-
-
-def _code_name(context: Context, error: BaseException | None) -> str:
-    """The status the client gets: the one set by abort(), else what gRPC makes of `error`."""
-    code = context.code()
-    if isinstance(code, grpc.StatusCode):
-        return code.name
-    if code is not None:
-        return str(code)
-    if error is None:
-        return "OK"
-    if isinstance(error, asyncio.CancelledError):
-        return "CANCELLED"
-    return "UNKNOWN"  # grpc.aio answers an unexpected exception with UNKNOWN
-
-
-def observed(method: str) -> Callable[[Handler[Request, Response]], Handler[Request, Response]]:
-    """Count and time a unary RPC by its final status code."""
-
-    def decorate(handler: Handler[Request, Response]) -> Handler[Request, Response]:
-        @functools.wraps(handler)
-        async def wrapper(
-            self: ExternalScalerServicer, request: Request, context: Context
-        ) -> Response:
-            started = time.perf_counter()
-            error: BaseException | None = None
-            try:
-                return await handler(self, request, context)
-            except BaseException as exc:
-                error = exc
-                raise
-            finally:
-                self.metrics.rpc.labels(method, _code_name(context, error)).inc()
-                self.metrics.rpc_duration.labels(method).observe(time.perf_counter() - started)
-
-        return wrapper
-
-    return decorate
 
 
 class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
-    def __init__(self, targets: Targets, hosts: HostPolicy, metrics: ScalerMetrics) -> None:
+    def __init__(self, targets: Targets, triggers: TriggerCache, rpc_metrics: RpcMetrics) -> None:
         self.targets = targets
-        self.metrics = metrics
-        self._hosts = hosts
+        self.triggers = triggers
+        self.rpc_metrics = rpc_metrics
         self._closing = asyncio.Event()
 
     @property
@@ -88,10 +42,6 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
         """Refuse new calls and end open streams (SIGTERM)."""
         self._closing.set()
 
-    def forget(self) -> None:
-        """A target was forgotten: drop the parsed triggers, which may name it."""
-        _parse_cached.cache_clear()
-
     async def _resolve(
         self, ref: pb.ScaledObjectRef, context: Context, *, spec: bool = False
     ) -> tuple[TriggerConfig, TargetPoller]:
@@ -100,7 +50,7 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
         if self._closing.is_set():
             await context.abort(grpc.StatusCode.UNAVAILABLE, "scaler is shutting down")
         try:
-            trigger = _parse(ref, self._hosts)
+            trigger = self.triggers.parse(ref.namespace, ref.scalerMetadata)
         except MetadataError as exc:
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT, f"{ref.namespace}/{ref.name}: {exc}"
@@ -118,23 +68,17 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
         self, method: str, ref: pb.ScaledObjectRef, context: Context, *, spec: bool = False
     ) -> tuple[TriggerConfig, TargetPoller]:
         """Resolve a stream's target; streams are counted when opened, by how that went."""
-        error: BaseException | None = None
-        try:
-            return await self._resolve(ref, context, spec=spec)
-        except BaseException as exc:
-            error = exc
-            raise
-        finally:
-            self.metrics.rpc.labels(method, _code_name(context, error)).inc()
+        opening = self._resolve(ref, context, spec=spec)
+        return await counted_open(self.rpc_metrics, method, context, opening)
 
     async def _fresh(
         self, ref: pb.ScaledObjectRef, context: Context
-    ) -> tuple[TriggerConfig, Aggregate]:
+    ) -> tuple[TriggerConfig, Answer]:
         trigger, poller = await self._resolve(ref, context)
-        agg = poller.aggregate(trigger.window_s)
-        if not agg.has_data:
+        found = poller.answer(trigger)
+        if not found.has_data:
             await context.abort(grpc.StatusCode.UNAVAILABLE, poller.failure_summary())
-        return trigger, agg
+        return trigger, found
 
     async def _target(
         self,
@@ -144,7 +88,7 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
         context: Context,
     ) -> float | None:
         """The target per pod; None (after abort) while it cannot be known."""
-        target = target_per_pod(trigger, poller.aggregate(trigger.window_s))
+        target = poller.answer(trigger).target_per_pod
         if target is None:
             await context.abort(
                 grpc.StatusCode.UNAVAILABLE,
@@ -169,8 +113,8 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
     async def GetMetrics(
         self, request: pb.GetMetricsRequest, context: Context
     ) -> pb.GetMetricsResponse:
-        trigger, agg = await self._fresh(request.scaledObjectRef, context)
-        value = metric_value(trigger, agg)
+        trigger, found = await self._fresh(request.scaledObjectRef, context)
+        value = found.metric_value
         metric = pb.MetricValue(
             metricName=trigger.metric_name, metricValue=_int64(value), metricValueFloat=value
         )
@@ -178,8 +122,8 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
 
     @observed("IsActive")
     async def IsActive(self, request: pb.ScaledObjectRef, context: Context) -> pb.IsActiveResponse:
-        trigger, agg = await self._fresh(request, context)
-        return pb.IsActiveResponse(result=is_active(trigger, agg))
+        _, found = await self._fresh(request, context)
+        return pb.IsActiveResponse(result=found.active)
 
     async def StreamIsActive(
         self, request: pb.ScaledObjectRef, context: Context
@@ -188,11 +132,11 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
         trigger, poller = await self._open_stream("StreamIsActive", request, context)
         last: bool | None = None
         while not self._closing.is_set():
-            agg = poller.aggregate(trigger.window_s)
-            if agg.has_data and is_active(trigger, agg) != last:
-                last = is_active(trigger, agg)
+            found = poller.answer(trigger)
+            if found.has_data and found.active != last:
+                last = found.active
                 yield pb.IsActiveResponse(result=last)
-            poller.touch(trigger.window_s)
+            self.targets.touch(poller, trigger)
             await self._next_cycle(poller)
 
     async def StreamMetricSpec(
@@ -206,11 +150,11 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
         trigger, poller = await self._open_stream("StreamMetricSpec", request, context, spec=True)
         sent: int | None = None
         while not self._closing.is_set():
-            target = target_per_pod(trigger, poller.aggregate(trigger.window_s))
+            target = poller.answer(trigger).target_per_pod
             if target is not None and _milli(target) != sent:  # KEDA keeps 3 decimals
                 sent = _milli(target)
                 yield _spec_response(trigger, target)
-            poller.touch(trigger.window_s)
+            self.targets.touch(poller, trigger)
             await self._next_cycle(poller)
 
     async def _next_cycle(self, poller: TargetPoller) -> None:
@@ -242,24 +186,3 @@ def _int64(value: float) -> int:
     if not math.isfinite(value):
         return INT64_MAX if value > 0 else 0
     return max(0, min(INT64_MAX, round(value)))
-
-
-@functools.lru_cache(maxsize=1024)
-def _parse_cached(items: frozenset[tuple[str, str]], hosts: HostPolicy) -> TriggerConfig:
-    return parse_trigger(dict(items), hosts)
-
-
-def _parse(ref: pb.ScaledObjectRef, hosts: HostPolicy) -> TriggerConfig:
-    """Parse the metadata; KEDA sends the same map on every call, so cache it.
-
-    `endpointSlices` may name only the ScaledObject's own namespace: a ScaledObject
-    cannot make the scaler poll pods of another team.
-    """
-    trigger = _parse_cached(frozenset(ref.scalerMetadata.items()), hosts)
-    slices = trigger.target.endpoint_slices
-    if slices is not None and slices.split("/")[0] != ref.namespace:
-        raise MetadataError(
-            "endpointSlices",
-            f"namespace {slices.split('/')[0]!r} is not the ScaledObject's ({ref.namespace!r})",
-        )
-    return trigger

@@ -10,10 +10,11 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from scaler.aggregation import Aggregate, PodSeries
+from scaler.aggregation import Aggregate
 from scaler.bucket_state import BucketState
-from scaler.fetch import PodErrorReason
-from scaler.keys import TargetKey
+from scaler.pod_errors import PodErrorReason
+from scaler.series import PodSeries
+from scaler.target_key import TargetKey
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,9 +12,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from scaler.aggregation import PodSeries
-from scaler.keys import TargetKey
 from scaler.poller import Clock, TargetPoller
+from scaler.target_key import TargetKey
 from scaler.trigger import TriggerConfig
 
 log = logging.getLogger("scaler.targets")
@@ -81,12 +80,17 @@ class Targets:
             self.pollers[trigger.target] = poller
             log.info("new target %s (asked by %s/%s)", trigger.target.label, namespace, name)
             poller.start()
-        poller.touch(trigger.window_s)
+        self.touch(poller, trigger)
         key = ScaledObjectKey(namespace, name, trigger.metric)
         self.scaled_objects[key] = ScaledObjectUse(trigger, self._clock())
         if wait and poller.cycles == 0:
             await poller.wait_first_cycle(self._first_poll_timeout_s)
         return poller
+
+    def touch(self, poller: TargetPoller, trigger: TriggerConfig) -> None:
+        """The one place a target is marked as used: it is not forgotten while asked
+        about, and keeps enough history for the trigger's window."""
+        poller.touch(trigger.window_s)
 
     async def forget_idle(self) -> None:
         now = self._clock()
@@ -105,12 +109,6 @@ class Targets:
         while True:
             await asyncio.sleep(every_s)
             await self.forget_idle()
-
-    def known_series(self, address: str) -> PodSeries | None:
-        """The freshest series any target keeps of the pod at `address`, if one does."""
-        found = (poller.pods.get(address) for poller in self.pollers.values())
-        series = [s for s in found if s is not None and s.state is not None]
-        return max(series, key=lambda s: s.last_ok_at, default=None)
 
     def has_fresh_data(self) -> bool:
         """True when there is no target yet, or at least one target has fresh data."""

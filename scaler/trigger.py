@@ -13,8 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from scaler.keys import HostPolicy, TargetKey
 from scaler.numbers import parse_decimal, parse_integer
+from scaler.policy import HostPolicy, namespace_problem
+from scaler.target_key import TargetKey
 
 Metric = Literal["demand", "deficit"]
 METRICS: tuple[Metric, ...] = ("demand", "deficit")
@@ -140,9 +141,17 @@ def _is_ip(host: str) -> bool:
 
 
 def _check_allowed(key: str, host: str, hosts: HostPolicy) -> None:
-    if not hosts.allows(host):
-        allowed = ",".join(hosts.patterns)
-        raise MetadataError(key, f"host {host!r} is not allowed by --allowed-hosts ({allowed})")
+    problem = hosts.problem(host)
+    if problem is not None:
+        raise MetadataError(key, problem)
+
+
+def check_namespace(trigger: TriggerConfig, namespace: str) -> TriggerConfig:
+    """The trigger, if a ScaledObject in `namespace` may use it (`policy.namespace_problem`)."""
+    problem = namespace_problem(trigger.target.endpoint_slices, namespace)
+    if problem is not None:
+        raise MetadataError("endpointSlices", problem)
+    return trigger
 
 
 def _metric(metadata: Mapping[str, str]) -> Metric:

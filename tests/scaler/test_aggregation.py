@@ -4,9 +4,10 @@ import math
 
 import pytest
 
-from scaler.aggregation import PodSeries, aggregate
+from scaler.aggregation import aggregate
 from scaler.bucket_state import BucketState
 from scaler.scaling import desired_replicas
+from scaler.series import PodSeries
 
 FRESH_FOR_S = 3.0
 

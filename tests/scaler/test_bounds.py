@@ -13,11 +13,11 @@ from prometheus_client import generate_latest
 from harness.fakepods import FakePod
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
 from scaler.config import DEFAULT_HOST_POLICY
-from scaler.keys import TargetKey
 from scaler.metrics import PREFIX
 from scaler.numbers import parse_decimal, parse_integer
 from scaler.scaling import MAX_REPLICAS, desired_replicas
 from scaler.server import Scaler
+from scaler.target_key import TargetKey
 from scaler.targets import ScaledObjectKey, ScaledObjectUse
 from scaler.trigger import MetadataError, TriggerConfig, parse_trigger
 from tests.scaler.conftest import ref

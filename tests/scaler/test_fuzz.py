@@ -13,14 +13,15 @@ from hypothesis import strategies as st
 
 from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
-from scaler.aggregation import PodSeries, aggregate
+from scaler.aggregation import aggregate
 from scaler.bucket_state import BucketState, BucketStateError, parse_bucket_state
 from scaler.config import DEFAULT_HOST_POLICY
 from scaler.discovery import Unwatched
-from scaler.keys import TargetKey
 from scaler.poller import TargetPoller
 from scaler.scaling import MAX_REPLICAS, desired_replicas
+from scaler.series import PodSeries
 from scaler.server import start
+from scaler.target_key import TargetKey
 from scaler.trigger import (
     MAX_TARGET,
     MAX_WINDOW_S,
@@ -88,7 +89,7 @@ def test_poller_survives_any_answers_and_never_sums_absurd_values(bodies: list[b
         answers = iter(bodies * 3)
 
         async def fetch(host: str, port: int) -> BucketState:
-            from scaler.fetch import PodError
+            from scaler.pod_errors import PodError
 
             try:
                 return parse_bucket_state(next(answers))

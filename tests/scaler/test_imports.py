@@ -29,7 +29,7 @@ def project_imports(module: str) -> set[str]:
 
 def test_every_scaler_module_is_read() -> None:
     modules = {path.stem for path in SCALER.glob("*.py")}
-    assert {"poller", "trigger", "config", "keys", "aggregation"} <= modules
+    assert {"poller", "trigger", "config", "target_key", "aggregation"} <= modules
 
 
 @pytest.mark.parametrize(
@@ -44,8 +44,8 @@ def test_no_arrow(source: str, target: str) -> None:
     assert target not in project_imports(source)
 
 
-def test_keys_import_nothing_from_the_project() -> None:
-    assert project_imports("keys") == set()
+def test_target_key_imports_nothing_from_the_project() -> None:
+    assert project_imports("target_key") == set()
 
 
 @pytest.mark.parametrize("module", ["aggregation", "scaling", "bucket_state", "snapshot"])

@@ -13,7 +13,7 @@ from prometheus_client import generate_latest
 
 from harness.fakepods import FakePod
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
-from scaler.fetch import POD_ERROR_REASONS, PodErrorReason
+from scaler.pod_errors import POD_ERROR_REASONS, PodErrorReason
 from scaler.server import Scaler, start
 from tests.scaler.conftest import ref, with_config
 

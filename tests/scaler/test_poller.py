@@ -7,12 +7,12 @@ import logging
 
 import pytest
 
-from scaler.aggregation import PodSeries
 from scaler.bucket_state import BucketState
 from scaler.discovery import Unwatched
-from scaler.fetch import PodError
-from scaler.keys import TargetKey
+from scaler.pod_errors import PodError
 from scaler.poller import TargetPoller, until_next_tick
+from scaler.store import SeriesStore
+from scaler.target_key import TargetKey
 
 TARGET = TargetKey(None, (("127.0.0.1", 1),), 9090)
 
@@ -176,15 +176,13 @@ async def test_a_new_target_takes_the_samples_another_target_has_of_its_pods(
     async def fetch(host: str, port: int) -> BucketState:
         return state(port, uptime["s"], uptime["s"] * 20.0)  # every pod asks 20/s
 
-    before = TargetPoller(TARGET, Pods(1), fetch, poll_interval_s=1.0, clock=clock)
+    store = SeriesStore()
+    before = TargetPoller(TARGET, Pods(1), fetch, poll_interval_s=1.0, clock=clock, store=store)
     for _ in range(3):
         await before.poll_once()
         uptime["s"] += 1.0
         clock.now += 1.0
     assert before.aggregate(5.0).demand_per_s == pytest.approx(20.0)
-
-    def known_series(address: str) -> PodSeries | None:
-        return before.pods.get(address) if known else None
 
     # The same ScaledObject with one more pod in its `endpoints`: a new target.
     after = TargetPoller(
@@ -193,7 +191,7 @@ async def test_a_new_target_takes_the_samples_another_target_has_of_its_pods(
         fetch,
         poll_interval_s=1.0,
         clock=clock,
-        known_series=known_series,
+        store=store if known else SeriesStore(),  # one store: each reads what the other took
     )
     await after.poll_once()
     # The pod polled before has its rate at once (the new one adds nothing until its

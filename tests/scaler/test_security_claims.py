@@ -18,14 +18,14 @@ from scaler._proto import externalscaler_pb2_grpc as pb_grpc
 from scaler.bucket_state import BucketState
 from scaler.config import DEFAULT_HOST_POLICY, ScalerConfig, load
 from scaler.discovery import StaticDiscovery
-from scaler.fetch import PodError
-from scaler.keys import TargetKey
 from scaler.pod_client import BUCKET_PATH, MAX_BODY_BYTES, PodClient
+from scaler.pod_errors import PodError
 from scaler.poller import TargetPoller
 from scaler.server import Scaler, build, start
-from scaler.servicer import _parse, _parse_cached
+from scaler.target_key import TargetKey
 from scaler.targets import TargetLimitError, Targets
 from scaler.trigger import MetadataError, TriggerConfig, parse_trigger
+from scaler.trigger_cache import TriggerCache
 from tests.scaler.conftest import ref, with_config
 
 PodFactory = Callable[..., Awaitable[FakePod]]
@@ -336,7 +336,7 @@ async def test_targets_nobody_asked_about_for_10_minutes_are_forgotten() -> None
 
 def test_parsed_metadata_sits_in_a_bounded_lru_cache() -> None:
     """'parsed metadata sits in a bounded LRU cache': 3000 distinct triggers leave 1024."""
-    _parse_cached.cache_clear()
+    triggers = TriggerCache(DEFAULT_HOST_POLICY)
     refs = [
         pb.ScaledObjectRef(
             name=f"so-{index}", namespace="edge",
@@ -345,11 +345,10 @@ def test_parsed_metadata_sits_in_a_bounded_lru_cache() -> None:
         for index in range(3000)
     ]  # fmt: skip
     for so_ref in refs:
-        _parse(so_ref, DEFAULT_HOST_POLICY)
-    info = _parse_cached.cache_info()
+        triggers.parse(so_ref.namespace, so_ref.scalerMetadata)
+    info = triggers.cache_info()
     assert (info.maxsize, info.currsize, info.misses, info.hits) == (1024, 1024, 3000, 0)
-    _parse(refs[-1], DEFAULT_HOST_POLICY)  # the most recent is still there...
-    _parse(refs[0], DEFAULT_HOST_POLICY)  # ...the oldest was evicted
-    info = _parse_cached.cache_info()
+    triggers.parse(refs[-1].namespace, refs[-1].scalerMetadata)  # the most recent is still there...
+    triggers.parse(refs[0].namespace, refs[0].scalerMetadata)  # ...the oldest was evicted
+    info = triggers.cache_info()
     assert (info.currsize, info.hits, info.misses) == (1024, 1, 3001)
-    _parse_cached.cache_clear()

@@ -270,7 +270,7 @@ async def test_calls_are_counted_by_method_and_code(
     stub: Stub, fake_pods: PodFactory, scaler: Scaler
 ) -> None:
     pod = await fake_pods(demand_per_s=5.0)
-    registry = scaler.servicer.metrics.registry
+    registry = scaler.registry
 
     def count(method: str, code: str) -> float:
         labels = {"method": method, "code": code}

@@ -19,9 +19,8 @@ from prometheus_client import generate_latest
 
 from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
-from scaler.keys import TargetKey
 from scaler.server import Scaler, start
-from scaler.servicer import _parse_cached
+from scaler.target_key import TargetKey
 from tests.scaler.conftest import with_config
 
 CLOSED_PORT_BASE = 20_000  # nobody listens there: each target's one pod is refused at once
@@ -82,7 +81,7 @@ async def test_forgotten_targets_leave_no_per_target_state_behind() -> None:
         await asyncio.sleep(1.2)  # every poller has run a cycle: series and caches exist
         pollers = [weakref.ref(poller) for poller in scaler.targets.pollers.values()]
         assert len(pollers) == 50 and per_target_samples(scaler)
-        assert _parse_cached.cache_info().currsize >= 50
+        assert scaler.triggers.cache_info().currsize >= 50
         scaler.targets._idle_s = 0.0
         await scaler.targets.forget_idle()
         await asyncio.sleep(0.1)  # the loop lets go of the last cancelled poll task
@@ -90,7 +89,7 @@ async def test_forgotten_targets_leave_no_per_target_state_behind() -> None:
         assert not scaler.targets.pollers and not scaler.targets.scaled_objects
         assert [ref for ref in pollers if ref() is not None] == []  # nothing holds a poller
         assert per_target_samples(scaler) == []
-        assert _parse_cached.cache_info().currsize == 0
+        assert scaler.triggers.cache_info().currsize == 0
         assert scaler.client._urls == {}
         assert [t for t in asyncio.all_tasks() if t.get_name().startswith("poll ")] == []
     finally:

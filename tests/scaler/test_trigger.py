@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 
 from scaler.config import DEFAULT_HOST_POLICY
-from scaler.keys import HostPolicy, TargetKey
+from scaler.policy import HostPolicy
+from scaler.target_key import TargetKey
 from scaler.trigger import MetadataError, parse_trigger
 
 SCALER_ADDRESS = {"scalerAddress": "rating-scaler.edge.svc.cluster.local:6000"}

@@ -1,4 +1,4 @@
-"""Plain values that name what the scaler polls and what it may poll.
+"""`TargetKey`: the name of one set of rating pods, which one poller polls.
 
 This module imports nothing from the project, so that every other module can use it.
 """
@@ -7,23 +7,11 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from fnmatch import fnmatchcase
 
 
 def join_host_port(host: str, port: int) -> str:
     """`host:port`, with an IPv6 address in brackets."""
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-@dataclass(frozen=True, slots=True)
-class HostPolicy:
-    """Which hosts the scaler may poll: glob patterns such as `*.svc.cluster.local`."""
-
-    patterns: tuple[str, ...]
-
-    def allows(self, host: str) -> bool:
-        host = host.lower().rstrip(".")
-        return any(fnmatchcase(host, pattern.lower()) for pattern in self.patterns)
 
 
 @dataclass(frozen=True, slots=True)

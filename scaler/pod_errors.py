@@ -1,11 +1,12 @@
-"""What the poller needs from a pod client: one fetch of a pod's bucket, or a PodError."""
+"""`PodError`: why one poll of one pod gave no usable bucket state, by reason.
+
+The pod client raises it; the poller records it; the metrics count it by `reason`.
+This module imports nothing from the project.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Literal
-
-from scaler.bucket_state import BucketState
 
 PodErrorReason = Literal[
     "timeout", "connect", "unauthorized", "http_status", "too_large", "invalid", "protocol"
@@ -19,9 +20,6 @@ POD_ERROR_REASONS: tuple[PodErrorReason, ...] = (
     "invalid",
     "protocol",
 )
-
-Fetch = Callable[[str, int], Awaitable[BucketState]]
-"""GET one pod's `/v1/bucket` at (host, port); raises PodError when there is no usable answer."""
 
 
 class PodError(Exception):
