@@ -59,6 +59,11 @@ HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 RUNROOT = Path("/run/openclaw-e2e/storage")
 NICE = ("nice", "-n", "19")
 REQUIRED_TOOLS = ("buildah", "mmdebstrap", "umoci", RUNTIME)
+# Names the image a run uses (`python -m e2e` sets it once it has the image), so an
+# edit to the sources during the run does not make it look for another.
+KEY_ENV = "OPENCLAW_E2E_IMAGE_KEY"
+# Images kept besides the newest: a run still using the one before keeps its rootfs.
+KEEP_OLDER = 1
 
 
 class BuildError(RuntimeError):
@@ -110,6 +115,11 @@ def image_key(root: Path = ROOT) -> str:
         digest.update(f"{path.relative_to(root).as_posix()}\n".encode())
         digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()[:16]
+
+
+def current_key() -> str:
+    """The image this process works with: the one KEY_ENV names, else these sources'."""
+    return os.environ.get(KEY_ENV) or image_key()
 
 
 def image_dir(key: str) -> Path:
@@ -300,22 +310,35 @@ def build(key: str, *, rebuild: bool = False) -> dict[str, Any]:
 
 
 def _forget_others(key: str) -> None:
-    """Drop the images of other source trees: one rootfs is a few hundred MB."""
-    for other in cache_dir().iterdir():
-        if other.is_dir() and other.name not in (key, "storage", "base"):
-            subprocess.run(buildah("rmi", f"{IMAGE}:{other.name}"), capture_output=True)
-            shutil.rmtree(other, ignore_errors=True)
+    """Drop the images of other source trees but the newest KEEP_OLDER (a run may still
+    run pods from it): one rootfs is a few hundred MB."""
+    others = [
+        other
+        for other in cache_dir().iterdir()
+        if other.is_dir() and other.name not in (key, "storage", "base")
+    ]
+    others.sort(key=lambda path: path.stat().st_mtime, reverse=True)
+    for other in others[KEEP_OLDER:]:
+        subprocess.run(buildah("rmi", f"{IMAGE}:{other.name}"), capture_output=True)
+        shutil.rmtree(other, ignore_errors=True)
 
 
 # --- the command line ------------------------------------------------------------
 
 
+def ensure() -> dict[str, Any]:
+    """The image for these sources, built when missing (BuildError if it cannot be)."""
+    return build(image_key())
+
+
 def check(key: str) -> int:
     """Run both commands from the image of `key` (tests/deploy/test_image.py, which then
-    fails rather than skips when it cannot run them)."""
-    env = {**os.environ, "OPENCLAW_E2E_IMAGE_REQUIRED": "1", "OPENCLAW_E2E_IMAGE_KEY": key}
+    fails rather than skips when it cannot run them), and the manifests' pod through
+    the node agent's runtime config (tests/e2e/test_runc_pod.py)."""
+    env = {**os.environ, "OPENCLAW_E2E_IMAGE_REQUIRED": "1", KEY_ENV: key}
     argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
-    return subprocess.run([*argv, "tests/deploy/test_image.py"], cwd=ROOT, env=env).returncode
+    tests = ["tests/deploy/test_image.py", "tests/e2e/test_runc_pod.py"]
+    return subprocess.run([*argv, *tests], cwd=ROOT, env=env).returncode
 
 
 def main(argv: Sequence[str] | None = None) -> int:

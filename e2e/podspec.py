@@ -1,9 +1,11 @@
 """What a kubelet reads from a pod's spec, as plain values: the command line with its
-environment, named ports, probes and the preStop hook. Pure: no API calls, no processes.
+environment, named ports, probes, the preStop hook, the image, the security context and
+the resources. Pure: no API calls, no processes.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -12,6 +14,19 @@ from typing import Any, Literal
 Json = Mapping[str, Any]
 ProbeKind = Literal["httpGet", "grpc", "tcpSocket"]
 _VAR = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)|\$\$")
+_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(m|k|Ki|M|Mi|G|Gi|T|Ti|e[0-9]+)?$")
+_SUFFIX = {
+    "": 1,
+    "m": 1e-3,
+    "k": 1e3,
+    "M": 1e6,
+    "G": 1e9,
+    "T": 1e12,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+}
 
 
 class Unsupported(ValueError):
@@ -32,6 +47,28 @@ class Probe:
 
 
 @dataclass(frozen=True)
+class Resources:
+    """A container's `resources`: CPU in millicores, memory in bytes (None: not set)."""
+
+    cpu_request_m: int | None = None
+    cpu_limit_m: int | None = None
+    memory_request_bytes: int | None = None
+    memory_limit_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class Security:
+    """The container's effective securityContext (its own fields over the pod's)."""
+
+    run_as_user: int | None = None
+    run_as_group: int | None = None
+    read_only_root: bool = False
+    allow_privilege_escalation: bool = True
+    capabilities_add: tuple[str, ...] = ()
+    capabilities_drop: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Container:
     name: str
     argv: tuple[str, ...]
@@ -42,6 +79,9 @@ class Container:
     pre_stop_sleep_s: float
     run_as_user: int | None
     run_as_group: int | None
+    image: str = ""
+    security: Security = Security()
+    resources: Resources = Resources()
 
 
 def expand(text: str, env: Mapping[str, str]) -> str:
@@ -144,6 +184,43 @@ def security_ids(pod: Json, container: Json) -> tuple[int | None, int | None]:
     return (None if user is None else int(user), None if group is None else int(group))
 
 
+def quantity(value: str | int | float) -> float:
+    """A Kubernetes quantity (`250m`, `1`, `0.5`, `256Mi`, `1G`, `1e3`) as a number."""
+    match = _QUANTITY.match(str(value).strip())
+    if match is None:
+        raise Unsupported(f"quantity {value!r}")
+    number, suffix = match.group(1), match.group(2) or ""
+    scale = 10 ** int(suffix[1:]) if suffix.startswith("e") else _SUFFIX[suffix]
+    return float(number) * scale
+
+
+def resources_of(container: Json) -> Resources:
+    spec = container.get("resources") or {}
+    requests, limits = spec.get("requests") or {}, spec.get("limits") or {}
+
+    def millicores(values: Json) -> int | None:
+        return None if "cpu" not in values else math.ceil(quantity(values["cpu"]) * 1000 - 1e-9)
+
+    def in_bytes(values: Json) -> int | None:
+        return None if "memory" not in values else math.ceil(quantity(values["memory"]) - 1e-9)
+
+    return Resources(millicores(requests), millicores(limits), in_bytes(requests), in_bytes(limits))
+
+
+def security_of(pod: Json, container: Json) -> Security:
+    own = container.get("securityContext") or {}
+    capabilities = own.get("capabilities") or {}
+    user, group = security_ids(pod, container)
+    return Security(
+        run_as_user=user,
+        run_as_group=group,
+        read_only_root=bool(own.get("readOnlyRootFilesystem", False)),
+        allow_privilege_escalation=bool(own.get("allowPrivilegeEscalation", True)),
+        capabilities_add=tuple(capabilities.get("add") or ()),
+        capabilities_drop=tuple(capabilities.get("drop") or ()),
+    )
+
+
 def container_of(pod: Json, pod_ip: str, node_ip: str) -> Container:
     """The pod's one container, ready to run. More than one is refused."""
     containers: Sequence[Json] = pod["spec"]["containers"]
@@ -165,4 +242,7 @@ def container_of(pod: Json, pod_ip: str, node_ip: str) -> Container:
         pre_stop_sleep_s=pre_stop_sleep_s(container),
         run_as_user=user,
         run_as_group=group,
+        image=str(container.get("image") or ""),
+        security=security_of(pod, container),
+        resources=resources_of(container),
     )

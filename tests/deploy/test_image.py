@@ -36,7 +36,7 @@ def _unavailable(reason: str) -> None:
 def built() -> dict[str, Any]:
     """The record of the image built for these sources (skips when there is none)."""
     # `python -m e2e.image --check` names the image it built, whatever was edited since.
-    key = os.environ.get("OPENCLAW_E2E_IMAGE_KEY") or image.image_key()
+    key = image.current_key()
     record = image.read_record(key)
     if record is None:
         _unavailable(f"no image built for these sources (key {key}): run python -m e2e.image")
