@@ -8,9 +8,11 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEBIAN_TOOLS := prometheus promtool wrk hey
 DEBIAN_PACKAGES := prometheus wrk hey
+# What builds the image and runs the e2e pods from it (each package names its tool).
+IMAGE_TOOLS := buildah mmdebstrap umoci runc
 PYTEST_ARGS ?=
 
-.PHONY: help test lint demo bench soak e2e proto system-deps venv clean
+.PHONY: help test lint demo bench soak e2e image image-deps proto system-deps venv clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -48,7 +50,17 @@ soak: system-deps $(STAMP)  ## 10-minute soak, then 3 minutes of chaos; prints t
 	$(PY) -m soak $(SOAK_ARGS)
 	$(PY) -m soak --chaos --duration 180 $(SOAK_ARGS)
 
-e2e: $(STAMP)  ## real kube-apiserver, controller-manager, etcd, KEDA and Prometheus on this machine (root; see README)
+image-deps:  ## apt-get install buildah, mmdebstrap, umoci and runc, if missing (root)
+	@missing=""; for tool in $(IMAGE_TOOLS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages for:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+image: image-deps $(STAMP)  ## build the image from the Dockerfile if not cached, then run both commands from it (root)
+	$(PY) -m e2e.image --check
+
+e2e: image $(STAMP)  ## real kube-apiserver, controller-manager, etcd, KEDA and Prometheus on this machine (root; see README)
 	$(PY) -m e2e $(E2E_ARGS)
 
 proto: $(STAMP)  ## regenerate scaler/_proto from proto/ (commit the result)

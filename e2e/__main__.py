@@ -9,12 +9,13 @@ a real control plane inside private namespaces (see `e2e.sandbox`).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from e2e import bench, build, sandbox
+from e2e import bench, build, image, sandbox
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,6 +47,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"Binaries ready in {time.monotonic() - started:.1f} s.\n", flush=True)
     if args.build_only:
         return 0
+    if not ensure_image():
+        return 1
     if args.hpa_sync != 15.0:
         print(f"NOTE: HPA sync period {args.hpa_sync:g} s instead of a cluster's 15 s.")
     common = [f"--hpa-sync={args.hpa_sync:g}", f"--duration={args.duration:g}"]
@@ -53,6 +56,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         phase = [] if args.phase is None else [f"--phase={args.phase:g}"]
         sandbox.exec_inside(sandbox.python_argv("e2e.run", [*common, *phase]))
     return run_bench(args.runs, args.hpa_sync, args.phase, common)
+
+
+def ensure_image() -> bool:
+    """The image the rating pods run from, built here when missing (it needs the
+    network, which the sandbox has not); the run is told its key."""
+    started = time.monotonic()
+    try:
+        record = image.ensure()
+    except image.BuildError as error:
+        print(f"FAILED: the image: {error}", flush=True)
+        return False
+    os.environ[image.KEY_ENV] = record["key"]
+    print(
+        f"Image {record['image']} ({record['digest']}) ready in "
+        f"{time.monotonic() - started:.1f} s.\n",
+        flush=True,
+    )
+    return True
 
 
 def run_bench(runs: int, hpa_sync_s: float, phase_s: float | None, common: list[str]) -> int:

@@ -1,6 +1,7 @@
 """A node agent through the official Kubernetes client: one Ready Node, a scheduler that
 binds every pending pod to it, and a kubelet stand-in that runs each pod's container
-as a local process (see `e2e.pod_runner`).
+(see `e2e.pod_runner`): through runc from the project's image when the pod names it,
+as a process of the venv otherwise (see `e2e.containers`).
 
 Each pod gets an address of its own, added to the loopback device of the private
 network namespace the run lives in (see `e2e.sandbox`): 10.244.0.0/16 there reaches
@@ -8,7 +9,7 @@ nothing but that device. Loopback addresses (127/8) would be simpler, but the AP
 refuses them in EndpointSlices, and the pods must become endpoints through the real
 EndpointSlice controller.
 
-    python -m e2e.node_agent --kubeconfig FILE --log-dir DIR
+    python -m e2e.node_agent --kubeconfig FILE --log-dir DIR --state-dir DIR [--image-key K]
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from typing import Any
 import urllib3
 from kubernetes import client
 
-from e2e import build, podspec, volumes
+from e2e import build, containers, image, oci, podspec, volumes
+from e2e.containers import PodImage, Process
 from e2e.kube import api_client, list_and_watch
 from e2e.pod_runner import PodRunner, now_rfc3339
 
@@ -72,13 +74,13 @@ def node_body() -> dict[str, Any]:
     }
 
 
-def node_status() -> dict[str, Any]:
+def node_status(runtime: str = "local-process://1") -> dict[str, Any]:
     capacity = {"cpu": "64", "memory": "64Gi", "pods": "250"}
     now = now_rfc3339()
     ready = {"type": "Ready", "status": "True", "reason": "KubeletReady"}
     ready |= {"lastHeartbeatTime": now, "lastTransitionTime": now, "message": "e2e node agent"}
     info = {"kubeletVersion": build.KUBERNETES_VERSION, "operatingSystem": "linux"}
-    info |= {"architecture": "amd64", "containerRuntimeVersion": "local-process://1"}
+    info |= {"architecture": "amd64", "containerRuntimeVersion": runtime}
     for key in ("machineID", "systemUUID", "bootID", "kernelVersion", "osImage"):
         info[key] = "e2e"
     info["kubeProxyVersion"] = ""
@@ -97,8 +99,18 @@ def node_status() -> dict[str, Any]:
 
 
 class Agent:
-    def __init__(self, core: client.CoreV1Api, log_dir: Path, state_dir: Path) -> None:
+    def __init__(
+        self,
+        core: client.CoreV1Api,
+        log_dir: Path,
+        state_dir: Path,
+        pod_image: PodImage | str | None = None,
+    ) -> None:
+        """`pod_image`: the image pods of the project's repository run from, or why
+        there is none (they are then refused)."""
         self.core = core
+        self.pod_image = pod_image
+        self.runtime = f"{oci.RUNTIME}://{oci.version().split()[-1]}"
         self.log_dir, self.state_dir = log_dir, state_dir
         # What kubelet gives every container: the API server's address.
         server = urllib.parse.urlsplit(core.api_client.configuration.host)
@@ -119,11 +131,11 @@ class Agent:
         except client.ApiException as error:
             if error.status != 409:
                 raise
-        self.core.patch_node_status(NODE_NAME, node_status())
+        self.core.patch_node_status(NODE_NAME, node_status(self.runtime))
 
     def heartbeat(self) -> None:
         while not self.stopping.wait(HEARTBEAT_S):
-            self.core.patch_node_status(NODE_NAME, node_status())
+            self.core.patch_node_status(NODE_NAME, node_status(self.runtime))
 
     def bind(self, pod: Mapping[str, Any]) -> None:
         meta = pod["metadata"]
@@ -145,26 +157,53 @@ class Agent:
         pod_dir = self.state_dir / f"{meta['namespace']}_{meta['name']}"
         try:
             container = podspec.container_of(pod, address, NODE_IP)
-            mounts = volumes.prepare(self.core, pod, pod_dir, address, NODE_IP)
+            pod_image = self.image_for(container)
+            rootfs = None if pod_image is None else pod_image.rootfs
+            mounts = volumes.prepare(self.core, pod, pod_dir, address, NODE_IP, rootfs)
         except (podspec.Unsupported, client.ApiException) as error:
             self.addresses.give_back(address)
             print(f"refusing pod {pod['metadata']['name']}: {error}", flush=True)
             return
+        log_path = self.log_dir / f"{meta['namespace']}_{meta['name']}.log"
+
+        def make_process() -> Process:
+            if pod_image is None:
+                env = {"PATH": self.path_env, "HOME": "/tmp", "LANG": "C.UTF-8"}
+                env |= {"HOSTNAME": meta["name"]} | self.base_env | dict(container.env)
+                return containers.LocalProcess(container.argv, env, mounts, self.path_env, log_path)
+            return containers.runc_container(
+                pod_image,
+                container,
+                name=containers.container_name(meta["namespace"], meta["name"]),
+                env={"HOSTNAME": meta["name"], "HOME": "/"} | self.base_env | dict(container.env),
+                hostname=meta["name"],
+                mounts=mounts,
+                bundle=pod_dir / "bundle",
+                log_path=log_path,
+            )
+
         runner = PodRunner(
             pod,
             container,
             address,
             NODE_IP,
             self.core,
-            self.log_dir,
-            self.path_env,
+            log_path,
+            make_process,
             on_gone=lambda uid: self.gone(uid, address),
-            mounts=mounts,
-            base_env=self.base_env,
         )
         self.runners[runner.uid] = runner
         runner.start()
-        print(f"started {runner.namespace}/{runner.pod_name} on {address}", flush=True)
+        how = "from the venv" if pod_image is None else f"{oci.RUNTIME}, {pod_image.reference}"
+        print(f"started {runner.namespace}/{runner.pod_name} on {address} ({how})", flush=True)
+
+    def image_for(self, container: podspec.Container) -> PodImage | None:
+        """The image the container runs from; None: from the venv (not the project's)."""
+        if not containers.runs_project_image(container.image):
+            return None
+        if not isinstance(self.pod_image, PodImage):
+            raise podspec.Unsupported(f"image {container.image}: {self.pod_image}")
+        return self.pod_image
 
     def gone(self, uid: str, address: str) -> None:
         with self.lock:
@@ -215,6 +254,18 @@ class Agent:
             runner.stop_now.set()
         for runner in runners:
             runner.join(timeout=15)
+        left = containers.sweep()
+        if left:
+            print(f"deleted containers left behind: {', '.join(left)}", flush=True)
+
+
+def load_image(key: str | None) -> PodImage | str:
+    """The image built for `key` (default: these sources), or why it cannot be run."""
+    key = key or image.image_key()
+    try:
+        return PodImage.load(key)
+    except (FileNotFoundError, LookupError, ValueError) as error:
+        return str(error)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -222,10 +273,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--kubeconfig", type=Path, required=True)
     parser.add_argument("--log-dir", type=Path, required=True)
     parser.add_argument("--state-dir", type=Path, required=True, help="pods' volumes")
+    parser.add_argument(
+        "--image-key",
+        default=os.environ.get(image.KEY_ENV),
+        help="the image pods of the project run from (default: the one for these sources)",
+    )
     args = parser.parse_args(argv)
     args.log_dir.mkdir(parents=True, exist_ok=True)
     core = client.CoreV1Api(api_client(args.kubeconfig, pool_size=64))
-    agent = Agent(core, args.log_dir, args.state_dir)
+    pod_image = load_image(args.image_key)
+    agent = Agent(core, args.log_dir, args.state_dir, pod_image)
+    left = containers.sweep()
+    if left:
+        print(f"deleted containers of an earlier run: {', '.join(left)}", flush=True)
+    if isinstance(pod_image, PodImage):
+        print(f"pods of {containers.REPOSITORY} run from {pod_image.reference}", flush=True)
+        print(f"  ({pod_image.digest}) through {oci.version()}", flush=True)
+    else:
+        print(f"no image for pods of {containers.REPOSITORY}: {pod_image}", flush=True)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         raise SystemExit(0)

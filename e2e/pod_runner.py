@@ -1,30 +1,27 @@
-"""One pod on the node: its container as a local process on the pod's own address, its
-probes, its status in the API, and its graceful stop.
+"""One pod on the node: its container (through runc from the project's image, or a
+process of the venv, see `e2e.containers`) on the pod's own address, its probes, its
+status in the API, and its graceful stop.
 
 Like kubelet: the readiness probe decides the Ready condition; a failing liveness probe
 or an exit restarts the container (10 s back-off, doubling to 5 min); deletion runs the
 preStop sleep, sends SIGTERM, waits out the grace period, sends SIGKILL, then removes
-the pod object with grace 0. Not like kubelet: no image, no cgroups (resources are not
-enforced), no user switch (the venv's interpreter lives where uid 10001 cannot read).
+the container and the pod object (grace 0).
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime
-import os
-import shutil
 import signal
-import subprocess
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from kubernetes import client
 
-from e2e import probes, volumes
+from e2e import probes
+from e2e.containers import Process
 from e2e.podspec import Container
 from e2e.probe_timing import ContainerProbes
 
@@ -44,62 +41,40 @@ class PodRunner(threading.Thread):
         pod_ip: str,
         node_ip: str,
         core: client.CoreV1Api,
-        log_dir: Path,
-        path_env: str,
+        log_path: Path,
+        make_process: Callable[[], Process],
         on_gone: Callable[[str], None],
-        mounts: Sequence[volumes.Mount] = (),
-        base_env: Mapping[str, str] | None = None,
     ) -> None:
         meta = pod["metadata"]
         super().__init__(name=f"pod-{meta['name']}", daemon=True)
         self.namespace, self.pod_name, self.uid = meta["namespace"], meta["name"], meta["uid"]
         self.container, self.pod_ip, self.node_ip = container, pod_ip, node_ip
-        self.core, self.path_env, self.on_gone = core, path_env, on_gone
-        self.mounts, self.base_env = list(mounts), dict(base_env or {})
-        self.log_path = log_dir / f"{self.namespace}_{self.pod_name}.log"
+        self.core, self.make_process, self.on_gone = core, make_process, on_gone
+        self.log_path = log_path
         self.grace_s = float(pod["spec"].get("terminationGracePeriodSeconds", 30))
         self.deleting = threading.Event()
         self.stop_now = threading.Event()
-        self.popen: subprocess.Popen[bytes] | None = None
+        self.process: Process | None = None
         self.restarts = 0
         self.started_at = now_rfc3339()
 
-    # --- the process
+    # --- the container
 
     def spawn(self) -> None:
-        argv = list(self.container.argv)
-        found = shutil.which(argv[0], path=self.path_env)
-        if found is None:
-            raise FileNotFoundError(f"{argv[0]!r} not on PATH {self.path_env}")
-        env = {"PATH": self.path_env, "HOSTNAME": self.pod_name, "HOME": "/tmp", "LANG": "C.UTF-8"}
-        env |= self.base_env
-        with self.log_path.open("ab") as log:
-            self.popen = subprocess.Popen(
-                volumes.wrap([found, *argv[1:]], self.mounts),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env | dict(self.container.env),
-                cwd="/",
-                start_new_session=True,
-            )
-
-    def signal_group(self, signum: int) -> None:
-        if self.popen is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.popen.pid, signum)
+        self.process = self.make_process()
+        self.process.start()
 
     def stop_process(self, grace_s: float) -> None:
-        if self.popen is None or self.popen.poll() is not None:
-            self.signal_group(signal.SIGKILL)
+        """SIGTERM, up to `grace_s` for it to exit, then SIGKILL (the whole container)."""
+        process = self.process
+        if process is None:
             return
-        self.signal_group(signal.SIGTERM)
-        try:
-            self.popen.wait(max(0.0, grace_s))
-        except subprocess.TimeoutExpired:
-            self.signal_group(signal.SIGKILL)
-            self.popen.wait()
-        self.signal_group(signal.SIGKILL)
+        if process.poll() is None:
+            process.signal(signal.SIGTERM)
+            if process.wait(grace_s) is None:
+                process.signal(signal.SIGKILL)
+                process.wait(10.0)
+        process.signal(signal.SIGKILL)  # anything it left in its group
 
     # --- status
 
@@ -133,9 +108,9 @@ class PodRunner(threading.Thread):
                     "ready": ready,
                     "started": running,
                     "restartCount": self.restarts,
-                    "image": "local-process",
-                    "imageID": "",
-                    "containerID": f"e2e://{self.popen.pid if self.popen else 0}",
+                    "image": self.process.image if self.process else "",
+                    "imageID": self.process.image_id if self.process else "",
+                    "containerID": self.process.container_id if self.process else "",
                     "state": state,
                 }
             ],
@@ -147,7 +122,7 @@ class PodRunner(threading.Thread):
                 raise
 
     def exit_code(self) -> int:
-        code = self.popen.poll() if self.popen else None
+        code = self.process.poll() if self.process else None
         return 0 if code is None else (128 - code if code < 0 else code)
 
     # --- the loop
@@ -168,7 +143,7 @@ class PodRunner(threading.Thread):
         if ready:
             self.patch_status(ready=True)
         while not (self.deleting.is_set() or self.stop_now.is_set()):
-            if self.popen is not None and self.popen.poll() is not None:
+            if self.process is not None and self.process.poll() is not None:
                 ready = self.restart(ready)
                 checks = self._probes()
                 continue
@@ -199,22 +174,32 @@ class PodRunner(threading.Thread):
         if self.deleting.wait(backoff_s) or self.stop_now.is_set():
             return False
         self.restarts += 1
+        if self.process is not None:
+            self.process.remove()
         self.spawn()
         self.patch_status(ready=False)
         return False
 
     def terminate(self) -> None:
-        """Graceful stop: preStop, SIGTERM, the rest of the grace, SIGKILL; then the pod
-        object goes (grace 0) when the stop came from a deletion."""
-        if self.deleting.is_set() and not self.stop_now.is_set():
-            self.patch_status(ready=False)
-            started = time.monotonic()
-            self.stop_now.wait(min(self.container.pre_stop_sleep_s, self.grace_s))
-            self.stop_process(self.grace_s - (time.monotonic() - started))
-            self._remove()
-        else:
-            self.stop_process(2.0 if self.stop_now.is_set() else self.grace_s)
-        self.on_gone(self.uid)
+        """Graceful stop: preStop, SIGTERM, the rest of the grace, SIGKILL; the container
+        removed; then the pod object goes (grace 0) when the stop came from a deletion."""
+        try:
+            if self.deleting.is_set() and not self.stop_now.is_set():
+                self.patch_status(ready=False)
+                started = time.monotonic()
+                self.stop_now.wait(min(self.container.pre_stop_sleep_s, self.grace_s))
+                self.stop_process(self.grace_s - (time.monotonic() - started))
+                self._remove_container()
+                self._remove()
+            else:
+                self.stop_process(2.0 if self.stop_now.is_set() else self.grace_s)
+        finally:
+            self._remove_container()
+            self.on_gone(self.uid)
+
+    def _remove_container(self) -> None:
+        if self.process is not None:
+            self.process.remove()
 
     def _remove(self) -> None:
         options = client.V1DeleteOptions(

@@ -31,6 +31,7 @@ from e2e.agreement import Agreement
 from e2e.cluster import NAMESPACES, OVERLAYS, ROOT, Cluster, bring_up, dump, endpoints_of
 from e2e.load import Load, burst
 from e2e.observe import Sample
+from e2e.pod_images import image_summary
 from e2e.processes import ComponentDied, Procs
 
 PODS = 3
@@ -153,6 +154,7 @@ def summarize(cluster: Cluster, settings: Settings, run: Drive) -> dict[str, Any
             "helm": build.HELM_VERSION,
         },
         "install": install_commands(),
+        "image": image_summary(cluster.api, NAMESPACES),
         "hpa_sync_s": settings.hpa_sync_s,
         "step_after_sync_s": settings.phase_s,
         "right_size": needed,
