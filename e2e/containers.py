@@ -12,6 +12,7 @@ runs what was loaded on it.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -224,16 +225,36 @@ def runc_container(
     return made
 
 
-def sweep() -> list[str]:
-    """Delete every pod container runc still lists (a run killed before it could), and
-    their empty cgroup parents; the names deleted."""
-    names = [c["id"] for c in oci.listed() if str(c.get("id", "")).startswith(ID_PREFIX)]
+def sweep(names: Sequence[str] | None = None) -> list[str]:
+    """Delete the pod containers runc still lists whose cgroups hold no process (left by
+    a run that was killed before it could; a run beside this one, in PID namespaces of
+    its own, keeps its own), or those of `names`; then the empty cgroup parents. The
+    names deleted."""
+    listed = [str(c.get("id", "")) for c in oci.listed()]
+    if names is None:
+        names = [name for name in listed if name.startswith(ID_PREFIX) and not _alive(name)]
+    else:
+        names = [name for name in names if name in listed]
     for name in names:
         oci.delete(name)
     for parent in cgroup_parents():
         with contextlib.suppress(OSError):
             parent.rmdir()
     return names
+
+
+def _alive(name: str) -> bool:
+    """Whether any cgroup of container `name` still holds a process (seen from any PID
+    namespace, unlike the pid runc recorded)."""
+    try:
+        state = json.loads((oci.STATE_DIR / name / "state.json").read_text())
+    except (OSError, ValueError):
+        return False
+    for path in (state.get("cgroup_paths") or {}).values():
+        with contextlib.suppress(OSError):
+            if Path(path, "cgroup.procs").read_text().strip():
+                return True
+    return False
 
 
 def cgroup_parents() -> list[Path]:

@@ -254,7 +254,8 @@ class Agent:
             runner.stop_now.set()
         for runner in runners:
             runner.join(timeout=15)
-        left = containers.sweep()
+        mine = [containers.container_name(r.namespace, r.pod_name) for r in runners]
+        left = containers.sweep(mine)
         if left:
             print(f"deleted containers left behind: {', '.join(left)}", flush=True)
 

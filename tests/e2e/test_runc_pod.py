@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
-from e2e import containers, image, oci, podspec, volumes
+from e2e import containers, image, oci, pod_images, podspec, volumes
 from harness.ready import free_port, http_ok
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -176,6 +176,8 @@ def unavailable(reason: str) -> None:
 def started(pod_image: containers.PodImage, tmp_path: Path) -> Iterator[dict[str, Any]]:
     """The e2e overlay's rating-api pod, on loopback ports of its own, through runc."""
     ports = {"http": free_port(), "admin": free_port()}
+    while ports["admin"] == ports["http"]:  # free_port may hand out the same port twice
+        ports["admin"] = free_port()
     pod = with_env(
         rendered_pod("rating-api"),
         RATING_API_PORT=str(ports["http"]),
@@ -250,5 +252,36 @@ def test_the_pod_runs_with_its_limits_user_and_volumes(started: dict[str, Any]) 
 def test_sigterm_through_runc_stops_it_cleanly(started: dict[str, Any]) -> None:
     made: containers.RuncContainer = started["container"]
     wait_ready(made, f"http://{LOOPBACK}:{started['ports']['http']}/readyz", started["log"])
+    assert made.name not in containers.sweep(), "a running container is not swept"
     made.signal(signal.SIGTERM)
     assert made.wait(20) == 0, started["log"].read_text()
+    assert oci.state(made.name) is None, "runc run removes what it ran"
+
+
+def test_a_container_left_by_a_killed_run_is_swept(started: dict[str, Any]) -> None:
+    made: containers.RuncContainer = started["container"]
+    wait_ready(made, f"http://{LOOPBACK}:{started['ports']['http']}/readyz", started["log"])
+    pid = made.init_pid()
+    assert made.popen is not None and pid is not None
+    # runc and its container killed, as when the run's PID namespace ends.
+    os.killpg(made.popen.pid, signal.SIGKILL)
+    os.kill(pid, signal.SIGKILL)
+    made.wait(20)
+    while Path(f"/proc/{pid}").exists():
+        time.sleep(0.05)
+    left = oci.state(made.name)
+    assert left is not None and left["status"] == "stopped"
+    assert made.name in containers.sweep()
+    assert oci.state(made.name) is None
+
+
+def test_the_summary_reads_the_running_containers_limits(started: dict[str, Any]) -> None:
+    made: containers.RuncContainer = started["container"]
+    wait_ready(made, f"http://{LOOPBACK}:{started['ports']['http']}/readyz", started["log"])
+    sample = pod_images.cgroup_sample("test")
+    assert made.name in sample
+    assert sample[made.name] == oci.cgroup_limits(made.init_pid() or 0)
+    assert {"cpu.cfs_quota_us", "memory.limit_in_bytes"} <= set(sample[made.name]) or {
+        "cpu.max",
+        "memory.max",
+    } <= set(sample[made.name])
