@@ -142,6 +142,8 @@ def test_rating_scaler_answers_grpc_health(
     scaler = container("rating-scaler", bundle(*argv), ports)
     wait_http_ok(scaler.child.url("http", "/healthz"), scaler.child)
     with grpc.insecure_channel(f"127.0.0.1:{ports['grpc']}") as channel:
+        # The HTTP listener may come up before the gRPC one: wait for a connection.
+        grpc.channel_ready_future(channel).result(timeout=60)
         health = health_pb2_grpc.HealthStub(channel)
         for service in ("", "liveness", "readiness"):
             answer = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)

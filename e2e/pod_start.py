@@ -1,0 +1,125 @@
+"""How long the manifests' rating-api pod takes from start to its first /readyz 200, run
+as the node agent runs it: through runc from the image, and from the venv, taking turns
+on this machine. Prints each run and the medians (root; the image built first).
+
+    python -m e2e.pod_start [--runs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from e2e import containers, image, podspec, volumes
+from e2e.cluster import KUBECTL, ROOT
+from harness.ready import free_port, http_ok
+
+HOST = "127.0.0.1"
+TIMEOUT_S = 60.0
+
+
+def manifest_pod(http_port: int, admin_port: int) -> dict[str, Any]:
+    """The e2e overlay's rating-api pod on loopback ports of its own."""
+    out = subprocess.run(
+        [str(KUBECTL), "kustomize", str(ROOT / "manifests" / "overlays" / "e2e")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    (found,) = [
+        d
+        for d in yaml.safe_load_all(out)
+        if d and d["kind"] == "Deployment" and d["metadata"]["name"] == "rating-api"
+    ]
+    spec = found["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    ports = {"RATING_API_PORT": str(http_port), "RATING_API_ADMIN_PORT": str(admin_port)}
+    container["env"] = [e for e in container["env"] if e["name"] not in ports] + [
+        {"name": name, "value": value} for name, value in ports.items()
+    ]
+    meta = {"name": "rating-api-start", "namespace": "bench", "uid": "u"}
+    return {"metadata": meta, "spec": spec | {"nodeName": "e2e-node"}}
+
+
+def one_start(how: str, pod_image: containers.PodImage, work: Path) -> float:
+    """Seconds from start to the first 2xx from /readyz, `how` = "runc" or "venv"."""
+    http_port = free_port()
+    admin_port = free_port()
+    while admin_port == http_port:
+        admin_port = free_port()
+    pod = manifest_pod(http_port, admin_port)
+    container = podspec.container_of(pod, HOST, HOST)
+    rootfs = pod_image.rootfs if how == "runc" else None
+    mounts = volumes.prepare(None, pod, work, HOST, HOST, rootfs)  # type: ignore[arg-type]
+    log = work / f"{how}.log"
+    env = {"HOSTNAME": "rating-api-start", "HOME": "/tmp", "LANG": "C.UTF-8"} | dict(container.env)
+    process: containers.Process
+    if how == "runc":
+        name = containers.container_name("bench", f"start-{time.monotonic_ns()}")
+        process = containers.runc_container(
+            pod_image,
+            container,
+            name=name,
+            env=env,
+            hostname="rating-api-start",
+            mounts=mounts,
+            bundle=work / "bundle",
+            log_path=log,
+        )
+    else:
+        path_env = f"{Path(sys.executable).parent}:/usr/bin:/bin"
+        process = containers.LocalProcess(
+            container.argv, env | {"PATH": path_env}, mounts, path_env, log
+        )
+    url = f"http://{HOST}:{http_port}/readyz"
+    started = time.monotonic()
+    process.start()
+    try:
+        while not http_ok(url):
+            if process.poll() is not None or time.monotonic() - started > TIMEOUT_S:
+                raise RuntimeError(f"{how}: no answer from {url}: {log.read_text()[-2000:]}")
+            time.sleep(0.01)
+        return time.monotonic() - started
+    finally:
+        process.remove()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m e2e.pod_start", description=__doc__)
+    parser.add_argument("--runs", type=int, default=10, help="starts of each, taking turns")
+    args = parser.parse_args(argv)
+    pod_image = containers.PodImage.load(image.current_key())
+    times: dict[str, list[float]] = {"runc": [], "venv": []}
+    for run in range(args.runs):
+        for how in ("runc", "venv") if run % 2 == 0 else ("venv", "runc"):
+            work = Path(tempfile.mkdtemp(prefix=f"pod-start-{how}-"))
+            try:
+                times[how].append(one_start(how, pod_image, work))
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+            print(f"run {run + 1} {how}: {times[how][-1]:.3f} s", flush=True)
+    medians = {how: statistics.median(values) for how, values in times.items()}
+    result = {
+        "runs": args.runs,
+        "median_s": {how: round(value, 3) for how, value in medians.items()},
+        "runc_over_venv": round(medians["runc"] / medians["venv"], 3),
+        "image": pod_image.reference,
+        "all_s": {how: [round(v, 3) for v in values] for how, values in times.items()},
+    }
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
