@@ -10,9 +10,11 @@ import pytest
 from scaler.bucket_state import BucketState
 from scaler.discovery import Unwatched
 from scaler.pod_errors import PodError
+from scaler.policy import HostPolicy
 from scaler.poller import TargetPoller, until_next_tick
 from scaler.store import SeriesStore
 from scaler.target_key import TargetKey
+from scaler.trigger import parse_trigger
 
 TARGET = TargetKey(None, (("127.0.0.1", 1),), 9090)
 
@@ -237,3 +239,22 @@ async def test_pods_a_short_cycle_could_not_reach_go_first_in_the_next() -> None
     assert len(fetched) == 12
     assert sorted(set(fetched)) == list(range(9000, 9010))  # none left out every time
     assert set(fetched[4:8]).isdisjoint(fetched[:4])
+
+
+async def test_each_triggers_answer_is_computed_once_a_cycle() -> None:
+    clock, uptime = Clock(), {"s": 10.0}
+
+    async def fetch(host: str, port: int) -> BucketState:
+        return state(port, uptime["s"], uptime["s"] * 20.0)
+
+    poller = TargetPoller(TARGET, Pods(1), fetch, poll_interval_s=1.0, clock=clock)
+    trigger = parse_trigger({"endpoints": "127.0.0.1:9000"}, HostPolicy(("*",)))
+    await poller.poll_once()
+    first = poller.answer(trigger)
+    assert poller.answer(trigger) is first and not first.active  # seen once: no rate yet
+    uptime["s"] += 1.0
+    clock.now += 1.0
+    await poller.poll_once()
+    second = poller.answer(trigger)
+    assert second is not first and second.metric_value == pytest.approx(20.0)
+    assert poller.answer(trigger) is second
