@@ -243,6 +243,28 @@ def sweep(names: Sequence[str] | None = None) -> list[str]:
     return names
 
 
+def reserve_parent(cpu_millicores: int) -> list[Path]:
+    """Make the containers' parent cgroup with CPU shares for the node's allocatable CPU,
+    as kubelet makes `kubepods`: without it the parent weighs as one process, and a
+    scale-up's containers share one process's CPU on a busy machine. The files written."""
+    shares = max(oci.MIN_SHARES, cpu_millicores * 1024 // 1000)
+    written = []
+    for parent in cgroup_parents():
+        if parent.parent.name == "cpu" or (parent.parent / "cpu.shares").is_file():
+            target, value = parent / "cpu.shares", str(shares)
+        elif (parent.parent / "cgroup.controllers").is_file() and "cpu" in (
+            parent.parent / "cgroup.controllers"
+        ).read_text().split():
+            target, value = parent / "cpu.weight", str(1 + ((shares - 2) * 9999) // 262142)
+        else:
+            continue
+        with contextlib.suppress(OSError):
+            parent.mkdir(exist_ok=True)
+            target.write_text(value)
+            written.append(target)
+    return written
+
+
 def _alive(name: str) -> bool:
     """Whether any cgroup of container `name` still holds a process (seen from any PID
     namespace, unlike the pid runc recorded)."""

@@ -287,6 +287,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     left = containers.sweep()
     if left:
         print(f"deleted containers of an earlier run: {', '.join(left)}", flush=True)
+    allocatable_m = int(podspec.quantity(node_status()["status"]["allocatable"]["cpu"]) * 1000)
+    for written in containers.reserve_parent(allocatable_m):
+        print(f"{written}: {written.read_text().strip()} (allocatable CPU)", flush=True)
     if isinstance(pod_image, PodImage):
         print(f"pods of {containers.REPOSITORY} run from {pod_image.reference}", flush=True)
         print(f"  ({pod_image.digest}) through {oci.version()}", flush=True)

@@ -2,14 +2,19 @@
 as the node agent runs it: through runc from the image, and from the venv, taking turns
 on this machine. Prints each run and the medians (root; the image built first).
 
-    python -m e2e.pod_start [--runs N]
+    python -m e2e.pod_start [--runs N] [--burst K]
+
+With `--burst K`, each turn starts K pods at once (as a scale-up does: 13 pods per
+fleet, 26 at once in make e2e) and times the last of them to be ready.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import random
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -23,10 +28,11 @@ import yaml
 
 from e2e import containers, image, podspec, volumes
 from e2e.cluster import KUBECTL, ROOT
-from harness.ready import free_port, http_ok
+from harness.ready import http_ok
 
 HOST = "127.0.0.1"
 TIMEOUT_S = 60.0
+PORT_RANGE = (20000, 30000)
 
 
 def manifest_pod(http_port: int, admin_port: int) -> dict[str, Any]:
@@ -52,12 +58,29 @@ def manifest_pod(http_port: int, admin_port: int) -> dict[str, Any]:
     return {"metadata": meta, "spec": spec | {"nodeName": "e2e-node"}}
 
 
-def one_start(how: str, pod_image: containers.PodImage, work: Path) -> float:
-    """Seconds from start to the first 2xx from /readyz, `how` = "runc" or "venv"."""
-    http_port = free_port()
-    admin_port = free_port()
-    while admin_port == http_port:
-        admin_port = free_port()
+def two_ports(taken: set[int]) -> tuple[int, int]:
+    """Two free ports below the ephemeral range (where the machine's own outgoing
+    connections cannot take them meanwhile), neither in `taken`."""
+    ports: list[int] = []
+    while len(ports) < 2:
+        port = random.randrange(*PORT_RANGE)
+        if port in taken:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind((HOST, port))
+            except OSError:
+                continue
+        taken.add(port)
+        ports.append(port)
+    return ports[0], ports[1]
+
+
+def make(
+    how: str, pod_image: containers.PodImage, work: Path, taken: set[int]
+) -> tuple[Any, str, Path]:
+    """One pod's container (`how` = "runc" or "venv"), its /readyz URL and its log."""
+    http_port, admin_port = two_ports(taken)
     pod = manifest_pod(http_port, admin_port)
     container = podspec.container_of(pod, HOST, HOST)
     rootfs = pod_image.rootfs if how == "runc" else None
@@ -82,22 +105,39 @@ def one_start(how: str, pod_image: containers.PodImage, work: Path) -> float:
         process = containers.LocalProcess(
             container.argv, env | {"PATH": path_env}, mounts, path_env, log
         )
-    url = f"http://{HOST}:{http_port}/readyz"
+    return process, f"http://{HOST}:{http_port}/readyz", log
+
+
+def burst_start(how: str, pod_image: containers.PodImage, root: Path, count: int) -> float:
+    """Seconds from starting `count` pods at once until the last answers /readyz."""
+    made, taken = [], set[int]()
+    for index in range(count):
+        work = root / f"{how}-{index}"
+        work.mkdir()
+        made.append(make(how, pod_image, work, taken))
     started = time.monotonic()
-    process.start()
+    for process, _, _ in made:
+        process.start()
+    waiting = list(made)
     try:
-        while not http_ok(url):
-            if process.poll() is not None or time.monotonic() - started > TIMEOUT_S:
-                raise RuntimeError(f"{how}: no answer from {url}: {log.read_text()[-2000:]}")
+        while waiting:
+            for entry in list(waiting):
+                process, url, log = entry
+                if http_ok(url):
+                    waiting.remove(entry)
+                elif process.poll() is not None or time.monotonic() - started > TIMEOUT_S:
+                    raise RuntimeError(f"{how}: no answer from {url}: {log.read_text()[-2000:]}")
             time.sleep(0.01)
         return time.monotonic() - started
     finally:
-        process.remove()
+        for process, _, _ in made:
+            process.remove()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m e2e.pod_start", description=__doc__)
     parser.add_argument("--runs", type=int, default=10, help="starts of each, taking turns")
+    parser.add_argument("--burst", type=int, default=1, help="pods started at once per turn")
     args = parser.parse_args(argv)
     pod_image = containers.PodImage.load(image.current_key())
     times: dict[str, list[float]] = {"runc": [], "venv": []}
@@ -105,13 +145,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         for how in ("runc", "venv") if run % 2 == 0 else ("venv", "runc"):
             work = Path(tempfile.mkdtemp(prefix=f"pod-start-{how}-"))
             try:
-                times[how].append(one_start(how, pod_image, work))
+                times[how].append(burst_start(how, pod_image, work, args.burst))
             finally:
                 shutil.rmtree(work, ignore_errors=True)
             print(f"run {run + 1} {how}: {times[how][-1]:.3f} s", flush=True)
     medians = {how: statistics.median(values) for how, values in times.items()}
     result = {
         "runs": args.runs,
+        "burst": args.burst,
         "median_s": {how: round(value, 3) for how, value in medians.items()},
         "runc_over_venv": round(medians["runc"] / medians["venv"], 3),
         "image": pod_image.reference,
