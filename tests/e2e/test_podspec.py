@@ -80,3 +80,44 @@ def test_pre_stop_sleep_and_security_ids() -> None:
         7,
         2,
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("250m", 0.25), ("1", 1.0), ("0.5", 0.5), ("256Mi", 256 * 2**20), ("1G", 1e9), ("1e3", 1e3)],
+)
+def test_quantities(text: str, value: float) -> None:
+    assert podspec.quantity(text) == value
+
+
+@pytest.mark.parametrize("text", ["", "1x", "-1", "Mi"])
+def test_bad_quantities_are_refused(text: str) -> None:
+    with pytest.raises(podspec.Unsupported, match="quantity"):
+        podspec.quantity(text)
+
+
+def test_resources_image_and_security_context() -> None:
+    resources = {"requests": {"cpu": "250m", "memory": "128Mi"}, "limits": {"cpu": "1"}}
+    security = {
+        "readOnlyRootFilesystem": True,
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "runAsUser": 10001,
+    }
+    spec = pod(image="openclaw/rating-edge:0.1.0", resources=resources, securityContext=security)
+    container = podspec.container_of(spec, POD_IP, NODE_IP)
+    assert container.image == "openclaw/rating-edge:0.1.0"
+    assert container.resources == podspec.Resources(250, 1000, 128 * 2**20, None)
+    assert container.security == podspec.Security(
+        run_as_user=10001,
+        read_only_root=True,
+        allow_privilege_escalation=False,
+        capabilities_drop=("ALL",),
+    )
+
+
+def test_no_security_context_is_kubernetes_defaults() -> None:
+    container = podspec.container_of(pod(), POD_IP, NODE_IP)
+    assert container.security == podspec.Security()
+    assert container.security.allow_privilege_escalation is True
+    assert container.resources == podspec.Resources()

@@ -76,3 +76,40 @@ def test_an_empty_dir_over_the_programs_is_left_out(tmp_path: Path) -> None:
         },
     }
     assert volumes.prepare(None, pod, tmp_path, "10.244.0.2", "127.0.0.1") == []  # type: ignore[arg-type]
+
+
+def test_for_an_image_paths_are_checked_in_its_rootfs_and_only_empty_dirs_are_writable(
+    tmp_path: Path,
+) -> None:
+    rootfs = tmp_path / "rootfs"
+    (rootfs / "tmp").mkdir(parents=True)
+    names = {
+        "downwardAPI": {
+            "items": [{"path": "namespace", "fieldRef": {"fieldPath": "metadata.namespace"}}]
+        }
+    }
+    pod: dict[str, Any] = {
+        "metadata": {"name": "p", "namespace": "ns", "uid": "u"},
+        "spec": {
+            "volumes": [
+                {"name": "tmp", "emptyDir": {}},
+                {"name": "info", "projected": {"sources": [names]}},
+            ],
+            "containers": [
+                {
+                    "name": "c",
+                    "volumeMounts": [
+                        {"name": "tmp", "mountPath": "/tmp"},
+                        {"name": "info", "mountPath": "/var/run/info"},
+                    ],
+                }
+            ],
+        },
+    }
+    mounts = volumes.prepare(None, pod, tmp_path, "10.244.0.2", "127.0.0.1", rootfs=rootfs)  # type: ignore[arg-type]
+    assert [(m.target, m.read_only) for m in mounts] == [("/tmp", False), ("/var/run/info", True)]
+    assert (tmp_path / "volumes" / "tmp").stat().st_mode & 0o7777 == 0o1777
+    assert (tmp_path / "volumes" / "info" / "namespace").read_text() == "ns"
+    pod["spec"]["containers"][0]["volumeMounts"][0]["mountPath"] = "/opt/nowhere"
+    with pytest.raises(podspec.Unsupported, match="/opt/nowhere"):
+        volumes.prepare(None, pod, tmp_path, "10.244.0.2", "127.0.0.1", rootfs=rootfs)  # type: ignore[arg-type]
