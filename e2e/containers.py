@@ -17,6 +17,7 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,7 +145,8 @@ class RuncContainer:
         self.image = self.image_id = ""
 
     def start(self) -> None:
-        oci.delete(self.name)  # the previous run of this pod's container, if any
+        if (oci.STATE_DIR / self.name).exists():  # a previous run of this container
+            oci.delete(self.name)
         oci.write_bundle(self.bundle, self.spec)
         oci.STATE_DIR.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
@@ -182,11 +184,14 @@ class RuncContainer:
                 os.killpg(self.popen.pid, signum)
 
     def remove(self) -> None:
+        """SIGKILL if it still runs; `runc run` then removes the container as it ends,
+        so `runc delete` is only for what it could not remove."""
         self.signal(signal.SIGKILL)
         if self.popen is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.popen.wait(10)
-        oci.delete(self.name)
+        if (oci.STATE_DIR / self.name).exists():
+            oci.delete(self.name)
 
     def init_pid(self) -> int | None:
         """The container's first process, as the host sees it (None when not running)."""
@@ -263,6 +268,25 @@ def reserve_parent(cpu_millicores: int) -> list[Path]:
             target.write_text(value)
             written.append(target)
     return written
+
+
+def sweep_here() -> list[str]:
+    """Delete the pod containers that run in this PID namespace (runc sees their pids
+    here: this run's), and those left dead by any run; for the run's own end, after
+    the node agent, so nothing it could not stop outlives the run. The names deleted."""
+    names = [
+        str(c["id"])
+        for c in oci.listed()
+        if str(c.get("id", "")).startswith(ID_PREFIX)
+        and (c.get("status") in ("running", "created", "paused") or not _alive(str(c["id"])))
+    ]
+    threads = [threading.Thread(target=oci.delete, args=(name,)) for name in names]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    sweep([])  # the empty cgroup parents
+    return names
 
 
 def _alive(name: str) -> bool:

@@ -29,6 +29,7 @@ from demo import hpa
 from e2e import build, control_plane, faults, helm, hpa_syncs, readback, report, sandbox
 from e2e.agreement import Agreement
 from e2e.cluster import NAMESPACES, OVERLAYS, ROOT, Cluster, bring_up, dump, endpoints_of
+from e2e.containers import sweep_here
 from e2e.load import Load, burst
 from e2e.observe import Sample
 from e2e.pod_images import image_summary
@@ -239,6 +240,9 @@ def run(settings: Settings) -> int:
     finally:
         say("\nStopping everything (node agent stops its pods first)...")
         procs.stop_all()
+        left = sweep_here()  # containers the node agent had no time to remove
+        if left:
+            say(f"  deleted {len(left)} containers the node agent left")
     for problem in problems:
         say(f"FAILED: {problem}")
     return 1 if problems else 0

@@ -285,3 +285,11 @@ def test_the_summary_reads_the_running_containers_limits(started: dict[str, Any]
         "cpu.max",
         "memory.max",
     } <= set(sample[made.name])
+
+
+def test_the_runs_end_deletes_what_runs_in_its_pid_namespace(started: dict[str, Any]) -> None:
+    made: containers.RuncContainer = started["container"]
+    wait_ready(made, f"http://{LOOPBACK}:{started['ports']['http']}/readyz", started["log"])
+    assert made.name in containers.sweep_here()
+    assert oci.state(made.name) is None
+    assert made.wait(20) is not None, "deleting it with --force killed it"
