@@ -79,7 +79,24 @@ def container_name(namespace: str, pod: str) -> str:
     return f"{ID_PREFIX}{namespace}.{pod}"
 
 
-class LocalProcess:
+class _Foreground:
+    """A container whose process (or `runc run`) is a child of this one: its exit
+    status is the container's."""
+
+    popen: subprocess.Popen[bytes] | None = None
+
+    def poll(self) -> int | None:
+        return None if self.popen is None else self.popen.poll()
+
+    def wait(self, timeout_s: float) -> int | None:
+        if self.popen is None:
+            return None
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            return self.popen.wait(max(0.0, timeout_s))
+        return None
+
+
+class LocalProcess(_Foreground):
     """The container's command from the venv, in a session of its own (its group takes
     the signals), in a mount namespace with the pod's volumes when it has any."""
 
@@ -115,16 +132,6 @@ class LocalProcess:
             )
         self.container_id = f"e2e://{self.popen.pid}"
 
-    def poll(self) -> int | None:
-        return None if self.popen is None else self.popen.poll()
-
-    def wait(self, timeout_s: float) -> int | None:
-        if self.popen is None:
-            return None
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            return self.popen.wait(max(0.0, timeout_s))
-        return None
-
     def signal(self, signum: int) -> None:
         if self.popen is not None:
             with contextlib.suppress(ProcessLookupError):
@@ -134,7 +141,7 @@ class LocalProcess:
         self.signal(signal.SIGKILL)
 
 
-class RuncContainer:
+class RuncContainer(_Foreground):
     """The container through runc: `runc run` in the foreground (its exit status is the
     container's), signals through `runc kill`, and `runc delete` when it is done."""
 
@@ -158,16 +165,6 @@ class RuncContainer:
                 cwd="/",
                 start_new_session=True,
             )
-
-    def poll(self) -> int | None:
-        return None if self.popen is None else self.popen.poll()
-
-    def wait(self, timeout_s: float) -> int | None:
-        if self.popen is None:
-            return None
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            return self.popen.wait(max(0.0, timeout_s))
-        return None
 
     def signal(self, signum: int) -> None:
         if self.poll() is not None:

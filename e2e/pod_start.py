@@ -35,8 +35,9 @@ TIMEOUT_S = 60.0
 PORT_RANGE = (20000, 30000)
 
 
-def manifest_pod(http_port: int, admin_port: int) -> dict[str, Any]:
-    """The e2e overlay's rating-api pod on loopback ports of its own."""
+def overlay_pod(deployment: str, *, name: str, namespace: str, uid: str) -> dict[str, Any]:
+    """The pod the e2e overlay's Deployment `deployment` makes (kustomize render), as
+    the node agent gets it once bound."""
     out = subprocess.run(
         [str(KUBECTL), "kustomize", str(ROOT / "manifests" / "overlays" / "e2e")],
         capture_output=True,
@@ -46,16 +47,24 @@ def manifest_pod(http_port: int, admin_port: int) -> dict[str, Any]:
     (found,) = [
         d
         for d in yaml.safe_load_all(out)
-        if d and d["kind"] == "Deployment" and d["metadata"]["name"] == "rating-api"
+        if d and d["kind"] == "Deployment" and d["metadata"]["name"] == deployment
     ]
-    spec = found["spec"]["template"]["spec"]
-    (container,) = spec["containers"]
-    ports = {"RATING_API_PORT": str(http_port), "RATING_API_ADMIN_PORT": str(admin_port)}
-    container["env"] = [e for e in container["env"] if e["name"] not in ports] + [
-        {"name": name, "value": value} for name, value in ports.items()
-    ]
-    meta = {"name": "rating-api-start", "namespace": "bench", "uid": "u"}
-    return {"metadata": meta, "spec": spec | {"nodeName": "e2e-node"}}
+    meta = {"name": name, "namespace": namespace, "uid": uid}
+    return {"metadata": meta, "spec": found["spec"]["template"]["spec"] | {"nodeName": "e2e-node"}}
+
+
+def with_env(pod: dict[str, Any], **values: str) -> dict[str, Any]:
+    """`pod` with its one container's env `values` set, over what it had."""
+    (container,) = pod["spec"]["containers"]
+    env = [e for e in container["env"] if e["name"] not in values]
+    container["env"] = env + [{"name": k, "value": v} for k, v in values.items()]
+    return pod
+
+
+def manifest_pod(http_port: int, admin_port: int) -> dict[str, Any]:
+    """The e2e overlay's rating-api pod on loopback ports of its own."""
+    pod = overlay_pod("rating-api", name="rating-api-start", namespace="bench", uid="u")
+    return with_env(pod, RATING_API_PORT=str(http_port), RATING_API_ADMIN_PORT=str(admin_port))
 
 
 def two_ports(taken: set[int]) -> tuple[int, int]:

@@ -12,47 +12,23 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from e2e import containers, image, oci, pod_images, podspec, volumes
+from e2e.pod_start import overlay_pod, with_env
 from harness.ready import free_port, http_ok
 
-ROOT = Path(__file__).resolve().parents[2]
-KUBECTL = Path(sys.executable).parent / "kubectl"
 LOOPBACK = "127.0.0.1"
 
 
 def rendered_pod(deployment: str) -> dict[str, Any]:
     """The pod the e2e overlay's Deployment `deployment` makes (kustomize render)."""
-    out = subprocess.run(
-        [str(KUBECTL), "kustomize", str(ROOT / "manifests" / "overlays" / "e2e")],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    (found,) = [
-        d
-        for d in yaml.safe_load_all(out)
-        if d and d["kind"] == "Deployment" and d["metadata"]["name"] == deployment
-    ]
-    template = found["spec"]["template"]
-    meta = {"name": f"{deployment}-test", "namespace": "e2e-test", "uid": "u-1"}
-    return {"metadata": meta, "spec": template["spec"] | {"nodeName": "e2e-node"}}
-
-
-def with_env(pod: dict[str, Any], **values: str) -> dict[str, Any]:
-    (container,) = pod["spec"]["containers"]
-    env = [e for e in container["env"] if e["name"] not in values]
-    container["env"] = env + [{"name": k, "value": v} for k, v in values.items()]
-    return pod
+    return overlay_pod(deployment, name=f"{deployment}-test", namespace="e2e-test", uid="u-1")
 
 
 # --- without the image -----------------------------------------------------------
