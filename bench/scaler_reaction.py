@@ -38,8 +38,8 @@ from bench._scaler_procs import (
     table,
 )
 from harness import Child, RatingApi, spawn, start, stop_all
+from harness.keda_client import KedaClient, metrics_request, scaled_object_ref
 from scaler._proto import externalscaler_pb2 as pb
-from scaler._proto import externalscaler_pb2_grpc as pb_grpc
 
 LOAD_PER_S = 60.0
 REACHED_SHARE = 0.85
@@ -104,27 +104,26 @@ async def run_steps(
     pods: list[Child], scaler: ScalerProcess, args: argparse.Namespace
 ) -> list[Step]:
     metadata = endpoints_metadata([pod.ports["admin"] for pod in pods], window="2")
-    ref = pb.ScaledObjectRef(name="rating-api", namespace="edge", scalerMetadata=metadata)
-    request = pb.GetMetricsRequest(scaledObjectRef=ref, metricName="openclaw-demand")
+    ref = scaled_object_ref("rating-api", "edge", metadata)
+    request = metrics_request(ref, "openclaw-demand")
     async with (
-        grpc.aio.insecure_channel(scaler.service.grpc_target) as channel,
+        KedaClient.insecure(scaler.service.grpc_target) as client,
         aiohttp.ClientSession() as session,
     ):
-        stub = pb_grpc.ExternalScalerStub(channel)  # type: ignore[no-untyped-call]
-        await wait_quiet(stub, request, timeout_s=15)
+        await wait_quiet(client, request, timeout_s=15)
         steps = []
         for index in range(args.steps):
             step = Step(phase_s=index / args.steps)
-            await wait_quiet(stub, request, timeout_s=20)
+            await wait_quiet(client, request, timeout_s=20)
             await align(session, scaler, step.phase_s)
-            await one_step(step, stub, request, session, pods, args)
+            await one_step(step, client, request, session, pods, args)
             steps.append(step)
         return steps
 
 
-async def get_metric(stub: pb_grpc.ExternalScalerStub, request: pb.GetMetricsRequest) -> float:
+async def get_metric(client: KedaClient, request: pb.GetMetricsRequest) -> float:
     try:
-        response = await stub.GetMetrics(request, timeout=2)
+        response = await client.get_metrics(request, timeout_s=2)
     except grpc.aio.AioRpcError as exc:
         if exc.code() == grpc.StatusCode.UNAVAILABLE:
             return float("nan")  # no fresh data yet
@@ -132,13 +131,11 @@ async def get_metric(stub: pb_grpc.ExternalScalerStub, request: pb.GetMetricsReq
     return float(response.metricValues[0].metricValueFloat)
 
 
-async def wait_quiet(
-    stub: pb_grpc.ExternalScalerStub, request: pb.GetMetricsRequest, timeout_s: float
-) -> float:
+async def wait_quiet(client: KedaClient, request: pb.GetMetricsRequest, timeout_s: float) -> float:
     """Until GetMetrics reports demand near 0; returns the seconds that took."""
     started = time.perf_counter()
     while time.perf_counter() - started < timeout_s:
-        value = await get_metric(stub, request)
+        value = await get_metric(client, request)
         if value < QUIET_SHARE * LOAD_PER_S:
             return time.perf_counter() - started
         await asyncio.sleep(ASK_EVERY_S)
@@ -156,7 +153,7 @@ async def align(session: aiohttp.ClientSession, scaler: ScalerProcess, phase_s: 
 
 async def one_step(
     step: Step,
-    stub: pb_grpc.ExternalScalerStub,
+    client: KedaClient,
     request: pb.GetMetricsRequest,
     session: aiohttp.ClientSession,
     pods: list[Child],
@@ -167,7 +164,7 @@ async def one_step(
     loads = [start_hey(pod, len(pods), args.load) for pod in pods]
     try:
         watcher = asyncio.create_task(first_request(session, pods, baseline, started))
-        await follow(step, stub, request, started, started + args.load)
+        await follow(step, client, request, started, started + args.load)
         step.first_request_s = await watcher
         ended = time.perf_counter()
         step.delivered_per_s = (await requested_total(session, pods) - baseline) / (
@@ -175,7 +172,7 @@ async def one_step(
         )
     finally:
         stop_all(loads)
-    step.fall_s = await wait_quiet(stub, request, timeout_s=20)
+    step.fall_s = await wait_quiet(client, request, timeout_s=20)
 
 
 def start_hey(pod: Child, pods: int, load_s: float) -> Child:
@@ -211,7 +208,7 @@ async def first_request(
 
 async def follow(
     step: Step,
-    stub: pb_grpc.ExternalScalerStub,
+    client: KedaClient,
     request: pb.GetMetricsRequest,
     started: float,
     load_ends: float,
@@ -219,7 +216,7 @@ async def follow(
     """Ask GetMetrics every 100 ms until the load ends; note when it first reached 85 %."""
     next_at = started
     while time.perf_counter() < load_ends:
-        value = await get_metric(stub, request)
+        value = await get_metric(client, request)
         answered = time.perf_counter() - started
         step.values.append((answered, value))
         if value >= REACHED_SHARE * LOAD_PER_S and math.isnan(step.reached_s):

@@ -34,8 +34,8 @@ from bench._scaler_procs import (
     scaler_process,
     table,
 )
+from harness.keda_client import KedaClient, metrics_request, scaled_object_ref
 from scaler._proto import externalscaler_pb2 as pb
-from scaler._proto import externalscaler_pb2_grpc as pb_grpc
 
 SCALER_CORE, CLIENT_CORE = 0, 1
 DEMAND_PER_POD = 10.0
@@ -128,8 +128,7 @@ def make_request(ports: list[int]) -> pb.GetMetricsRequest:
     metadata = endpoints_metadata(
         ports, scalerAddress="rating-scaler.edge.svc.cluster.local:6000", window="5"
     )
-    ref = pb.ScaledObjectRef(name="rating-api", namespace="edge", scalerMetadata=metadata)
-    return pb.GetMetricsRequest(scaledObjectRef=ref, metricName="openclaw-demand")
+    return metrics_request(scaled_object_ref("rating-api", "edge", metadata), "openclaw-demand")
 
 
 async def run_all(
@@ -138,28 +137,25 @@ async def run_all(
     runs: list[Scenario],
     args: argparse.Namespace,
 ) -> list[Outcome]:
-    channels = [grpc.aio.insecure_channel(scaler.service.grpc_target) for _ in range(args.channels)]
-    stubs = [pb_grpc.ExternalScalerStub(channel) for channel in channels]  # type: ignore[no-untyped-call]
+    clients = [KedaClient.insecure(scaler.service.grpc_target) for _ in range(args.channels)]
     try:
-        await wait_for_demand(stubs[0], request, runs[0].pods)
+        await wait_for_demand(clients[0], request, runs[0].pods)
         warm = Scenario("warm-up", runs[0].pods, args.callers, None, args.warmup)
-        await run(warm, stubs, request, scaler)
-        return [await run(scenario, stubs, request, scaler) for scenario in runs]
+        await run(warm, clients, request, scaler)
+        return [await run(scenario, clients, request, scaler) for scenario in runs]
     finally:
-        for channel in channels:
-            await channel.close(None)
+        for client in clients:
+            await client.close()
 
 
-async def wait_for_demand(
-    stub: pb_grpc.ExternalScalerStub, request: pb.GetMetricsRequest, pods: int
-) -> None:
+async def wait_for_demand(client: KedaClient, request: pb.GetMetricsRequest, pods: int) -> None:
     """The first call starts the target's poller; wait until all pods' demand shows."""
     expected = pods * DEMAND_PER_POD
     deadline = time.monotonic() + 15
     value = 0.0
     while time.monotonic() < deadline:
         try:
-            response = await stub.GetMetrics(request, timeout=5)
+            response = await client.get_metrics(request, timeout_s=5)
             value = response.metricValues[0].metricValueFloat
         except grpc.aio.AioRpcError:
             value = 0.0
@@ -171,7 +167,7 @@ async def wait_for_demand(
 
 async def run(
     scenario: Scenario,
-    stubs: list[pb_grpc.ExternalScalerStub],
+    clients: list[KedaClient],
     request: pb.GetMetricsRequest,
     scaler: ScalerProcess,
 ) -> Outcome:
@@ -181,7 +177,7 @@ async def run(
     deadline = started + scenario.duration_s
     results = await asyncio.gather(
         *(
-            caller(stubs[index % len(stubs)], request, scenario, index, deadline)
+            caller(clients[index % len(clients)], request, scenario, index, deadline)
             for index in range(scenario.callers)
         )
     )
@@ -209,7 +205,7 @@ async def run(
 
 
 async def caller(
-    stub: pb_grpc.ExternalScalerStub,
+    client: KedaClient,
     request: pb.GetMetricsRequest,
     scenario: Scenario,
     index: int,
@@ -227,7 +223,7 @@ async def caller(
             next_at += period_s
         sent = time.perf_counter()
         try:
-            response = await stub.GetMetrics(request, timeout=5)
+            response = await client.get_metrics(request, timeout_s=5)
         except grpc.aio.AioRpcError:
             errors += 1
             continue

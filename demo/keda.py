@@ -1,8 +1,9 @@
 """KEDA's side of both paths: what the HPA reads at each sync, and activity every poll.
 
-- `DirectTrigger`: an `external` trigger against the rating-scaler, over real gRPC. Each
-  read is what KEDA v2.20's code does: `GetMetricSpec`, then `GetMetrics` with the
-  spec's metric name, then `IsActive` (skipped when `GetMetrics` failed). The trigger's
+- `DirectTrigger`: an `external` trigger against the rating-scaler, over real gRPC
+  (`harness.keda_client`). Each read is what KEDA v2.20's code does: `GetMetricSpec`,
+  then `GetMetrics` with the spec's metric name, then `IsActive` (skipped when
+  `GetMetrics` failed). The trigger's
   `endpoints` list the fleet's ready pods at the time of the call, as a discovery of
   ready endpoints would; the rest of the metadata is the ScaledObject's.
 - `PrometheusTrigger`: KEDA's `prometheus` trigger: an instant query through the
@@ -18,16 +19,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import aiohttp
-import grpc
-import grpc.aio
 
+from harness.keda_client import CALL_TIMEOUT_S, KedaClient, Reading, scaled_object_ref
 from scaler._proto import externalscaler_pb2 as pb
-from scaler._proto import externalscaler_pb2_grpc as pb_grpc
 
-CALL_TIMEOUT_S = 5.0
 DEMAND_QUERY = "sum(rate(openclaw_rating_api_requests_total[1m]))"
 # The ScaledObject's trigger metadata (manifests/base/autoscaling/scaledobject.yaml).
 SCALED_OBJECT_METADATA = {
@@ -38,13 +35,6 @@ SCALED_OBJECT_METADATA = {
 }
 
 
-@dataclass(frozen=True)
-class Reading:
-    value: float | None  # None: the read failed
-    active: bool | None
-    error: str | None = None
-
-
 class DirectTrigger:
     """The rating-scaler, asked as KEDA asks it about one ScaledObject."""
 
@@ -53,8 +43,7 @@ class DirectTrigger:
     ) -> None:
         self._address = grpc_target
         self._name, self._namespace = name, namespace
-        self._channel = grpc.aio.insecure_channel(grpc_target)
-        self._stub = pb_grpc.ExternalScalerStub(self._channel)  # type: ignore[no-untyped-call]
+        self._client = KedaClient.insecure(grpc_target)
 
     def ref(self, endpoints: Sequence[str]) -> pb.ScaledObjectRef:
         metadata = {
@@ -62,40 +51,17 @@ class DirectTrigger:
             "endpoints": ",".join(endpoints),
             **SCALED_OBJECT_METADATA,
         }
-        return pb.ScaledObjectRef(
-            name=self._name, namespace=self._namespace, scalerMetadata=metadata
-        )
+        return scaled_object_ref(self._name, self._namespace, metadata)
 
     async def target_per_pod(self, endpoints: Sequence[str]) -> float:
         """What KEDA writes into the HPA as the AverageValue target."""
-        reply = await self._stub.GetMetricSpec(self.ref(endpoints), timeout=CALL_TIMEOUT_S)
-        spec = reply.metricSpecs[0]
-        return spec.targetSizeFloat if spec.targetSizeFloat > 0 else float(spec.targetSize)
+        return await self._client.target_per_pod(self.ref(endpoints))
 
     async def read(self, endpoints: Sequence[str]) -> Reading:
-        ref = self.ref(endpoints)
-        try:
-            spec = (await self._stub.GetMetricSpec(ref, timeout=CALL_TIMEOUT_S)).metricSpecs[0]
-            request = pb.GetMetricsRequest(scaledObjectRef=ref, metricName=spec.metricName)
-            values = (await self._stub.GetMetrics(request, timeout=CALL_TIMEOUT_S)).metricValues
-        except grpc.aio.AioRpcError as exc:
-            return Reading(None, None, f"{exc.code().name}: {exc.details()}")
-        value = sum(keda_value(v.metricValueFloat, v.metricValue) for v in values)
-        try:
-            active = (await self._stub.IsActive(ref, timeout=CALL_TIMEOUT_S)).result
-        except grpc.aio.AioRpcError as exc:
-            return Reading(value, None, f"IsActive {exc.code().name}: {exc.details()}")
-        return Reading(value, active)
+        return await self._client.read(self.ref(endpoints))
 
     async def close(self) -> None:
-        await self._channel.close(None)
-
-
-def keda_value(as_float: float, as_int: int) -> float:
-    """KEDA uses the float when it is > 0, else the integer; to 3 decimals; NaN,
-    infinities and negatives count as 0."""
-    value = as_float if as_float > 0 else float(as_int)
-    return 0.0 if not math.isfinite(value) or value < 0 else round(value, 3)
+        await self._client.close()
 
 
 class PrometheusTrigger:

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 from demo.fleet import Fleet
 from demo.hpa import Autoscaler, Decision
-from demo.keda import Reading
 from demo.series import FleetName, FleetState
+from harness.keda_client import Reading
 
 Clock = Callable[[], float]
 

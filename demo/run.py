@@ -21,7 +21,7 @@ from typing import Literal, TextIO
 from demo import scenarios
 from demo.fleet import Fleet
 from demo.hpa import DEFAULT_BEHAVIOR, SCALED_OBJECT_BEHAVIOR, Autoscaler, Behavior, HpaSpec
-from demo.keda import DirectTrigger, OfferedTrigger, PrometheusTrigger, Reading
+from demo.keda import DirectTrigger, OfferedTrigger, PrometheusTrigger
 from demo.live import LiveView
 from demo.load import LoadGenerator
 from demo.loop import Control, sample_states
@@ -30,6 +30,7 @@ from demo.prometheus import Prometheus, start_prometheus
 from demo.report import write_outputs
 from demo.series import FLEETS, FleetName, FleetState, Row, Summary, make_row, summarize
 from harness import RatingScaler, wait_http_ok_async
+from harness.keda_client import Reading
 
 TARGET_UTILIZATION = 0.8  # the ScaledObject's targetUtilization
 LEAD_S = 1.0  # from starting the load generator to its first request

@@ -13,9 +13,7 @@ from typing import Any
 
 import grpc
 
-from demo.keda import keda_value
-from scaler._proto import externalscaler_pb2 as pb
-from scaler._proto import externalscaler_pb2_grpc as pb_grpc
+from harness.keda_client import read_metric_sync, scaled_object_ref
 
 CALL_TIMEOUT_S = 2.0
 AGREE_WITHIN = 0.02
@@ -30,15 +28,6 @@ def spread(values: Sequence[float]) -> float | None:
     return (max(values) - min(values)) / max(values)
 
 
-def read(address: str, ref: pb.ScaledObjectRef) -> float:
-    with grpc.insecure_channel(address) as channel:
-        stub = pb_grpc.ExternalScalerStub(channel)  # type: ignore[no-untyped-call]
-        spec = stub.GetMetricSpec(ref, timeout=CALL_TIMEOUT_S).metricSpecs[0]
-        request = pb.GetMetricsRequest(scaledObjectRef=ref, metricName=spec.metricName)
-        values = stub.GetMetrics(request, timeout=CALL_TIMEOUT_S).metricValues
-    return sum(keda_value(v.metricValueFloat, v.metricValue) for v in values)
-
-
 class Agreement:
     """Samples both replicas once a second from a thread of its own until stopped."""
 
@@ -46,7 +35,7 @@ class Agreement:
         self, replicas: Addresses, namespace: str, name: str, metadata: Mapping[str, str]
     ) -> None:
         self.replicas = replicas
-        self.ref = pb.ScaledObjectRef(name=name, namespace=namespace, scalerMetadata=metadata)
+        self.ref = scaled_object_ref(name, namespace, metadata)
         self.spreads: list[float] = []
         self.failed = 0
         self.stopped = threading.Event()
@@ -60,7 +49,10 @@ class Agreement:
         while not self.stopped.wait(1.0):
             addresses = [f"{host}:{port}" for host, port in self.replicas()]
             try:
-                values = [read(address, self.ref) for address in addresses]
+                values = [
+                    read_metric_sync(address, self.ref, timeout_s=CALL_TIMEOUT_S)
+                    for address in addresses
+                ]
             except grpc.RpcError:
                 self.failed += 1
                 continue

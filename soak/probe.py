@@ -17,8 +17,8 @@ from typing import Literal
 
 import grpc
 
+from harness.keda_client import KedaClient, metrics_request, scaled_object_ref
 from scaler._proto import externalscaler_pb2 as pb
-from scaler._proto import externalscaler_pb2_grpc as pb_grpc
 from soak.cluster import Clock, pause
 from soak.settings import Settings
 
@@ -65,7 +65,7 @@ class ScaledObject:
             "window": str(self.window_s),
             **dict(self.extra),
         }
-        return pb.ScaledObjectRef(name=self.name, namespace=self.namespace, scalerMetadata=metadata)
+        return scaled_object_ref(self.name, self.namespace, metadata)
 
 
 def shapes(pods: int) -> dict[str, list[tuple[int, ...]]]:
@@ -136,7 +136,7 @@ class StreamLog:
 class Probe:
     def __init__(
         self,
-        stub: pb_grpc.ExternalScalerStub,
+        client: KedaClient,
         objects: Sequence[ScaledObject],
         refs: Sequence[pb.ScaledObjectRef],
         settings: Settings,
@@ -145,7 +145,7 @@ class Probe:
         self.objects = list(objects)
         self.calls: list[Call] = []
         self.streams: list[StreamLog] = []
-        self._stub = stub
+        self._client = client
         self._refs = list(refs)
         self._settings = settings
         self._clock = clock
@@ -180,7 +180,7 @@ class Probe:
         timeout = self._settings.rpc_timeout_s
         started = self._clock()
         try:
-            value, value_int, detail = await _ask(self._stub, method, ref, metric_name, timeout)
+            value, value_int, detail = await _ask(self._client, method, ref, metric_name, timeout)
             code = "OK"
         except grpc.aio.AioRpcError as exc:
             value, value_int, code, detail = None, None, exc.code().name, exc.details() or ""
@@ -192,7 +192,7 @@ class Probe:
         log = StreamLog(index)
         self.streams.append(log)
         while self._clock() < until:
-            stream = self._stub.StreamIsActive(self._refs[index])
+            stream = self._client.stream_is_active(self._refs[index])
             try:
                 async with asyncio.timeout(max(0.0, until - self._clock())):
                     async for message in stream:
@@ -210,7 +210,7 @@ Answer = tuple[float, int | None, str]  # value, integer value, detail
 
 
 async def _ask(
-    stub: pb_grpc.ExternalScalerStub,
+    client: KedaClient,
     method: str,
     ref: pb.ScaledObjectRef,
     metric_name: str,
@@ -219,18 +219,17 @@ async def _ask(
     """One RPC. GetMetricSpec: the target and the metric name; GetMetrics: the sum of the
     values (KEDA sums them); IsActive: 1 or 0."""
     if method == "GetMetricSpec":
-        spec = await stub.GetMetricSpec(ref, timeout=deadline_s)
+        spec = await client.get_metric_spec(ref, timeout_s=deadline_s)
         if not spec.metricSpecs:
             return math.nan, None, "no metric spec"
         first = spec.metricSpecs[0]
         return first.targetSizeFloat, first.targetSize, first.metricName
     if method == "GetMetrics":
-        request = pb.GetMetricsRequest(scaledObjectRef=ref, metricName=metric_name)
-        answer = await stub.GetMetrics(request, timeout=deadline_s)
+        answer = await client.get_metrics(metrics_request(ref, metric_name), timeout_s=deadline_s)
         if not answer.metricValues:
             return math.nan, None, "no metric values"
         floats = sum(value.metricValueFloat for value in answer.metricValues)
         ints = sum(value.metricValue for value in answer.metricValues)
         return floats, ints, ""
-    active = await stub.IsActive(ref, timeout=deadline_s)
-    return (1.0 if active.result else 0.0), None, ""
+    active = await client.is_active(ref, timeout_s=deadline_s)
+    return (1.0 if active else 0.0), None, ""

@@ -20,10 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import grpc
 from prometheus_client.parser import text_string_to_metric_families
 
-from scaler._proto import externalscaler_pb2_grpc as pb_grpc
+from harness.keda_client import KedaClient
 from soak.chaos import Chaos
 from soak.checks import Check, Evidence, check_all
 from soak.cluster import Cluster
@@ -130,9 +129,8 @@ async def _observe(
     refs = [so.ref(cluster.scaler.grpc_target, cluster.admin_addresses(so.pods)) for so in objects]
     sampler, truth = Sampler(), Truth()
     chaos = Chaos(cluster, settings, clock) if settings.chaos else None
-    async with grpc.aio.insecure_channel(cluster.scaler.grpc_target) as channel:
-        stub = pb_grpc.ExternalScalerStub(channel)  # type: ignore[no-untyped-call]
-        probe = Probe(stub, objects, refs, settings, clock)
+    async with KedaClient.insecure(cluster.scaler.grpc_target) as client:
+        probe = Probe(client, objects, refs, settings, clock)
         jobs: list[Coroutine[Any, Any, None]] = [
             _after(PROBE_START_S, probe.run(until)),
             sampler.run(cluster.children, clock, settings.sample_every_s, until),

@@ -4,17 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from demo.keda import SCALED_OBJECT_METADATA, DirectTrigger, keda_value, prometheus_value
-
-
-@pytest.mark.parametrize(
-    ("as_float", "as_int", "expected"),
-    [(123.4567, 123, 123.457), (0.0, 7, 7.0), (-1.0, -2, 0.0), (float("nan"), 0, 0.0),
-     (float("inf"), 0, 0.0)],
-    ids=["float-to-3-decimals", "int-when-float-is-0", "negative", "nan", "inf"],
-)  # fmt: skip
-def test_keda_value(as_float: float, as_int: int, expected: float) -> None:
-    assert keda_value(as_float, as_int) == expected
+from demo.keda import SCALED_OBJECT_METADATA, DirectTrigger, prometheus_value
 
 
 @pytest.mark.parametrize(
