@@ -29,10 +29,10 @@ from pathlib import Path
 
 from bench._scaler_procs import cpu_noise, machine, table
 from demo.load import LoadFailure
-from demo.processes import Interrupted, until_signal
 from demo.run import Settings, run
 from demo.scenarios import SCENARIOS, ScenarioName
 from demo.series import FLEETS, Summary
+from harness.interrupt import Interrupted, until_signal
 
 SEEDS = (1, 2, 3, 4, 5)
 ATTEMPTS = 2  # a run whose load generator fell behind (a busy machine) is run once more

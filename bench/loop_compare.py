@@ -34,10 +34,11 @@ from pathlib import Path
 from bench._scaler_procs import cpu_noise, machine, table
 from demo.keda import DEMAND_QUERY, SCALED_OBJECT_METADATA, DirectTrigger, PrometheusTrigger
 from demo.load import LoadGenerator
-from demo.processes import Children, Interrupted, until_signal
 from demo.prometheus import start_prometheus
 from demo.run import Settings
 from harness import HOST, Child, RatingApi, RatingScaler, start_async, wait_http_ok_async
+from harness.group import Group
+from harness.interrupt import Interrupted, until_signal
 
 DEMO = Settings()  # the demo's pods, buckets and step
 BUCKET_CAPACITY = 2 * DEMO.bucket_rate
@@ -88,7 +89,7 @@ def main(argv: list[str]) -> None:
 
 async def run(args: argparse.Namespace, binary: str) -> list[Repetition]:
     with tempfile.TemporaryDirectory(prefix="bench-loop-") as work:
-        children = Children(Path(work) / "logs")
+        children = Group(Path(work) / "logs")
         try:
             async with started(children, Path(work), binary, args) as (paths, pods):
                 repetitions = []
@@ -108,14 +109,14 @@ async def run(args: argparse.Namespace, binary: str) -> list[Repetition]:
 
 @asynccontextmanager
 async def started(
-    children: Children, work_dir: Path, binary: str, args: argparse.Namespace
+    children: Group, work_dir: Path, binary: str, args: argparse.Namespace
 ) -> AsyncIterator[tuple[Paths, list[Child]]]:
     """The demo's 3 pods, the scaler, and Prometheus scraping the pods."""
     pods = []
     for index in range(DEMO.pods):
         service = RatingApi(pod_name=f"rating-api-{index}", bucket_rate=DEMO.bucket_rate,
                             bucket_capacity=BUCKET_CAPACITY, log_level="warning")  # fmt: skip
-        pods.append(await start_async(service, children.log_dir / f"{service.name}.log"))
+        pods.append(await start_async(service, work_dir / "logs" / f"{service.name}.log"))
         children.started.append(pods[-1])
     scaler = RatingScaler(poll_interval_s=1.0, pod_timeout_s=0.25, log_level="warning")
     scaler_child = children.spawn("rating-scaler", scaler.argv(), scaler.ports)

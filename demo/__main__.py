@@ -21,10 +21,10 @@ import sys
 from pathlib import Path
 
 from demo.load import LoadFailure
-from demo.processes import Interrupted, until_signal
 from demo.run import Settings, run
 from demo.scenarios import SCENARIOS
 from harness import StartError
+from harness.interrupt import Interrupted, until_signal
 
 
 def main(argv: list[str] | None = None) -> int:

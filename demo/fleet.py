@@ -26,9 +26,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from demo.processes import Children
 from demo.series import FleetName, PodLife
 from harness import HOST, Child, RatingApi, StartError, wait_http_ok_async
+from harness.group import Group
 
 PRE_STOP_S = 5.0  # the Deployment's preStop sleep
 GRACE_S = 30.0  # its terminationGracePeriodSeconds
@@ -95,7 +95,7 @@ class Fleet:
     def __init__(
         self,
         name: FleetName,
-        children: Children,
+        children: Group,
         *,
         clock: Clock,
         bucket_rate: float,

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from demo.processes import Children
 from demo.series import FleetName
 from harness import Child
+from harness.group import Group
 
 BODY = '{"items":[{"id":"agent-planner","up":42,"down":7}]}'
 REQUEST_TIMEOUT_S = 2.0
@@ -46,7 +46,7 @@ class Progress:
 
 
 class LoadGenerator:
-    def __init__(self, children: Children, work_dir: Path, fleets: Sequence[FleetName]) -> None:
+    def __init__(self, children: Group, work_dir: Path, fleets: Sequence[FleetName]) -> None:
         self._children = children
         self._dir = work_dir
         self.fleets = list(fleets)

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from demo.processes import Children
 from harness import HOST, Child, free_port, wait_http_ok_async
+from harness.group import Group
 
 READY_TIMEOUT_S = 30.0
 
@@ -62,7 +62,7 @@ def write_targets(path: Path, addresses: Sequence[str]) -> None:
 
 
 async def start_prometheus(
-    children: Children, binary: str, *, work_dir: Path, scrape_interval_s: float
+    children: Group, binary: str, *, work_dir: Path, scrape_interval_s: float
 ) -> Prometheus:
     targets_file = work_dir / "targets.json"
     write_targets(targets_file, [])

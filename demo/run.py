@@ -25,11 +25,11 @@ from demo.keda import DirectTrigger, OfferedTrigger, PrometheusTrigger
 from demo.live import LiveView
 from demo.load import LoadGenerator
 from demo.loop import Control, sample_states
-from demo.processes import Children
 from demo.prometheus import Prometheus, start_prometheus
 from demo.report import write_outputs
 from demo.series import FLEETS, FleetName, FleetState, Row, Summary, make_row, summarize
 from harness import RatingScaler, wait_http_ok_async
+from harness.group import Group
 from harness.keda_client import Reading
 
 TARGET_UTILIZATION = 0.8  # the ScaledObject's targetUtilization
@@ -90,7 +90,7 @@ class Settings:
 class Stage:
     """Everything started, before the load."""
 
-    children: Children
+    children: Group
     fleets: dict[FleetName, Fleet]
     direct: DirectTrigger
     prometheus: Prometheus
@@ -106,7 +106,7 @@ async def run(settings: Settings, out: TextIO) -> Summary:
     """Run the whole demo; every process it starts is stopped before this returns."""
     scenario = settings.build_scenario()
     settings.out_dir.mkdir(parents=True, exist_ok=True)
-    children = Children(settings.out_dir / "logs")
+    children = Group(settings.out_dir / "logs")
     try:
         with tempfile.TemporaryDirectory(prefix="openclaw-demo-") as work:
             async with staged(settings, children, Path(work), out) as stage:
@@ -141,7 +141,7 @@ async def run(settings: Settings, out: TextIO) -> Summary:
 
 @asynccontextmanager
 async def staged(
-    settings: Settings, children: Children, work_dir: Path, out: TextIO
+    settings: Settings, children: Group, work_dir: Path, out: TextIO
 ) -> AsyncIterator[Stage]:
     """The scaler, Prometheus and every fleet at its starting size, all ready."""
     async with AsyncExitStack() as stack:

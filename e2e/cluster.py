@@ -20,7 +20,7 @@ from e2e.kube import api_client, as_json
 from e2e.load import Endpoints
 from e2e.observe import Observer
 from e2e.offered import OfferedRates
-from e2e.processes import Proc, Procs, wait_for
+from harness.group import Group, component, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 KUBECTL = Path(sys.executable).parent / "kubectl"
@@ -43,7 +43,7 @@ class Cluster:
     api: client.ApiClient
     dns: ClusterDns
     observer: Observer
-    procs: Procs
+    procs: Group
     log_dir: Path
     say: Say
     offered: OfferedRates
@@ -113,11 +113,11 @@ def start_prometheus(cluster: Cluster, run_dir: Path, binary: str) -> None:
         f"--web.listen-address={HOST}:{PROMETHEUS_PORT}",
         "--log.level=warn",
     ]
-    cluster.procs.start(Proc("prometheus", argv, cluster.log_dir / "prometheus.log"))
+    cluster.procs.start(component("prometheus", argv, cluster.log_dir / "prometheus.log"))
 
 
 def bring_up(
-    procs: Procs, run_dir: Path, log_dir: Path, hpa_sync_s: float, prometheus: str, say: Say
+    procs: Group, run_dir: Path, log_dir: Path, hpa_sync_s: float, prometheus: str, say: Say
 ) -> Cluster:
     sandbox.set_up(run_dir / "resolv.conf", DNS_HOST)
     say("Control plane on 127.0.0.1 (etcd, kube-apiserver, kube-controller-manager):")
@@ -171,7 +171,7 @@ def start_node(cluster: Cluster, log_dir: Path, run_dir: Path) -> None:
         f"--log-dir={log_dir / 'pods'}",
         f"--state-dir={run_dir / 'pods'}",
     ]
-    cluster.procs.start(Proc("node-agent", argv, log_dir / "node-agent.log", cwd=ROOT))
+    cluster.procs.start(component("node-agent", argv, log_dir / "node-agent.log", cwd=ROOT))
     core = client.CoreV1Api(cluster.api)
 
     def node_ready() -> bool:

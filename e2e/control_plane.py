@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from e2e import build, pki
-from e2e.processes import Proc, Procs, wait_for
+from harness.group import Group, component, wait_for
 from harness.ready import HOST as HOST  # re-exported: the loopback every component uses
 from harness.ready import free_port as free_port  # re-exported for the callers' ports
 
@@ -174,15 +174,15 @@ def controller_manager_argv(
     ]
 
 
-def start(procs: Procs, run_dir: Path, log_dir: Path, hpa_sync_s: float) -> ControlPlane:
+def start(procs: Group, run_dir: Path, log_dir: Path, hpa_sync_s: float) -> ControlPlane:
     """Start the three components and wait until the API server is ready."""
     keys = make_pki(run_dir / "pki")
     etcd_port, peer_port, api_port, kcm_port = (free_port() for _ in range(4))
     procs.start(
-        Proc("etcd", etcd_argv(run_dir / "etcd", etcd_port, peer_port), log_dir / "etcd.log")
+        component("etcd", etcd_argv(run_dir / "etcd", etcd_port, peer_port), log_dir / "etcd.log")
     )
     procs.start(
-        Proc(
+        component(
             "kube-apiserver",
             apiserver_argv(keys, etcd_port, api_port),
             log_dir / "kube-apiserver.log",
@@ -196,7 +196,7 @@ def start(procs: Procs, run_dir: Path, log_dir: Path, hpa_sync_s: float) -> Cont
     plane = ControlPlane(server, kubeconfig, keys, hpa_sync_s)
     wait_for("kube-apiserver /readyz", lambda: plane.get("/readyz") == "ok", START_TIMEOUT_S, procs)
     argv = controller_manager_argv(keys, kubeconfig, kcm_port, CONTROLLERS, hpa_sync_s)
-    procs.start(Proc("kube-controller-manager", argv, log_dir / "kube-controller-manager.log"))
+    procs.start(component("kube-controller-manager", argv, log_dir / "kube-controller-manager.log"))
     return plane
 
 
@@ -204,11 +204,11 @@ def hpa_log(log_dir: Path) -> Path:
     return log_dir / "kube-controller-manager-hpa.log"
 
 
-def start_hpa_controller(procs: Procs, plane: ControlPlane, log_dir: Path) -> None:
+def start_hpa_controller(procs: Group, plane: ControlPlane, log_dir: Path) -> None:
     """The HPA controller in a controller manager of its own, started once every HPA
     exists: the controller syncs each HPA one period after it first saw it, so all of
     them then sync in the same instant and a step lands at the same point of each
     one's sync cycle."""
     keys, port = plane.pki, free_port()
     argv = controller_manager_argv(keys, plane.kubeconfig, port, [HPA_CONTROLLER], plane.hpa_sync_s)
-    procs.start(Proc("kube-controller-manager-hpa", argv, hpa_log(log_dir)))
+    procs.start(component("kube-controller-manager-hpa", argv, hpa_log(log_dir)))

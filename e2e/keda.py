@@ -20,8 +20,8 @@ from pathlib import Path
 
 from e2e import build, pki
 from e2e.control_plane import HOST, ControlPlane
-from e2e.processes import Proc, Procs
 from harness import free_port
+from harness.group import Group, component
 
 NAMESPACE = "keda"
 ADAPTER_SERVICE = "keda-operator-metrics-apiserver"
@@ -137,7 +137,7 @@ def adapter_argv(keda: Keda, plane: ControlPlane, grpc_port: int) -> list[str]:
     ]
 
 
-def start(procs: Procs, plane: ControlPlane, run_dir: Path, log_dir: Path) -> tuple[Keda, str]:
+def start(procs: Group, plane: ControlPlane, run_dir: Path, log_dir: Path) -> tuple[Keda, str]:
     """Start the operator and the adapter; returns them and the YAML that registers
     the adapter (applied by the caller once the CRDs are in)."""
     cert_dir = run_dir / "keda-certs"
@@ -146,10 +146,12 @@ def start(procs: Procs, plane: ControlPlane, run_dir: Path, log_dir: Path) -> tu
     grpc_port = free_port()
     env = environment(plane)
     procs.start(
-        Proc("keda-operator", operator_argv(keda, grpc_port), log_dir / "keda-operator.log", env)
+        component(
+            "keda-operator", operator_argv(keda, grpc_port), log_dir / "keda-operator.log", env
+        )
     )
     procs.start(
-        Proc(
+        component(
             "keda-adapter",
             adapter_argv(keda, plane, grpc_port),
             log_dir / "keda-adapter.log",

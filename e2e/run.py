@@ -33,7 +33,7 @@ from e2e.containers import sweep_here
 from e2e.load import Load, burst
 from e2e.observe import Sample
 from e2e.pod_images import image_summary
-from e2e.processes import ComponentDied, Procs
+from harness.group import ChildDied, Group
 
 PODS = 3
 BUCKET_RATE = 10.0
@@ -222,7 +222,7 @@ def run(settings: Settings) -> int:
     shutil.rmtree(out_dir, ignore_errors=True)
     run_dir, log_dir = out_dir / "run", out_dir / "logs"
     run_dir.mkdir(parents=True)
-    procs = Procs()
+    procs = Group(one_by_one=True)
     try:
         cluster = bring_up(procs, run_dir, log_dir, settings.hpa_sync_s, settings.prometheus, say)
         run = drive(cluster, settings)
@@ -231,7 +231,7 @@ def run(settings: Settings) -> int:
         summary |= faults.summary_keys(timings)
         write_outputs(cluster, settings, run.samples, summary, run.step_start_s)
         problems = check_loop(summary) + faults.problems(timings)
-    except ComponentDied as error:
+    except ChildDied as error:
         say(f"\nFAILED: a component died: {error}")
         return 2
     except (TimeoutError, RuntimeError) as error:

@@ -35,6 +35,14 @@ loopback ports unless given; `host=` and `extra=(more flags,)` on both):
     start(service, log_path, *, name=, env=, cpu=, timeout_s=) -> Child   once ready
     await start_async(...) -> Child
 
+A run's children (`harness.group`):
+    Group(log_dir=None, *, one_by_one=False)   .spawn(name, argv, ports) / .start(child)
+        .check_all() (ChildDied)  .still_running()  .stop_all() newest first, signals ignored
+    component(name, argv, log_path, env=, cwd=) -> Child   a process group, no parent-death signal
+    wait_for(what, check, timeout_s, group)     poll, checking the group between polls
+Signals (`harness.interrupt`): await until_signal(work) turns SIGINT/SIGTERM into `Interrupted`.
+KEDA's calls (`harness.keda_client`): KedaClient, scaled_object_ref, keda_value, read_metric_sync.
+
 Fake pods (`harness.fakepods`): `FakePod`, light admin-port stand-ins served in-process,
 or `python -m harness.fakepods --count N` in a process of their own.
 Launcher (`harness.launch`): what runs between fork and exec, see its docstring.

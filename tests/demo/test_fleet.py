@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from demo.fleet import Fleet, Pod, removal_order
-from demo.processes import Children
+from harness.group import Group
 
 
 def alive(pid: int) -> bool:
@@ -34,7 +34,7 @@ async def until(check: Callable[[], bool], timeout_s: float = 30.0) -> None:
 async def test_pods_start_become_ready_are_removed_newest_first_and_replaced(
     tmp_path: Path,
 ) -> None:
-    children = Children(tmp_path / "logs")
+    children = Group(tmp_path / "logs")
     changes: list[int] = []
     fleet = Fleet("direct", children, clock=time.monotonic, bucket_rate=10.0, bucket_capacity=20.0,
                   on_change=lambda f: changes.append(len(f.serving())), pre_stop_s=0.2)  # fmt: skip

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from demo.load import LoadFailure, LoadGenerator
-from demo.processes import Children
 from harness import RatingApi, start, stop_all
 from harness.child import Child
+from harness.group import Group
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ def test_it_sends_the_plan_round_robin_over_ready_pods_and_measures_the_answers(
 ) -> None:
     roomy, tight = pods[:3], pods[3]
     before = [requests_total(pod) for pod in pods]
-    load = LoadGenerator(Children(tmp_path / "logs"), tmp_path, ["direct", "prometheus"])
+    load = LoadGenerator(Group(tmp_path / "logs"), tmp_path, ["direct", "prometheus"])
     load.publish("direct", [address(pod) for pod in roomy])
     load.publish("prometheus", [address(tight)])
     planned = [30, 60, 90, 0]
@@ -80,7 +80,7 @@ def test_it_sends_the_plan_round_robin_over_ready_pods_and_measures_the_answers(
 
 
 def test_a_fleet_without_ready_pods_gets_errors_not_silence(tmp_path: Path) -> None:
-    load = LoadGenerator(Children(tmp_path / "logs"), tmp_path, ["direct", "prometheus"])
+    load = LoadGenerator(Group(tmp_path / "logs"), tmp_path, ["direct", "prometheus"])
     load.publish("direct", [])
     load.publish("prometheus", ["127.0.0.1:1"])  # nothing listens there
     load.start([20], time.monotonic() + 0.3)
@@ -129,7 +129,7 @@ def hanging_up(how: str) -> Iterator[str]:
 
 @pytest.mark.parametrize("how", ["eof", "reset"])
 def test_a_request_a_pod_hangs_up_on_is_lost(tmp_path: Path, pods: list[Child], how: str) -> None:
-    load = LoadGenerator(Children(tmp_path / "logs"), tmp_path, ["direct", "prometheus"])
+    load = LoadGenerator(Group(tmp_path / "logs"), tmp_path, ["direct", "prometheus"])
     with hanging_up(how) as rude:
         load.publish("direct", [rude])
         load.publish("prometheus", [address(pods[0])])
@@ -164,7 +164,7 @@ class Running:
 
 
 def watched(tmp_path: Path) -> LoadGenerator:
-    load = LoadGenerator(Children(tmp_path), tmp_path, ["direct"])
+    load = LoadGenerator(Group(tmp_path), tmp_path, ["direct"])
     load.child = Running()  # type: ignore[assignment]
     load._start_monotonic, load._seconds = time.monotonic(), 100
     return load
@@ -180,7 +180,7 @@ def test_a_generator_more_than_5_percent_late_fails_the_demo(tmp_path: Path) -> 
 
 
 def test_a_generator_that_exits_before_its_end_fails_the_demo(tmp_path: Path) -> None:
-    children = Children(tmp_path / "logs")
+    children = Group(tmp_path / "logs")
     load = LoadGenerator(children, tmp_path, ["direct"])
     load.publish("direct", [])
     (tmp_path / "load-plan.json").write_text("not json")

@@ -15,7 +15,7 @@ from kubernetes import client
 from e2e import control_plane, sandbox
 from e2e.cluster_dns import DNS_HOST, ClusterDns
 from e2e.kube import api_client, as_json
-from e2e.processes import Proc, Procs, wait_for
+from harness.group import Group, component, wait_for
 
 NAME = "web"
 LABELS = {"app": NAME}
@@ -43,7 +43,7 @@ def service() -> dict[str, Any]:
 
 
 def main(out_dir: Path) -> dict[str, Any]:
-    procs = Procs()
+    procs = Group(one_by_one=True)
     seen: dict[str, Any] = {}
     try:
         sandbox.set_up(out_dir / "resolv.conf", DNS_HOST)
@@ -52,7 +52,7 @@ def main(out_dir: Path) -> dict[str, Any]:
         dns = ClusterDns(api).start()
         agent = [sys.executable, "-m", "e2e.node_agent", f"--kubeconfig={plane.kubeconfig}"]
         agent += [f"--log-dir={out_dir / 'pods'}", f"--state-dir={out_dir / 'state'}"]
-        procs.start(Proc("node-agent", agent, out_dir / "logs" / "node-agent.log"))
+        procs.start(component("node-agent", agent, out_dir / "logs" / "node-agent.log"))
         core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
         core.create_namespaced_service("default", service())  # type: ignore[arg-type]
         wait_for(

@@ -22,6 +22,7 @@ import yaml
 from kubernetes_asyncio import client, config
 
 from harness.fakepods import FakePod
+from harness.group import Group, component, wait_for
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
 from scaler.server import Scaler
 from tests.scaler.test_endpointslices import (
@@ -33,7 +34,6 @@ from tests.scaler.test_endpointslices import (
 
 e2e_build = pytest.importorskip("e2e.build")
 control_plane = pytest.importorskip("e2e.control_plane")
-processes = pytest.importorskip("e2e.processes")
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,12 +55,12 @@ def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     run = tmp_path_factory.mktemp("apiserver")
     keys = control_plane.make_pki(run / "pki")
     etcd_port, peer_port, api_port = (control_plane.free_port() for _ in range(3))
-    procs = processes.Procs()
+    procs = Group(one_by_one=True)
     try:
         etcd = control_plane.etcd_argv(run / "etcd", etcd_port, peer_port)
-        procs.start(processes.Proc("etcd", etcd, run / "etcd.log"))
+        procs.start(component("etcd", etcd, run / "etcd.log"))
         api = control_plane.apiserver_argv(keys, etcd_port, api_port)
-        procs.start(processes.Proc("kube-apiserver", api, run / "kube-apiserver.log"))
+        procs.start(component("kube-apiserver", api, run / "kube-apiserver.log"))
         server = f"https://{control_plane.HOST}:{api_port}"
         kubeconfig = run / "admin.kubeconfig"
         kubeconfig.write_text(
@@ -70,7 +70,7 @@ def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         )
         plane = control_plane.ControlPlane(server, kubeconfig, keys, 15.0)
         ready = lambda: plane.get("/readyz") == "ok"  # noqa: E731
-        processes.wait_for("kube-apiserver /readyz", ready, control_plane.START_TIMEOUT_S, procs)
+        wait_for("kube-apiserver /readyz", ready, control_plane.START_TIMEOUT_S, procs)
         yield plane
     finally:
         procs.stop_all()
