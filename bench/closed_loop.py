@@ -1,6 +1,6 @@
 """The loop closed: refused requests and pod cost of three fleets, over scenarios and seeds.
 
-Runs the demo itself (`demo.run`) once per scenario and seed: three fleets of real
+Runs the demo itself (`demo.orchestrate`) once per scenario and seed: three fleets of real
 rating-api pods, each scaled by an emulated HPA (a sync every `--hpa-sync` s, the
 ScaledObject's behavior read from manifests/, target 8/s per pod), one fed by the
 rating-scaler over gRPC (direct), one by a real Prometheus (15 s scrape,
@@ -28,8 +28,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bench._scaler_procs import cpu_noise, machine, table
-from demo.load import LoadFailure
-from demo.run import Settings, run
+from demo.load_control import LoadFailure
+from demo.orchestrate import Settings, run
 from demo.scenarios import SCENARIOS, ScenarioName
 from demo.series import FLEETS, Summary
 from harness.interrupt import Interrupted, until_signal

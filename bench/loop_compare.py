@@ -1,7 +1,7 @@
 """Seconds until each path reports a load step: the scaler read directly, and Prometheus.
 
-The paths' own delays, before any HPA, with the demo's own parts (`demo.keda`,
-`demo.load`, `demo.prometheus`, on `harness`): real processes on 127.0.0.1, namely 3
+The paths' own delays, before any HPA, with the demo's own parts (`demo.triggers`,
+`demo.load_control`, `demo.prometheus`, on `harness`): real processes on 127.0.0.1, namely 3
 rating-api pods (bucket of 20 tokens refilled at 10/s), the rating-scaler
 (`--poll-interval 1`, trigger `window` 5 as in manifests/), a Debian Prometheus
 scraping the pods every 15 s, and the demo's load generator sending round robin over
@@ -32,10 +32,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench._scaler_procs import cpu_noise, machine, table
-from demo.keda import DEMAND_QUERY, SCALED_OBJECT_METADATA, DirectTrigger, PrometheusTrigger
-from demo.load import LoadGenerator
+from demo.load_control import LoadGenerator
+from demo.orchestrate import Settings
 from demo.prometheus import start_prometheus
-from demo.run import Settings
+from demo.triggers import DEMAND_QUERY, SCALED_OBJECT_METADATA, DirectTrigger, PrometheusTrigger
 from harness import HOST, Child, RatingApi, RatingScaler, start_async, wait_http_ok_async
 from harness.group import Group
 from harness.interrupt import Interrupted, until_signal

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
-import shutil
 import statistics
 import tempfile
 import time
@@ -38,6 +37,7 @@ from bench._scaler_procs import (
     table,
 )
 from harness import Child, RatingApi, spawn, start, stop_all
+from harness.hey import hey_argv, require_hey
 from harness.keda_client import KedaClient, metrics_request, scaled_object_ref
 from scaler._proto import externalscaler_pb2 as pb
 
@@ -64,8 +64,10 @@ class Step:
 
 def main(argv: list[str]) -> None:
     args = parse_args(argv)
-    if shutil.which("hey") is None:
-        raise SystemExit("hey is not installed: `make system-deps` installs it")
+    try:
+        require_hey()
+    except RuntimeError as exc:
+        raise SystemExit(str(exc)) from None
     noise = cpu_noise([0, 1])
     with tempfile.TemporaryDirectory(prefix="bench-reaction-") as tmp, ExitStack() as stack:
         pods = stack.enter_context(rating_pods(Path(tmp), args.pods))
@@ -177,10 +179,13 @@ async def one_step(
 
 def start_hey(pod: Child, pods: int, load_s: float) -> Child:
     per_worker = LOAD_PER_S / pods / HEY_WORKERS
-    argv = [
-        "hey", "-z", f"{load_s:g}s", "-c", str(HEY_WORKERS), "-q", f"{per_worker:g}",
-        "-m", "POST", "-T", "application/json", "-d", BODY, pod.url("public", "/v1/rate"),
-    ]  # fmt: skip
+    argv = hey_argv(
+        pod.url("public", "/v1/rate"),
+        duration_s=load_s,
+        workers=HEY_WORKERS,
+        per_worker_per_s=per_worker,
+        body=BODY,
+    )
     return spawn(f"hey-{pod.name}", argv, pod.log_path.with_name(f"hey-{pod.name}.log"))
 
 

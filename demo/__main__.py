@@ -20,8 +20,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from demo.load import LoadFailure
-from demo.run import Settings, run
+from demo.load_control import LoadFailure
+from demo.orchestrate import Settings, run
 from demo.scenarios import SCENARIOS
 from harness import StartError
 from harness.interrupt import Interrupted, until_signal

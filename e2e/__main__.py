@@ -54,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     common = [f"--hpa-sync={args.hpa_sync:g}", f"--duration={args.duration:g}"]
     if args.runs == 1:
         phase = [] if args.phase is None else [f"--phase={args.phase:g}"]
-        sandbox.exec_inside(sandbox.python_argv("e2e.run", [*common, *phase]))
+        sandbox.exec_inside(sandbox.python_argv("e2e.in_sandbox", [*common, *phase]))
     return run_bench(args.runs, args.hpa_sync, args.phase, common)
 
 
@@ -85,7 +85,7 @@ def run_bench(runs: int, hpa_sync_s: float, phase_s: float | None, common: list[
         run_dir = out_dir / f"run-{number}"
         print(f"\n=== bench run {number} of {runs}: the step {phase:g} s after a sync ===")
         argv = [*common, f"--phase={phase:g}", f"--out={run_dir}"]
-        code = sandbox.run_inside(sandbox.python_argv("e2e.run", argv))
+        code = sandbox.run_inside(sandbox.python_argv("e2e.in_sandbox", argv))
         if code == 130:
             return code
         if (run_dir / "summary.json").exists():

@@ -13,11 +13,11 @@ from pathlib import Path
 
 from kubernetes import client
 
-from e2e import control_plane, helm, hpa_syncs, keda, sandbox
+from e2e import control_plane, helm, hpa_syncs, keda_operator, sandbox
+from e2e.balanced_load import Endpoints
 from e2e.cluster_dns import DNS_HOST, ClusterDns
 from e2e.control_plane import HOST, ControlPlane
 from e2e.kube import api_client, as_json
-from e2e.load import Endpoints
 from e2e.observe import Observer
 from e2e.offered import OfferedRates
 from harness.group import Group, component, wait_for
@@ -139,22 +139,22 @@ def bring_up(
 
 
 def start_keda(cluster: Cluster, run_dir: Path) -> None:
-    cluster.say(f"KEDA: CRDs from {keda.crd_dir()}, operator, metrics adapter")
-    cluster.apply("-f", str(keda.crd_dir()))
+    cluster.say(f"KEDA: CRDs from {keda_operator.crd_dir()}, operator, metrics adapter")
+    cluster.apply("-f", str(keda_operator.crd_dir()))
     cluster.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
-    _, registration = keda.start(cluster.procs, cluster.plane, run_dir, cluster.log_dir)
+    _, registration = keda_operator.start(cluster.procs, cluster.plane, run_dir, cluster.log_dir)
     path = run_dir / "keda-registration.yaml"
     path.write_text(registration)
     cluster.apply("-f", str(path))
     cluster.wait(
-        f"APIService {keda.APISERVICE} Available",
+        f"APIService {keda_operator.APISERVICE} Available",
         lambda: apiservice_available(cluster),
         120.0,
     )
 
 
 def apiservice_available(cluster: Cluster) -> bool:
-    found = client.ApiregistrationV1Api(cluster.api).read_api_service(keda.APISERVICE)
+    found = client.ApiregistrationV1Api(cluster.api).read_api_service(keda_operator.APISERVICE)
     return has_condition(as_json(cluster.api, found), "Available")
 
 

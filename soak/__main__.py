@@ -11,7 +11,7 @@ import secrets
 import sys
 from pathlib import Path
 
-from soak.run import run
+from soak.runner import run
 from soak.settings import Settings
 
 

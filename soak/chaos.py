@@ -21,8 +21,8 @@ import signal
 from dataclasses import dataclass
 from typing import Literal
 
-from soak.cluster import Clock, Cluster, Pod, pause
 from soak.settings import Settings
+from soak.under_test import Clock, Cluster, Pod, pause
 
 FaultKind = Literal["kill", "restart", "freeze", "slow"]
 KINDS: tuple[FaultKind, ...] = ("kill", "restart", "freeze", "slow")

@@ -16,13 +16,13 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from harness.hey import HeyResult
 from soak.chaos import Fault
-from soak.cluster import Timeline
-from soak.load import HeyResult
 from soak.measure import Usage
 from soak.probe import Call, ScaledObject, StreamLog
 from soak.settings import Settings
 from soak.truth import Truth
+from soak.under_test import Timeline
 
 SHOWN = 3  # examples quoted in a failed check's detail
 DEMAND_SLACK_PER_S = 1.0  # absolute slack on "twice the true demand"

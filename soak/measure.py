@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness import Child
-from soak.cluster import Clock, pause
+from soak.under_test import Clock, pause
 
 EDGE = 3  # samples at each end of the measured span
 

@@ -19,8 +19,8 @@ import grpc
 
 from harness.keda_client import KedaClient, metrics_request, scaled_object_ref
 from scaler._proto import externalscaler_pb2 as pb
-from soak.cluster import Clock, pause
 from soak.settings import Settings
+from soak.under_test import Clock, pause
 
 Metric = Literal["demand", "deficit"]
 Role = Literal["keda", "watch", "stream"]

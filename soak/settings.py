@@ -11,7 +11,7 @@ HOST = "127.0.0.1"
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """Only values; `soak.run.run` gives them effect."""
+    """Only values; `soak.runner.run` gives them effect."""
 
     out_dir: Path
     duration_s: float = 600.0

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from soak.cluster import Clock, Pod, pause
+from soak.under_test import Clock, Pod, pause
 
 READ_TIMEOUT_S = 0.5
 

@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
+from harness.hey import HeyResult, parse_hey
 from soak.chaos import Fault
 from soak.checks import Check, Evidence, check_all, true_demand
-from soak.cluster import Timeline
-from soak.load import HeyResult, parse_hey
 from soak.measure import Sample, Sampler, Usage
 from soak.probe import Call, ScaledObject, StreamLog, plan
 from soak.settings import Settings
 from soak.truth import Reading, Truth
+from soak.under_test import Timeline
 
 RATE = 100.0  # what each pod is offered, and what it counts, per second
 SO, WATCH, STREAM = 0, 1, 2

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from soak.run import Outcome, run
+from soak.runner import Outcome, run
 from soak.settings import Settings
 
 pytestmark = pytest.mark.slow

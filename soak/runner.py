@@ -25,13 +25,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from harness.keda_client import KedaClient
 from soak.chaos import Chaos
 from soak.checks import Check, Evidence, check_all
-from soak.cluster import Cluster
-from soak.load import Load
+from soak.hey_load import Load
 from soak.measure import Sampler
 from soak.probe import Call, Probe, plan
-from soak.report import render
 from soak.settings import Settings
+from soak.tables import render
 from soak.truth import Truth
+from soak.under_test import Cluster
 
 PROBE_START_S = 1.0  # let the load reach the pods before KEDA asks
 TAIL_S = 1.0  # the probe, samplers and chaos end this long before the load

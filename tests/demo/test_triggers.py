@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from demo.keda import SCALED_OBJECT_METADATA, DirectTrigger, prometheus_value
+from demo.triggers import SCALED_OBJECT_METADATA, DirectTrigger, prometheus_value
 
 
 @pytest.mark.parametrize(

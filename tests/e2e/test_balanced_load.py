@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import aiohttp
 import pytest
 
-from e2e.load import burst, offered_per_s, outcome_of_failure
+from e2e.balanced_load import burst, offered_per_s, outcome_of_failure
 from e2e.offered import OfferedRates
 
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from soak.chaos import KINDS
 from soak.checks import Check, Evidence, demand_ratios, median, recovery_times, unjustified_errors
-from soak.load import hey_argv
+from soak.hey_load import pod_hey_argv
 from soak.measure import EDGE
 from soak.probe import shapes
 
@@ -43,7 +43,7 @@ def _run(ev: Evidence, machine: str) -> str:
     targets = len({(so.pods) for so in keda})
     calls = Counter(call.method for call in ev.calls)
     mode = f"chaos, seed {s.seed}" if s.chaos else "soak"
-    argv = " ".join(hey_argv(s, "http://127.0.0.1:PORT/v1/rate", s.duration_s))
+    argv = " ".join(pod_hey_argv(s, "http://127.0.0.1:PORT/v1/rate", s.duration_s))
     rows = [
         ("mode", mode),
         ("duration", f"{s.duration_s:g} s, warm-up {s.warmup_s:g} s"),

@@ -21,13 +21,13 @@ from typing import Literal, TextIO
 from demo import scenarios
 from demo.fleet import Fleet
 from demo.hpa import DEFAULT_BEHAVIOR, SCALED_OBJECT_BEHAVIOR, Autoscaler, Behavior, HpaSpec
-from demo.keda import DirectTrigger, OfferedTrigger, PrometheusTrigger
 from demo.live import LiveView
-from demo.load import LoadGenerator
+from demo.load_control import LoadGenerator
 from demo.loop import Control, sample_states
+from demo.outputs import write_outputs
 from demo.prometheus import Prometheus, start_prometheus
-from demo.report import write_outputs
 from demo.series import FLEETS, FleetName, FleetState, Row, Summary, make_row, summarize
+from demo.triggers import DirectTrigger, OfferedTrigger, PrometheusTrigger
 from harness import RatingScaler, wait_http_ok_async
 from harness.group import Group
 from harness.keda_client import Reading

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from demo.load import LoadFailure, LoadGenerator
+from demo.load_control import LoadFailure, LoadGenerator
 from harness import RatingApi, start, stop_all
 from harness.child import Child
 from harness.group import Group

@@ -9,7 +9,7 @@ from pathlib import Path
 import matplotlib.image
 
 from demo.fleet import FleetEvent
-from demo.report import summary_lines, write_outputs
+from demo.outputs import summary_lines, write_outputs
 from tests.demo.rows import SPEC, rows, summary
 
 DEMO_COLUMNS = [

@@ -6,7 +6,7 @@ The step lands `--phase` seconds after an HPA sync (every HPA syncs in the same
 instant, see `e2e.control_plane.start_hpa_controller`), so all fleets meet the same
 point of the sync cycle, and bench runs can spread it over the cycle.
 
-    python -m e2e.run [--hpa-sync S] [--duration S] [--phase S] [--out DIR]
+    python -m e2e.in_sandbox [--hpa-sync S] [--duration S] [--phase S] [--out DIR]
     (started by `python -m e2e`)
 """
 
@@ -26,11 +26,11 @@ from types import FrameType
 from typing import Any
 
 from demo import hpa
-from e2e import build, control_plane, faults, helm, hpa_syncs, readback, report, sandbox
+from e2e import artifacts, build, control_plane, faults, helm, hpa_syncs, readback, sandbox
 from e2e.agreement import Agreement
+from e2e.balanced_load import Load, burst
 from e2e.cluster import NAMESPACES, OVERLAYS, ROOT, Cluster, bring_up, dump, endpoints_of
 from e2e.containers import sweep_here
-from e2e.load import Load, burst
 from e2e.observe import Sample
 from e2e.pod_images import image_summary
 from harness.group import ChildDied, Group
@@ -83,7 +83,7 @@ def aligned_start_s(cluster: Cluster, settings: Settings, step_start_s: float) -
 def drive(cluster: Cluster, settings: Settings) -> Drive:
     phases = burst(settings.duration_s, settings.step_per_s)
     step = phases[1]
-    needed = report.right_size(settings.step_per_s, TARGET_PER_POD)
+    needed = artifacts.right_size(settings.step_per_s, TARGET_PER_POD)
     started = aligned_start_s(cluster, settings, step.start_s)
     say(
         f"\nThe step: idle {step.start_s:g} s, then {step.rate_per_s:g} req/s per Deployment "
@@ -145,7 +145,7 @@ def progress_line(sample: Sample) -> str:
 
 
 def summarize(cluster: Cluster, settings: Settings, run: Drive) -> dict[str, Any]:
-    needed = report.right_size(settings.step_per_s, TARGET_PER_POD)
+    needed = artifacts.right_size(settings.step_per_s, TARGET_PER_POD)
     syncs = cluster.hpa_syncs()
     summary: dict[str, Any] = {
         "versions": {
@@ -165,7 +165,7 @@ def summarize(cluster: Cluster, settings: Settings, run: Drive) -> dict[str, Any
     for path, load in run.loads.items():
         namespace = NAMESPACES[path]
         timing = sync_timing(run, syncs, namespace, needed, path)
-        summary[path] = report.path_summary(
+        summary[path] = artifacts.path_summary(
             run.samples,
             path,
             step_start_s=run.step_start_s,
@@ -257,20 +257,20 @@ def write_outputs(
 ) -> None:
     out = settings.out_dir
     dumps = dump(cluster, out)
-    report.write_summary(summary, out / "summary.json")
-    report.write_csv(samples, out / "replicas.csv")
+    artifacts.write_summary(summary, out / "summary.json")
+    artifacts.write_csv(samples, out / "replicas.csv")
     step = (step_start_s, step_start_s + settings.duration_s * 5 / 8)
-    needed = report.right_size(settings.step_per_s, TARGET_PER_POD)
+    needed = artifacts.right_size(settings.step_per_s, TARGET_PER_POD)
     title = (
         f"Real HPA (sync {settings.hpa_sync_s:g} s) + KEDA {build.KEDA_VERSION}, "
         f"step to {settings.step_per_s:g} req/s: rating-scaler (direct), Prometheus trigger, "
         "offered load (floor)"
     )
-    report.write_chart(samples, out / "replicas.png", title=title, step=step, needed=needed)
+    artifacts.write_chart(samples, out / "replicas.png", title=title, step=step, needed=needed)
     spec = hpa.HpaSpec(
         TARGET_PER_POD, min_replicas=PODS, max_replicas=20, behavior=hpa.SCALED_OBJECT_BEHAVIOR
     )
-    rows = {path: report.hpa_vs_emulation(samples, path, spec) for path in NAMESPACES}
+    rows = {path: artifacts.hpa_vs_emulation(samples, path, spec) for path in NAMESPACES}
     (out / "hpa_vs_emulation.json").write_text(json.dumps(rows, indent=2) + "\n")
     say("\nEach change the real HPA made, beside demo/hpa.py's documented algorithm:")
     for path, changes in rows.items():
@@ -295,7 +295,7 @@ def report_lines(summary: dict[str, Any]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m e2e.run")
+    parser = argparse.ArgumentParser(prog="python -m e2e.in_sandbox")
     parser.add_argument("--hpa-sync", type=float, default=15.0, help="HPA sync period, s")
     parser.add_argument("--duration", type=float, default=120.0, help="the step's whole run, s")
     parser.add_argument(
@@ -304,7 +304,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "out" / "e2e")
     args = parser.parse_args(argv)
     if not sandbox.inside():
-        raise SystemExit("python -m e2e.run runs inside the sandbox: use `python -m e2e`")
+        raise SystemExit("python -m e2e.in_sandbox runs inside the sandbox: use `python -m e2e`")
 
     def interrupted(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt

@@ -1,0 +1,138 @@
+"""The tooling around the services (demo, e2e, bench, soak), read from the source with
+`ast`: each job has one file, found by its name, and the shared jobs live in `harness`.
+
+- No two tooling modules share a file name (`run.py`, `load.py`, `report.py` and
+  `keda.py` each meant something else in each package).
+- Only `harness.keda_client` makes an `ExternalScalerStub`: the one client that asks
+  the scaler as KEDA asks it.
+- The shared helpers are defined once, in `harness` (free ports, KEDA's reading of a
+  value, waiting on a group of children, signals as an orderly end).
+- The bucket state's schema string is written once, in `api.bucket_schema`.
+
+Each check names the offending file, and each is shown failing on a tree made to fail.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections import defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TOOLING = ("demo", "e2e", "bench", "soak", "harness")
+PRODUCT = ("api", "scaler")
+SHARED = frozenset({"free_port", "keda_value", "wait_for", "until_signal", "signals_ignored"})
+KEDA_CLIENT = "harness/keda_client.py"
+SCHEMA_HOME = "api/bucket_schema.py"
+SCHEMA = "openclaw.bucket/v1"
+
+
+def modules(root: Path, packages: Iterable[str]) -> list[Path]:
+    found = []
+    for package in packages:
+        found += [
+            path
+            for path in sorted((root / package).rglob("*.py"))
+            if "_proto" not in path.parts and "gomod" not in path.parts
+        ]
+    return found
+
+
+def name(root: Path, path: Path) -> str:
+    return path.relative_to(root).as_posix()
+
+
+def shared_file_names(root: Path) -> dict[str, list[str]]:
+    """File names used by more than one tooling module (`__init__`/`__main__` aside)."""
+    by_name: dict[str, list[str]] = defaultdict(list)
+    for path in modules(root, TOOLING):
+        if path.stem not in {"__init__", "__main__"}:
+            by_name[path.name].append(name(root, path))
+    return {file: paths for file, paths in by_name.items() if len(paths) > 1}
+
+
+def stub_makers(root: Path) -> list[str]:
+    """Tooling modules other than the KEDA client that name `ExternalScalerStub`."""
+    makers = []
+    for path in modules(root, TOOLING):
+        tree = ast.parse(path.read_text(), str(path))
+        names = {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
+        names |= {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+        if "ExternalScalerStub" in names and name(root, path) != KEDA_CLIENT:
+            makers.append(name(root, path))
+    return makers
+
+
+def shared_defined_outside_harness(root: Path) -> list[str]:
+    """`module: function` for each shared helper defined at module level outside harness."""
+    found = []
+    for path in modules(root, TOOLING):
+        if path.relative_to(root).parts[0] == "harness":
+            continue
+        tree = ast.parse(path.read_text(), str(path))
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name in SHARED:
+                found.append(f"{name(root, path)}: {node.name}")
+    return found
+
+
+def schema_writers(root: Path) -> list[str]:
+    """Modules other than api/bucket_schema.py with the schema string as a literal."""
+    writers = []
+    for path in modules(root, (*PRODUCT, *TOOLING)):
+        tree = ast.parse(path.read_text(), str(path))
+        literals = (n.value for n in ast.walk(tree) if isinstance(n, ast.Constant))
+        if SCHEMA in literals and name(root, path) != SCHEMA_HOME:
+            writers.append(name(root, path))
+    return writers
+
+
+def test_the_checks_read_the_real_tree() -> None:
+    paths = {name(ROOT, path) for path in modules(ROOT, TOOLING)}
+    assert {KEDA_CLIENT, "harness/group.py", "demo/orchestrate.py", "e2e/in_sandbox.py"} <= paths
+    assert len(paths) > 60
+
+
+def test_no_two_tooling_modules_share_a_file_name() -> None:
+    assert shared_file_names(ROOT) == {}
+
+
+def test_only_the_keda_client_makes_a_scaler_stub() -> None:
+    assert stub_makers(ROOT) == []
+
+
+def test_shared_helpers_live_in_harness() -> None:
+    assert shared_defined_outside_harness(ROOT) == []
+
+
+def test_the_schema_string_is_written_once() -> None:
+    assert schema_writers(ROOT) == []
+
+
+@pytest.fixture
+def bad_tree(tmp_path: Path) -> Path:
+    """A tree with one of each fault."""
+    files = {
+        "demo/run.py": "",
+        "soak/run.py": "",
+        "bench/probe.py": "from x import pb_grpc\nstub = pb_grpc.ExternalScalerStub(None)\n",
+        "e2e/ports.py": "def free_port() -> int:\n    return 0\n",
+        "scaler/parse.py": f"WANTED = {SCHEMA!r}\n",
+        KEDA_CLIENT: "stub = ExternalScalerStub\n",
+        SCHEMA_HOME: f"SCHEMA = {SCHEMA!r}\n",
+        "harness/ready.py": "def free_port() -> int:\n    return 0\n",
+    }
+    for path, text in files.items():
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(text)
+    return tmp_path
+
+
+def test_each_fault_is_named(bad_tree: Path) -> None:
+    assert shared_file_names(bad_tree) == {"run.py": ["demo/run.py", "soak/run.py"]}
+    assert stub_makers(bad_tree) == ["bench/probe.py"]
+    assert shared_defined_outside_harness(bad_tree) == ["e2e/ports.py: free_port"]
+    assert schema_writers(bad_tree) == ["scaler/parse.py"]
