@@ -14,8 +14,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from demo.fleet import Fleet
-from demo.hpa import Autoscaler, Decision
 from demo.series import FleetName, FleetState
+from harness.hpa import Autoscaler, Decision
 from harness.keda_client import Reading
 
 Clock = Callable[[], float]

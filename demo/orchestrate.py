@@ -20,7 +20,6 @@ from typing import Literal, TextIO
 
 from demo import scenarios
 from demo.fleet import Fleet
-from demo.hpa import DEFAULT_BEHAVIOR, SCALED_OBJECT_BEHAVIOR, Autoscaler, Behavior, HpaSpec
 from demo.live import LiveView
 from demo.load_control import LoadGenerator
 from demo.loop import Control, sample_states
@@ -30,6 +29,7 @@ from demo.series import FLEETS, FleetName, FleetState, Row, Summary, make_row, s
 from demo.triggers import DirectTrigger, OfferedTrigger, PrometheusTrigger
 from harness import RatingScaler, wait_http_ok_async
 from harness.group import Group
+from harness.hpa import DEFAULT_BEHAVIOR, SCALED_OBJECT_BEHAVIOR, Autoscaler, Behavior, HpaSpec
 from harness.keda_client import Reading
 
 TARGET_UTILIZATION = 0.8  # the ScaledObject's targetUtilization

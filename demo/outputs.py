@@ -17,10 +17,10 @@ import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 
 from demo.fleet import FleetEvent
-from demo.hpa import Behavior, HpaSpec, Policy, Rules
 from demo.scenarios import Scenario
 from demo.series import FLEETS, FleetName, Row, Summary, columns, right_size
 from demo.triggers import DEMAND_QUERY
+from harness.hpa import Behavior, HpaSpec, Policy, Rules
 
 LOAD_COLOR, OK_COLOR, REFUSED_COLOR, ERROR_COLOR = "#555555", "#2e8b57", "#c0392b", "#8e44ad"
 DESIRED_COLOR, READY_COLOR, RUNNING_COLOR, ORACLE_COLOR = "#1f6fb4", "#e8750c", "#9bbcd9", "#222222"

@@ -1,7 +1,7 @@
 """The ScaledObject's HPA behavior, read from manifests/base/autoscaling/scaledobject.yaml.
 
 One source of truth: the demo's HPAs scale as the manifest says. `behavior()` turns
-the manifest's `advanced.horizontalPodAutoscalerConfig.behavior` into `demo.hpa`'s
+the manifest's `advanced.horizontalPodAutoscalerConfig.behavior` into `harness.hpa`'s
 rules, filling what it leaves out as the API server does (scaleUp: no window, 100 % or
 4 pods per 15 s; scaleDown: a 300 s window, 100 % per 15 s; `selectPolicy` Max;
 `tolerance` the controller's 0.1). Quantities such as `tolerance: "0.05"` or `50m`
@@ -18,7 +18,7 @@ from typing import Any, cast
 
 import yaml
 
-from demo.hpa import DEFAULT_BEHAVIOR, TOLERANCE, Behavior, Policy, PolicyKind, Rules, Select
+from harness.hpa import DEFAULT_BEHAVIOR, TOLERANCE, Behavior, Policy, PolicyKind, Rules, Select
 
 MANIFEST = Path(__file__).resolve().parents[1] / "manifests/base/autoscaling/scaledobject.yaml"
 NAME = "the ScaledObject's behavior"
@@ -93,7 +93,7 @@ def _tolerance(value: object, key: str) -> float:
 
 
 def behavior(raw: Mapping[str, Any], name: str = NAME) -> Behavior:
-    """An HPA `behavior` mapping (`scaleUp`, `scaleDown`) as `demo.hpa`'s Behavior."""
+    """An HPA `behavior` mapping (`scaleUp`, `scaleDown`) as `harness.hpa`'s Behavior."""
     return Behavior(
         name,
         scale_up=rules(raw.get("scaleUp"), "scaleUp", DEFAULT_BEHAVIOR.scale_up),

@@ -13,8 +13,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, Literal
 
-from demo.hpa import HpaSpec, Tolerance, metric_replicas
 from demo.scenarios import Phase, Scenario, oracle_replicas
+from harness.hpa import HpaSpec, Tolerance, metric_replicas
 
 FleetName = Literal["direct", "prometheus", "floor"]
 # floor: its HPA reads the load offered at that instant, the best any HPA-fed metric can do

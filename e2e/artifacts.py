@@ -8,8 +8,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from demo import hpa
 from e2e.observe import Sample
+from harness import hpa
 from scaler.scaling import desired_replicas
 
 PATHS = ("direct", "prometheus", "floor")
@@ -60,7 +60,7 @@ def hpa_vs_emulation(
     samples: Sequence[Sample], path: str, spec: hpa.HpaSpec
 ) -> list[dict[str, Any]]:
     """Each change the real HPA made, beside what the documented algorithm
-    (demo/hpa.py) decides from the same metric at the same moment."""
+    (harness/hpa.py) decides from the same metric at the same moment."""
     emulation = hpa.Autoscaler.seeded(spec, now_s=0.0, replicas=spec.min_replicas)
     rows: list[dict[str, Any]] = []
     previous = None

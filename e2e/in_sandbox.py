@@ -25,7 +25,6 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from demo import hpa
 from e2e import artifacts, build, control_plane, faults, helm, hpa_syncs, readback, sandbox
 from e2e.agreement import Agreement
 from e2e.balanced_load import Load, burst
@@ -33,6 +32,7 @@ from e2e.cluster import NAMESPACES, OVERLAYS, ROOT, Cluster, bring_up, dump, end
 from e2e.containers import sweep_here
 from e2e.observe import Sample
 from e2e.pod_images import image_summary
+from harness import hpa
 from harness.group import ChildDied, Group
 
 PODS = 3
@@ -272,7 +272,7 @@ def write_outputs(
     )
     rows = {path: artifacts.hpa_vs_emulation(samples, path, spec) for path in NAMESPACES}
     (out / "hpa_vs_emulation.json").write_text(json.dumps(rows, indent=2) + "\n")
-    say("\nEach change the real HPA made, beside demo/hpa.py's documented algorithm:")
+    say("\nEach change the real HPA made, beside harness/hpa.py's documented algorithm:")
     for path, changes in rows.items():
         for row in changes:
             say(f"  {path:<10} {row}")

@@ -41,6 +41,8 @@ A run's children (`harness.group`):
     component(name, argv, log_path, env=, cwd=) -> Child   a process group, no parent-death signal
     wait_for(what, check, timeout_s, group)     poll, checking the group between polls
 Signals (`harness.interrupt`): await until_signal(work) turns SIGINT/SIGTERM into `Interrupted`.
+The HPA's algorithm (`harness.hpa`): Autoscaler, HpaSpec, Behavior, as the controller applies them.
+`hey` (`harness.hey`): hey_argv, parse_hey -> HeyResult.
 KEDA's calls (`harness.keda_client`): KedaClient, scaled_object_ref, keda_value, read_metric_sync.
 
 Fake pods (`harness.fakepods`): `FakePod`, light admin-port stand-ins served in-process,

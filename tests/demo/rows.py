@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from demo.hpa import SCALED_OBJECT_BEHAVIOR, HpaSpec
 from demo.scenarios import Scenario, step
 from demo.series import FleetName, FleetState, PodLife, Row, Summary, make_row, summarize
+from harness.hpa import SCALED_OBJECT_BEHAVIOR, HpaSpec
 
 SPEC = HpaSpec(target_per_pod=8.0, behavior=SCALED_OBJECT_BEHAVIOR)
 

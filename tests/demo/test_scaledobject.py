@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 import yaml
 
-from demo import hpa, scaledobject
-from demo.hpa import DEFAULT_BEHAVIOR, Policy, Rules, Tolerance
+from demo import scaledobject
 from demo.scaledobject import MANIFEST, behavior, load, quantity
+from harness import hpa
+from harness.hpa import DEFAULT_BEHAVIOR, Policy, Rules, Tolerance
 
 
 def manifest_behavior() -> dict[str, Any]:

@@ -7,7 +7,6 @@ import json
 
 import pytest
 
-from demo.hpa import SCALED_OBJECT_BEHAVIOR, HpaSpec, Tolerance
 from demo.scenarios import Phase, bursts, step
 from demo.series import (
     FleetName,
@@ -26,6 +25,7 @@ from demo.series import (
     seconds_to_size_per_rise,
     summarize,
 )
+from harness.hpa import SCALED_OBJECT_BEHAVIOR, HpaSpec, Tolerance
 
 SPEC = HpaSpec(target_per_pod=8.0, behavior=SCALED_OBJECT_BEHAVIOR)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from demo.hpa import (
+from harness.hpa import (
     DEFAULT_BEHAVIOR,
     SCALED_OBJECT_BEHAVIOR,
     Autoscaler,
