@@ -4,9 +4,9 @@ Each pod's demand is the growth of its `granted_total + denied_total` counter ov
 its own `uptime_s` between two answers the scaler received itself, so network delays
 do not bend the rate and a busy past does not pass for demand now: a pod seen once
 (or once since a restart) has no rate yet. The reported demand is the larger of the
-rate over the last two polls (rising load shows within one poll) and the average over
-`window` seconds (falling load fades smoothly; a pod watched for part of the window
-counts for that part).
+rate over the last two polls at least 0.5 s apart (rising load shows within one poll)
+and the average over `window` seconds (falling load fades smoothly; a pod watched for
+part of the window counts for that part).
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from scaler.bucket_state import BucketState
+
+FAST_SPAN_S = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +41,21 @@ class PodHistory(Protocol):
 
 
 def fast_rate(samples: Sequence[Sample]) -> float | None:
-    """Tokens/s over the last two polls; None when seen only once in this boot."""
-    return _rate(samples[-2], samples[-1]) if len(samples) >= 2 else None
+    """Tokens/s since the newest sample at least `FAST_SPAN_S` older than the last one
+    (the last two polls, at the default interval), or since the oldest when none is;
+    None when seen only once in this boot.
+
+    Not over a shorter gap: two answers a few milliseconds apart (a pod a new target
+    copied from another target's series, then polled at once) would read the clumps in
+    which requests arrive as a rate many times the true one.
+    """
+    if len(samples) < 2:
+        return None
+    newest = samples[-1]
+    for index in range(len(samples) - 2, -1, -1):
+        if newest.uptime_s - samples[index].uptime_s >= FAST_SPAN_S:
+            return _rate(samples[index], newest)
+    return _rate(samples[0], newest)
 
 
 def window_rate(samples: Sequence[Sample], window_s: float) -> float | None:

@@ -65,7 +65,8 @@ class PodSeries:
         return len(self.samples) >= 2
 
     def fast_rate(self) -> float | None:
-        """Tokens/s over the last two polls; None when seen only once in this boot."""
+        """Tokens/s over the last polls (at least `aggregation.FAST_SPAN_S`); None when
+        seen only once in this boot."""
         return fast_rate(self.samples)
 
     def window_rate(self, window_s: float) -> float | None:

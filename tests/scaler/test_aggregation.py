@@ -88,6 +88,20 @@ def test_counter_going_backwards_within_a_boot_is_treated_as_a_restart() -> None
     assert pod.fast_rate() == pytest.approx(10.0)
 
 
+def test_fast_rate_does_not_read_a_clump_in_a_short_gap_as_a_rate() -> None:
+    # 60/s for a second, then 5 requests that arrived together 20 ms before the last
+    # answer: over the 20 ms alone that reads 250/s; over the last 1.02 s it is the truth.
+    pod = PodSeries("a")
+    feed(pod, [(10.0, 1000.0), (11.0, 1060.0), (11.02, 1065.0)])
+    assert pod.fast_rate() == pytest.approx(65.0 / 1.02)
+
+
+def test_fast_rate_over_answers_all_closer_than_the_span_uses_the_oldest() -> None:
+    pod = PodSeries("a")
+    feed(pod, [(10.0, 1000.0), (10.1, 1006.0), (10.2, 1012.0)])
+    assert pod.fast_rate() == pytest.approx(60.0)
+
+
 def test_window_rate_averages_and_fast_rate_follows_the_last_poll() -> None:
     pod = PodSeries("a")
     # 100 tokens/s for 5 s, then nothing for 1 s
