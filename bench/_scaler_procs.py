@@ -118,15 +118,6 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[
     return "\n".join(lines)
 
 
-def machine() -> str:
-    model = "unknown CPU"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-            break
-    return f"{os.cpu_count()} cores ({model}), Python {sys.version.split()[0]}"
-
-
 NOISE_PROBE = """
 import os, sys, time
 os.sched_setaffinity(0, {int(sys.argv[1])})

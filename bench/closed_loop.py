@@ -27,12 +27,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from bench._scaler_procs import cpu_noise, machine, table
+from bench._scaler_procs import cpu_noise, table
 from demo.load_control import LoadFailure
 from demo.orchestrate import Settings, run
 from demo.scenarios import SCENARIOS, ScenarioName
 from demo.series import FLEETS, Summary
 from harness.interrupt import Interrupted, until_signal
+from harness.machine import machine
 
 SEEDS = (1, 2, 3, 4, 5)
 ATTEMPTS = 2  # a run whose load generator fell behind (a busy machine) is run once more

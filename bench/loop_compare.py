@@ -31,7 +31,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench._scaler_procs import cpu_noise, machine, table
+from bench._scaler_procs import cpu_noise, table
 from demo.load_control import LoadGenerator
 from demo.orchestrate import Settings
 from demo.prometheus import start_prometheus
@@ -39,6 +39,7 @@ from demo.triggers import DEMAND_QUERY, SCALED_OBJECT_METADATA, DirectTrigger, P
 from harness import HOST, Child, RatingApi, RatingScaler, start_async, wait_http_ok_async
 from harness.group import Group
 from harness.interrupt import Interrupted, until_signal
+from harness.machine import machine
 
 DEMO = Settings()  # the demo's pods, buckets and step
 BUCKET_CAPACITY = 2 * DEMO.bucket_rate

@@ -43,17 +43,10 @@ import orjson
 import uvloop
 from prometheus_client import CollectorRegistry
 
-from bench._scaler_procs import (
-    FakePods,
-    fake_pods,
-    machine,
-    measure_noise,
-    percentile,
-    pin_self,
-    table,
-)
+from bench._scaler_procs import FakePods, fake_pods, measure_noise, percentile, pin_self, table
 from harness import HOST
 from harness.launch import raise_open_files
+from harness.machine import machine
 from scaler.bucket_state import BucketState
 from scaler.discovery import StaticDiscovery
 from scaler.metrics import ScalerMetrics

@@ -28,17 +28,11 @@ import aiohttp
 import grpc
 import uvloop
 
-from bench._scaler_procs import (
-    ScalerProcess,
-    cpu_noise,
-    endpoints_metadata,
-    machine,
-    scaler_process,
-    table,
-)
+from bench._scaler_procs import ScalerProcess, cpu_noise, endpoints_metadata, scaler_process, table
 from harness import Child, RatingApi, spawn, start, stop_all
 from harness.hey import hey_argv, require_hey
 from harness.keda_client import KedaClient, metrics_request, scaled_object_ref
+from harness.machine import machine
 from scaler._proto import externalscaler_pb2 as pb
 
 LOAD_PER_S = 60.0

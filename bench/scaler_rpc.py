@@ -28,13 +28,13 @@ from bench._scaler_procs import (
     cpu_noise,
     endpoints_metadata,
     fake_pods,
-    machine,
     percentile,
     pin_self,
     scaler_process,
     table,
 )
 from harness.keda_client import KedaClient, metrics_request, scaled_object_ref
+from harness.machine import machine
 from scaler._proto import externalscaler_pb2 as pb
 
 SCALER_CORE, CLIENT_CORE = 0, 1

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import os
-import sys
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from harness.keda_client import KedaClient
+from harness.machine import machine
 from soak.chaos import Chaos
 from soak.checks import Check, Evidence, check_all
 from soak.hey_load import Load
@@ -113,7 +113,7 @@ async def _run(settings: Settings) -> Outcome:
         probe_end=settings.duration_s - TAIL_S,
     )
     checks = check_all(ev)
-    report = render(ev, checks, machine())
+    report = render(ev, checks, machine_now())
     (settings.out_dir / "report.md").write_text(report)
     _write_calls(settings.out_dir / "calls.csv", probe)
     _write_samples(settings.out_dir / "samples.csv", sampler)
@@ -201,14 +201,7 @@ def _row(probe: Probe, call: Call) -> list[str]:
     ]  # fmt: skip
 
 
-def machine() -> str:
-    model = "unknown CPU"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-            break
+def machine_now() -> str:
+    """The machine, and its load average as the run ends."""
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    return (
-        f"{os.cpu_count()} cores ({model}), Python {sys.version.split()[0]}, "
-        f"load average at the end {load}"
-    )
+    return f"{machine()}, load average at the end {load}"

@@ -6,7 +6,8 @@
 - Only `harness.keda_client` makes an `ExternalScalerStub`: the one client that asks
   the scaler as KEDA asks it.
 - The shared helpers are defined once, in `harness` (free ports, KEDA's reading of a
-  value, waiting on a group of children, signals as an orderly end).
+  value, waiting on a group of children, signals as an orderly end, the machine's
+  description).
 - The bucket state's schema string is written once, in `api.bucket_schema`.
 
 Each check names the offending file, and each is shown failing on a tree made to fail.
@@ -24,7 +25,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 TOOLING = ("demo", "e2e", "bench", "soak", "harness")
 PRODUCT = ("api", "scaler")
-SHARED = frozenset({"free_port", "keda_value", "wait_for", "until_signal", "signals_ignored"})
+SHARED = frozenset(
+    {"free_port", "keda_value", "wait_for", "until_signal", "signals_ignored", "machine"}
+)
 KEDA_CLIENT = "harness/keda_client.py"
 SCHEMA_HOME = "api/bucket_schema.py"
 SCHEMA = "openclaw.bucket/v1"
