@@ -8,6 +8,7 @@ for the sync wait, a bare HTTP/1.0 GET over asyncio streams for the async one.
 from __future__ import annotations
 
 import asyncio
+import random
 import re
 import socket
 import time
@@ -15,6 +16,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from harness.child import Child, StartError
 
@@ -25,10 +27,43 @@ PROBE_EVERY_S = 0.05
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
+    """A TCP port on 127.0.0.1 that nothing uses right now, and that no other call in
+    this process has handed out.
+
+    Taken below the kernel's ephemeral range: a port the kernel picked for `bind(0)` is
+    also one it may give any outgoing connection (hey's, a client's) before the child
+    that was told to listen on it gets there, and then the child fails with "Address
+    already in use". Below that range only an explicit bind can take it.
+    """
+    low, high = _OUR_PORTS
+    for _ in range(200):
+        port = _random.randrange(low, high)
+        if port in _handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind((HOST, port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise OSError(f"no free TCP port on {HOST} in {low}-{high - 1} after 200 tries")
+
+
+def _our_ports() -> tuple[int, int]:
+    """[low, high): the ports below the ephemeral range (32768 by default) down to 10000."""
+    try:
+        ephemeral_low = int(Path(EPHEMERAL_RANGE).read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral_low = 32768
+    high = max(ephemeral_low, 12000)
+    return max(1024, min(10000, high - 2000)), high
+
+
+EPHEMERAL_RANGE = "/proc/sys/net/ipv4/ip_local_port_range"
+_OUR_PORTS = _our_ports()
+_handed_out: set[int] = set()
+_random = random.Random()
 
 
 def wait_until(

@@ -11,11 +11,13 @@ from harness import (
     Child,
     StartError,
     free_port,
+    ready,
     spawn,
     wait_http_ok,
     wait_http_ok_async,
     wait_log_line,
 )
+from harness.ready import EPHEMERAL_RANGE
 
 # A server that answers 200 to GET /ok, and to a POST whose body is `{"ping": 1}`.
 SERVER = """
@@ -49,6 +51,26 @@ def test_free_port_can_be_bound_on_loopback() -> None:
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", free_port()))
+
+
+def test_free_ports_lie_below_the_kernels_ephemeral_range_and_never_repeat() -> None:
+    ephemeral_low = int(Path(EPHEMERAL_RANGE).read_text().split()[0])
+    ports = [free_port() for _ in range(300)]
+    assert max(ports) < ephemeral_low
+    assert len(set(ports)) == len(ports)
+
+
+def test_a_port_something_listens_on_is_never_handed_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        tries = iter([busy, busy, busy + 1])
+        monkeypatch.setattr(ready, "_OUR_PORTS", (busy, busy + 2))
+        monkeypatch.setattr(ready._random, "randrange", lambda low, high: next(tries))
+        assert free_port() == busy + 1
 
 
 def test_wait_http_ok_returns_once_it_answers(server: tuple[Child, str]) -> None:

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from harness import free_port
 from scaler.server import StartError, build
 from tests.scaler.conftest import with_config
 
@@ -23,8 +24,7 @@ def listening() -> Iterator[int]:
 
 
 def unused_port() -> int:
-    with socket.create_server(("127.0.0.1", 0)) as sock:
-        return int(sock.getsockname()[1])
+    return free_port()
 
 
 def is_open(port: int) -> bool:
