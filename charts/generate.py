@@ -80,6 +80,16 @@ FIELDS = (
     Field("Deployment", "rating-api", (*CONTAINER, "image"), IMAGE_EXPR),
     Field("Deployment", "rating-scaler", (*CONTAINER, "image"), IMAGE_EXPR),
     Field("Deployment", "rating-scaler", ("spec", "replicas"), "{{ .Values.scaler.replicas }}"),
+    # JSON is YAML: the mapping goes in as one flow-style value.
+    Field(
+        "Deployment", "rating-api", (*CONTAINER, "resources"), "{{ toJson .Values.api.resources }}"
+    ),
+    Field(
+        "Deployment",
+        "rating-scaler",
+        (*CONTAINER, "resources"),
+        "{{ toJson .Values.scaler.resources }}",
+    ),
     Field("ScaledObject", "rating-api", ("spec", "minReplicaCount"), "{{ .Values.replicaCount }}"),
     Field(
         "ScaledObject",
