@@ -13,7 +13,7 @@ from pathlib import Path
 
 from kubernetes import client
 
-from e2e import control_plane, helm, hpa_syncs, keda_operator, sandbox
+from e2e import control_plane, helm, hpa_syncs, keda_operator, node, sandbox
 from e2e.balanced_load import Endpoints
 from e2e.cluster_dns import DNS_HOST, ClusterDns
 from e2e.control_plane import HOST, ControlPlane
@@ -165,19 +165,10 @@ def has_condition(obj: dict[str, object], kind: str) -> bool:
 
 
 def start_node(cluster: Cluster, log_dir: Path, run_dir: Path) -> None:
-    argv = [
-        *sandbox.python_argv("e2e.node_agent", []),
-        f"--kubeconfig={cluster.plane.kubeconfig}",
-        f"--log-dir={log_dir / 'pods'}",
-        f"--state-dir={run_dir / 'pods'}",
-    ]
-    cluster.procs.start(component("node-agent", argv, log_dir / "node-agent.log", cwd=ROOT))
-    core = client.CoreV1Api(cluster.api)
-
-    def node_ready() -> bool:
-        return has_condition(as_json(cluster.api, core.read_node("e2e-node")), "Ready")
-
-    cluster.wait("node e2e-node Ready (node agent)", node_ready, 30.0)
+    cluster.say(f"Node {node.NODE_NAME}: kubelet, containerd (runc), kube-scheduler")
+    started = time.monotonic()
+    node.start(cluster.procs, cluster.plane, run_dir, log_dir)
+    cluster.say(f"  {node.NODE_NAME} Ready: {time.monotonic() - started:.1f} s")
 
 
 def apply_manifests(cluster: Cluster) -> None:

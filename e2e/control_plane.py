@@ -31,6 +31,9 @@ CONTROLLERS = (
     "serviceaccount-controller",
     "disruption-controller",
     "root-ca-certificate-publisher-controller",  # kube-root-ca.crt, for pods' tokens
+    # Lifts the not-ready taint the API server puts on a new Node once kubelet says
+    # Ready; without it kube-scheduler places no pod.
+    "node-lifecycle-controller",
 )
 HPA_CONTROLLER = "horizontal-pod-autoscaler-controller"
 # Beta and on by default in 1.35; said explicitly so that a change of default cannot
@@ -131,7 +134,10 @@ def apiserver_argv(keys: Pki, etcd_port: int, port: int) -> list[str]:
         f"--secure-port={port}",
         "--endpoint-reconciler-type=none",
         f"--service-cluster-ip-range={SERVICE_CIDR}",
-        "--authorization-mode=RBAC",
+        # Node: kubelet's own client (system:node:e2e-node) reads and writes only what
+        # its pods need, as in a cluster.
+        "--authorization-mode=Node,RBAC",
+        "--enable-admission-plugins=NodeRestriction",
         "--anonymous-auth=false",
         f"--client-ca-file={keys.ca.pair.cert}",
         f"--tls-cert-file={keys.serving.cert}",

@@ -25,13 +25,22 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from e2e import artifacts, build, control_plane, faults, helm, hpa_syncs, readback, sandbox
+from e2e import (
+    artifacts,
+    build,
+    control_plane,
+    faults,
+    helm,
+    hpa_syncs,
+    node,
+    pod_images,
+    readback,
+    sandbox,
+)
 from e2e.agreement import Agreement
 from e2e.balanced_load import Load, burst
 from e2e.cluster import NAMESPACES, OVERLAYS, ROOT, Cluster, bring_up, dump, endpoints_of
-from e2e.containers import sweep_here
 from e2e.observe import Sample
-from e2e.pod_images import image_summary
 from harness import hpa
 from harness.group import ChildDied, Group
 
@@ -153,9 +162,10 @@ def summarize(cluster: Cluster, settings: Settings, run: Drive) -> dict[str, Any
             "keda": build.KEDA_VERSION,
             "etcd": build.ETCD_VERSION,
             "helm": build.HELM_VERSION,
+            "containerd": build.CONTAINERD_VERSION,
         },
         "install": install_commands(),
-        "image": image_summary(cluster.api, NAMESPACES),
+        "image": pod_images.image_summary(cluster.api, NAMESPACES),
         "hpa_sync_s": settings.hpa_sync_s,
         "step_after_sync_s": settings.phase_s,
         "right_size": needed,
@@ -214,6 +224,7 @@ def check_loop(summary: dict[str, Any]) -> list[str]:
             problems.append(f"{path}: the HPA never scaled the Deployment above {PODS}")
         if summary[path]["lost"]:
             problems.append(f"{path}: {summary[path]['lost']} requests got no answer (lost)")
+    problems += pod_images.image_problems(summary["image"])
     return problems
 
 
@@ -238,11 +249,9 @@ def run(settings: Settings) -> int:
         say(f"\nFAILED: {error}\n(logs in {log_dir})")
         return 1
     finally:
-        say("\nStopping everything (node agent stops its pods first)...")
+        say("\nStopping everything, then what kubelet leaves running in the pods...")
         procs.stop_all()
-        left = sweep_here()  # containers the node agent had no time to remove
-        if left:
-            say(f"  deleted {len(left)} containers the node agent left")
+        say(f"  removed {node.sweep()} cgroup directories of the pods")
     for problem in problems:
         say(f"FAILED: {problem}")
     return 1 if problems else 0

@@ -5,11 +5,12 @@ unpacked from it (`umoci unpack`). Each run gets a bundle of its own: a `config.
 written here from the image's own config (user, environment, working directory), whose
 root is the shared rootfs. `runtime_spec` is the pod's security context as the
 manifests set it (no capabilities, no new privileges, the image's numeric user, a
-read-only root, a tmpfs on /tmp for the emptyDir); `Options` carries what the node
-agent takes from a pod instead (`pod_options`): its user, its volumes as bind mounts,
-and its resources as cgroup limits, converted as kubelet converts them. There is no
-network namespace: the container shares the host's, and the servers bind the pod's
-address or 127.0.0.1 only.
+read-only root, a tmpfs on /tmp for the emptyDir). There is no network namespace: the
+container shares the host's, and the servers bind 127.0.0.1 only.
+
+`python -m e2e.image --check` (tests/deploy/test_image.py) runs the image this way;
+`make e2e` runs it through kubelet and containerd (`e2e.node`), and reads its pods'
+cgroup limits with `cgroup_limits`.
 """
 
 from __future__ import annotations
@@ -19,11 +20,10 @@ import shutil
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from e2e import podspec
 from harness.child import Child
 
 # crun 1.8 refuses a host whose cgroup v2 hierarchy has controllers while v1 is in use
@@ -32,28 +32,6 @@ RUNTIME = "runc"
 STATE_DIR = Path("/run/openclaw-e2e/runc")
 TMPFS_SIZE = "64m"
 STOP_TIMEOUT_S = 15.0
-# kubelet's conversions (pkg/kubelet/cm/helpers_linux.go): shares from the CPU request,
-# CFS quota over a 100 ms period from the CPU limit.
-CFS_PERIOD_US = 100_000
-MIN_SHARES = 2
-MIN_QUOTA_US = 1000
-# What containerd gives a container that drops none (its default capability set).
-DEFAULT_CAPABILITIES = (
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-)
 
 
 @dataclass(frozen=True)
@@ -106,55 +84,22 @@ def parse_user(user: str) -> tuple[int, int]:
     return int(uid), int(gid or uid)
 
 
-@dataclass(frozen=True)
-class Bind:
-    """A directory or file of the host bind-mounted into the container."""
-
-    source: Path
-    destination: str
-    read_only: bool = False
-
-
-@dataclass(frozen=True)
-class Options:
-    """What a pod decides about its container; the defaults are the manifests' choices
-    (`runtime_spec` without options is what tests/deploy/test_image.py runs)."""
-
-    user: tuple[int, int] | None = None  # None: the image's
-    read_only_root: bool = True
-    no_new_privileges: bool = True
-    capabilities: tuple[str, ...] = ()
-    binds: tuple[Bind, ...] = ()
-    tmp_tmpfs: bool = True  # a tmpfs on /tmp (off when a volume is mounted there)
-    resources: dict[str, Any] = field(default_factory=dict)  # the spec's linux.resources
-    cgroups_path: str | None = None
-
-
 def _mount(destination: str, kind: str, *options: str) -> dict[str, Any]:
     return {"destination": destination, "type": kind, "source": kind, "options": list(options)}
 
 
-def _mounts(options: Options) -> list[dict[str, Any]]:
-    mounts = [
+def _mounts() -> list[dict[str, Any]]:
+    return [
         _mount("/proc", "proc", "nosuid", "noexec", "nodev"),
         _mount("/dev", "tmpfs", "nosuid", "strictatime", "mode=755", "size=65536k"),
         _mount("/dev/pts", "devpts", "nosuid", "noexec", "newinstance", "ptmxmode=0666"),
         _mount("/dev/shm", "tmpfs", "nosuid", "noexec", "nodev", "mode=1777", "size=65536k"),
         _mount("/dev/mqueue", "mqueue", "nosuid", "noexec", "nodev"),
         _mount("/sys", "sysfs", "nosuid", "noexec", "nodev", "ro"),
-        # Mount points under /run (the service-account token's) are made in this tmpfs,
-        # not in the shared rootfs.
         _mount("/run", "tmpfs", "nosuid", "nodev", "mode=755", "size=1m"),
+        # The manifests' emptyDir: Python's tempfile needs a writable /tmp.
+        _mount("/tmp", "tmpfs", "nosuid", "nodev", "mode=1777", f"size={TMPFS_SIZE}"),
     ]
-    if options.tmp_tmpfs:  # the manifests' emptyDir: Python's tempfile needs a writable /tmp
-        mounts.append(_mount("/tmp", "tmpfs", "nosuid", "nodev", "mode=1777", f"size={TMPFS_SIZE}"))
-    for bind in options.binds:
-        flags = ["rbind", "nosuid", "nodev", "ro" if bind.read_only else "rw"]
-        mounts.append(
-            {"destination": bind.destination, "type": "bind", "source": str(bind.source)}
-            | {"options": flags}
-        )
-    return mounts
 
 
 def runtime_spec(
@@ -164,26 +109,19 @@ def runtime_spec(
     *,
     env: Mapping[str, str] | None = None,
     hostname: str = "rating-edge",
-    options: Options | None = None,
 ) -> dict[str, Any]:
     """An OCI runtime config that runs `args` (replacing the image's CMD) on `rootfs`, in
-    the host's network namespace: as the image's user on a read-only root with no
-    capabilities unless `options` say otherwise."""
-    options = options or Options()
-    uid, gid = options.user or image.user
+    the host's network namespace: as the image's user on a read-only root, with no
+    capabilities and no new privileges, as the manifests' security context says."""
+    uid, gid = image.user
     capabilities: dict[str, list[str]] = {
-        key: list(options.capabilities)
-        for key in ("bounding", "effective", "permitted", "inheritable")
-    } | {"ambient": []}
+        key: [] for key in ("bounding", "effective", "permitted", "inheritable", "ambient")
+    }
     linux: dict[str, Any] = {
         "namespaces": [{"type": kind} for kind in ("pid", "ipc", "uts", "mount")],
         "maskedPaths": ["/proc/kcore", "/proc/keys", "/proc/timer_list", "/sys/firmware"],
         "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys"],
     }
-    if options.resources:
-        linux["resources"] = options.resources
-    if options.cgroups_path:
-        linux["cgroupsPath"] = options.cgroups_path
     return {
         "ociVersion": "1.0.2",
         "process": {
@@ -193,64 +131,13 @@ def runtime_spec(
             "env": [*image.env, *(f"{key}={value}" for key, value in (env or {}).items())],
             "cwd": image.working_dir,
             "capabilities": capabilities,
-            "noNewPrivileges": options.no_new_privileges,
+            "noNewPrivileges": True,
         },
-        "root": {"path": str(rootfs), "readonly": options.read_only_root},
+        "root": {"path": str(rootfs), "readonly": True},
         "hostname": hostname,
-        "mounts": _mounts(options),
+        "mounts": _mounts(),
         "linux": linux,
     }
-
-
-# --- what a pod asks for ---------------------------------------------------------
-
-
-def linux_resources(resources: podspec.Resources) -> dict[str, Any]:
-    """`linux.resources` as kubelet sets them: CPU shares from the request (2 without
-    one), a CFS quota from the limit, the memory limit. runc writes them to cgroup v1
-    (cpu.shares, cpu.cfs_quota_us, memory.limit_in_bytes) or converts them for v2
-    (cpu.weight, cpu.max, memory.max)."""
-    request_m = resources.cpu_request_m
-    shares = MIN_SHARES if not request_m else max(MIN_SHARES, request_m * 1024 // 1000)
-    cpu: dict[str, int] = {"shares": shares}
-    if resources.cpu_limit_m:
-        quota = max(MIN_QUOTA_US, resources.cpu_limit_m * CFS_PERIOD_US // 1000)
-        cpu |= {"quota": quota, "period": CFS_PERIOD_US}
-    spec: dict[str, Any] = {"cpu": cpu}
-    if resources.memory_limit_bytes:
-        spec["memory"] = {"limit": resources.memory_limit_bytes}
-    return spec
-
-
-def capabilities(security: podspec.Security) -> tuple[str, ...]:
-    """The runtime's default set, less `drop` (ALL: every one), plus `add`."""
-
-    def named(names: Sequence[str]) -> set[str]:
-        return {name if name.startswith("CAP_") else f"CAP_{name}" for name in names}
-
-    drop = named(security.capabilities_drop)
-    kept = () if "CAP_ALL" in drop else tuple(c for c in DEFAULT_CAPABILITIES if c not in drop)
-    return kept + tuple(sorted(named(security.capabilities_add) - set(kept)))
-
-
-def pod_options(
-    image: ImageConfig, container: podspec.Container, binds: Sequence[Bind], cgroups_path: str
-) -> Options:
-    """The runtime options of a pod's container: its security context over the image's
-    user, its volumes, its resources."""
-    security = container.security
-    uid = image.user[0] if security.run_as_user is None else security.run_as_user
-    gid = image.user[1] if security.run_as_group is None else security.run_as_group
-    return Options(
-        user=(uid, gid),
-        read_only_root=security.read_only_root,
-        no_new_privileges=not security.allow_privilege_escalation,
-        capabilities=capabilities(security),
-        binds=tuple(binds),
-        tmp_tmpfs=not any(bind.destination.rstrip("/") == "/tmp" for bind in binds),
-        resources=linux_resources(container.resources),
-        cgroups_path=cgroups_path,
-    )
 
 
 def cgroup_limits(pid: int) -> dict[str, str]:
@@ -290,22 +177,6 @@ def runtime(*args: str) -> list[str]:
     if binary is None:
         raise FileNotFoundError(f"{RUNTIME} is not installed (Debian package {RUNTIME})")
     return [binary, "--root", str(STATE_DIR), *args]
-
-
-def state(name: str) -> dict[str, Any] | None:
-    """`runc state` of container `name` (its pid, status, bundle), None if unknown."""
-    done = subprocess.run(runtime("state", name), capture_output=True, text=True, check=False)
-    return json.loads(done.stdout) if done.returncode == 0 else None
-
-
-def listed() -> list[dict[str, Any]]:
-    """`runc list` in this module's state directory."""
-    if not STATE_DIR.is_dir():
-        return []
-    done = subprocess.run(
-        runtime("list", "--format", "json"), capture_output=True, text=True, check=False
-    )
-    return list(json.loads(done.stdout or "null") or []) if done.returncode == 0 else []
 
 
 def version() -> str:

@@ -1,7 +1,8 @@
 """What summary.json says of the image the pods ran from: its reference, the digest of
 its OCI manifest (read from the layout, not from the build's record), the runtime and
-its version, what each fleet's pods report in their container statuses, and the CPU
-and memory limits read from one running container's cgroup files per fleet.
+its version, what each fleet's pods report in their container statuses (kubelet's
+`image` and `imageID`), and the CPU and memory limits read from one running
+container's cgroup files per Deployment and fleet.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 from kubernetes import client
 
-from e2e import containers, image, oci
+from e2e import image, node, oci
 from e2e.kube import as_json
 
 Json = Mapping[str, Any]
@@ -26,6 +27,7 @@ def image_keys(key: str) -> dict[str, Any]:
     layout = Path(record["layout"])
     return {
         "reference": record["image"],
+        "imported_as": node.image_reference(),
         "digest": oci.manifest_digest(layout, record["layout_tag"]),
         "image_id": record["image_id"],
         "key": key,
@@ -44,21 +46,27 @@ def reported(pods: Iterable[Json]) -> dict[str, list[str]]:
     return {name: sorted(refs) for name, refs in sorted(seen.items())}
 
 
-def cgroup_sample(namespace: str) -> dict[str, dict[str, str]]:
+def cgroup_sample(pods: Iterable[Json]) -> dict[str, dict[str, str]]:
     """The cgroup limits of the first running container of each Deployment (by the
-    pod name less its two generated parts) in `namespace`, by container id."""
-    prefix = containers.container_name(namespace, "")
+    pod name less its two generated parts) among `pods`, by pod name."""
     sample: dict[str, dict[str, str]] = {}
     taken: set[str] = set()
-    for listed in sorted(oci.listed(), key=lambda c: str(c.get("id"))):
-        name = str(listed.get("id", ""))
-        deployment = name.removeprefix(prefix).rsplit("-", 2)[0]
-        if not name.startswith(prefix) or listed.get("status") != "running":
+    for pod in sorted(pods, key=lambda p: str(p["metadata"]["name"])):
+        name = str(pod["metadata"]["name"])
+        deployment = name.rsplit("-", 2)[0]
+        statuses = (pod.get("status") or {}).get("containerStatuses") or []
+        ids = [
+            str(s["containerID"]).removeprefix("containerd://")
+            for s in statuses
+            if "running" in (s.get("state") or {}) and s.get("containerID")
+        ]
+        if deployment in taken or not ids:
             continue
-        if deployment in taken or not listed.get("pid"):
+        pids = node.container_pids(iter(ids[:1]))
+        if not pids:
             continue
         try:
-            sample[name] = oci.cgroup_limits(int(listed["pid"]))
+            sample[name] = oci.cgroup_limits(next(iter(pids.values())))
         except OSError:
             continue  # it stopped meanwhile
         taken.add(deployment)
@@ -74,5 +82,21 @@ def image_summary(
     fleets = {}
     for fleet, namespace in namespaces.items():
         pods = as_json(api, core.list_namespaced_pod(namespace)).get("items") or []
-        fleets[fleet] = {"pods": reported(pods), "cgroup_limits": cgroup_sample(namespace)}
-    return image_keys(key) | {"fleets": fleets}
+        fleets[fleet] = {"pods": reported(pods), "cgroup_limits": cgroup_sample(pods)}
+    return image_keys(key) | {"node": node.node_info(api), "fleets": fleets}
+
+
+def image_problems(summary: Json) -> list[str]:
+    """Reasons the pods did not run the image built for this run (empty when they did):
+    each container's status must report the imported name and the built image's id."""
+    if "error" in summary:
+        return [f"image: {summary['error']}"]
+    wanted = f"{summary['imported_as']}@{summary['image_id']}"
+    problems = []
+    for fleet, seen in summary["fleets"].items():
+        for container, refs in seen["pods"].items():
+            if refs != [wanted]:
+                problems.append(f"{fleet}: {container} ran {refs}, not {wanted}")
+        if not seen["cgroup_limits"]:
+            problems.append(f"{fleet}: no running container's cgroup limits could be read")
+    return problems
