@@ -33,7 +33,7 @@ import signal
 import subprocess
 import tarfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -74,6 +74,11 @@ class Node:
 
     def ctr(self, *args: str) -> list[str]:
         return [str(build.binary("ctr")), "--address", str(SOCKET), "-n", CRI_NAMESPACE, *args]
+
+
+def node_env() -> dict[str, str]:
+    """containerd finds its runc shim, and kubelet and the shim runc and mount, on PATH."""
+    return {"PATH": f"{build.bin_dir()}:/usr/sbin:/usr/bin:/sbin:/bin"}
 
 
 def containerd_config(node_dir: Path) -> str:
@@ -225,7 +230,7 @@ def layout_archive(out: IO[bytes], layout: Path, tag: str, name: str) -> str:
     return str(descriptor["digest"])
 
 
-def import_image(node: Node, write: Any, log: Path, what: str) -> None:
+def import_image(node: Node, write: Callable[[IO[bytes]], object], log: Path, what: str) -> None:
     """Stream an archive made by `write(stdin)` into `ctr images import`."""
     with log.open("ab") as sink:
         importer = subprocess.Popen(
@@ -291,61 +296,65 @@ def kubelet_config(node_dir: Path, ca: Path, port: int, healthz_port: int) -> di
 def start(procs: Group, plane: ControlPlane, run_dir: Path, log_dir: Path) -> Node:
     """containerd with both images, kubelet, kube-scheduler and the kubernetes Service's
     relay; returns once the Node is Ready."""
-    node_dir = run_dir / "node"
-    node_dir.mkdir(parents=True, exist_ok=True)
+    node = Node(run_dir / "node", run_dir / "node" / "kubelet.kubeconfig")
+    node.directory.mkdir(parents=True, exist_ok=True)
+    start_containerd(procs, node, log_dir)
+    import_images(node, log_dir / "ctr-import.log")
+    start_kubelet(procs, plane, node, log_dir)
+    start_scheduler(procs, plane, log_dir)
+    start_service_relay(procs, plane, log_dir)
+    wait_for(f"node {NODE_NAME} Ready (kubelet)", lambda: node_ready(plane), READY_TIMEOUT_S, procs)
+    return node
+
+
+def start_containerd(procs: Group, node: Node, log_dir: Path) -> None:
     RUN_DIR.mkdir(parents=True, exist_ok=True)
     subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0711", "tmpfs", str(RUN_DIR)], check=True)
-    write_cni(node_dir)
-    config = node_dir / "containerd.toml"
-    config.write_text(containerd_config(node_dir))
-    containerd = [str(build.binary("containerd")), f"--config={config}"]
-    env = {"PATH": f"{build.bin_dir()}:/usr/sbin:/usr/bin:/sbin:/bin"}  # finds the shim
-    procs.start(component("containerd", containerd, log_dir / "containerd.log", env=env))
-    node = Node(node_dir, node_dir / "kubelet.kubeconfig")
+    write_cni(node.directory)
+    config = node.directory / "containerd.toml"
+    config.write_text(containerd_config(node.directory))
+    argv = [str(build.binary("containerd")), f"--config={config}"]
+    procs.start(component("containerd", argv, log_dir / "containerd.log", env=node_env()))
     wait_for("containerd answers", lambda: _answers(node), 30.0, procs)
 
-    imports = log_dir / "ctr-import.log"
-    import_image(node, lambda out: pause_archive(out, build.binary("pause")), imports, "pause")
-    record = image.ensure()
-    layout, tag = Path(record["layout"]), str(record["layout_tag"])
-    import_image(
-        node,
-        lambda out: layout_archive(out, layout, tag, image_reference()),
-        imports,
-        image_reference(),
-    )
 
-    keys, ca = node_pki(plane, node_dir), plane.pki.ca.pair.cert
+def import_images(node: Node, log: Path) -> None:
+    """The pause image, and the project's image under the manifests' name."""
+    import_image(node, lambda out: pause_archive(out, build.binary("pause")), log, "pause")
+    record = image.ensure()
+    layout, tag, name = Path(record["layout"]), str(record["layout_tag"]), image_reference()
+    import_image(node, lambda out: layout_archive(out, layout, tag, name), log, name)
+
+
+def start_kubelet(procs: Group, plane: ControlPlane, node: Node, log_dir: Path) -> None:
+    keys, ca = node_pki(plane, node.directory), plane.pki.ca.pair.cert
     node.kubeconfig.write_text(kubeconfig_text(plane.server, ca, keys.cert, keys.key))
-    kubelet_yaml = node_dir / "kubelet.yaml"
-    settings = kubelet_config(node_dir, ca, free_port(), free_port())
-    kubelet_yaml.write_text(json.dumps(settings, indent=2))
+    config = node.directory / "kubelet.yaml"
+    settings = kubelet_config(node.directory, ca, free_port(), free_port())
+    config.write_text(json.dumps(settings, indent=2))
     subprocess.run(["ip", "addr", "replace", f"{NODE_IP}/32", "dev", "lo"], check=True)
-    kubelet = [
+    argv = [
         str(build.binary("kubelet")),
-        f"--config={kubelet_yaml}",
+        f"--config={config}",
         f"--kubeconfig={node.kubeconfig}",
-        f"--root-dir={node_dir / 'kubelet'}",
-        f"--cert-dir={node_dir / 'kubelet-pki'}",
+        f"--root-dir={node.directory / 'kubelet'}",
+        f"--cert-dir={node.directory / 'kubelet-pki'}",
         f"--hostname-override={NODE_NAME}",
         f"--node-ip={NODE_IP}",
         "--v=1",
     ]
-    procs.start(component("kubelet", kubelet, log_dir / "kubelet.log", env=env))
-    scheduler = [
-        str(build.binary("kube-scheduler")),
-        f"--kubeconfig={plane.kubeconfig}",
-        f"--authentication-kubeconfig={plane.kubeconfig}",
-        f"--authorization-kubeconfig={plane.kubeconfig}",
-        f"--bind-address={HOST}",
-        f"--secure-port={free_port()}",
-        "--leader-elect=false",
-        "--v=1",
+    procs.start(component("kubelet", argv, log_dir / "kubelet.log", env=node_env()))
+
+
+def start_scheduler(procs: Group, plane: ControlPlane, log_dir: Path) -> None:
+    kubeconfig = plane.kubeconfig  # the admin's, as the controller manager's
+    argv = [str(build.binary("kube-scheduler")), f"--kubeconfig={kubeconfig}"]
+    argv += [
+        f"--authentication-kubeconfig={kubeconfig}",
+        f"--authorization-kubeconfig={kubeconfig}",
     ]
-    procs.start(component("kube-scheduler", scheduler, log_dir / "kube-scheduler.log"))
-    start_service_relay(procs, plane, log_dir)
-    wait_for(f"node {NODE_NAME} Ready (kubelet)", lambda: node_ready(plane), READY_TIMEOUT_S, procs)
-    return node
+    argv += [f"--bind-address={HOST}", f"--secure-port={free_port()}", "--leader-elect=false"]
+    procs.start(component("kube-scheduler", [*argv, "--v=1"], log_dir / "kube-scheduler.log"))
 
 
 def _answers(node: Node) -> bool:
@@ -375,7 +384,7 @@ def node_ready(plane: ControlPlane) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
-def container_pids(ids: Iterator[str]) -> dict[str, int]:
+def container_pids(ids: Iterable[str]) -> dict[str, int]:
     """The host pid of each running container, by containerd's id (runc's state)."""
     pids = {}
     for container_id in ids:

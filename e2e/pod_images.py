@@ -62,7 +62,7 @@ def cgroup_sample(pods: Iterable[Json]) -> dict[str, dict[str, str]]:
         ]
         if deployment in taken or not ids:
             continue
-        pids = node.container_pids(iter(ids[:1]))
+        pids = node.container_pids(ids[:1])
         if not pids:
             continue
         try:
