@@ -251,7 +251,7 @@ def run(settings: Settings) -> int:
     finally:
         say("\nStopping everything, then what kubelet leaves running in the pods...")
         procs.stop_all()
-        say(f"  removed {node.sweep()} cgroup directories of the pods")
+        say(f"  removed {node.sweep(node.node_dir(run_dir))} cgroup directories of the pods")
     for problem in problems:
         say(f"FAILED: {problem}")
     return 1 if problems else 0

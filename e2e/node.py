@@ -258,6 +258,7 @@ def node_pki(plane: ControlPlane, directory: Path) -> pki.Pair:
 
 
 def kubelet_config(node_dir: Path, ca: Path, port: int, healthz_port: int) -> dict[str, Any]:
+    """kubelet's settings; its pods' cgroups go under `cgroup_parent(node_dir)`."""
     return {
         "apiVersion": "kubelet.config.k8s.io/v1beta1",
         "kind": "KubeletConfiguration",
@@ -265,6 +266,7 @@ def kubelet_config(node_dir: Path, ca: Path, port: int, healthz_port: int) -> di
         "failCgroupV1": False,
         "cgroupDriver": "cgroupfs",
         "cgroupsPerQOS": True,
+        "cgroupRoot": f"/{cgroup_parent(node_dir)}",
         "containerRuntimeEndpoint": f"unix://{SOCKET}",
         "address": HOST,
         "port": port,
@@ -293,10 +295,15 @@ def kubelet_config(node_dir: Path, ca: Path, port: int, healthz_port: int) -> di
     }
 
 
+def node_dir(run_dir: Path) -> Path:
+    """Where the node of the run in `run_dir` keeps its files."""
+    return run_dir / "node"
+
+
 def start(procs: Group, plane: ControlPlane, run_dir: Path, log_dir: Path) -> Node:
     """containerd with both images, kubelet, kube-scheduler and the kubernetes Service's
     relay; returns once the Node is Ready."""
-    node = Node(run_dir / "node", run_dir / "node" / "kubelet.kubeconfig")
+    node = Node(node_dir(run_dir), node_dir(run_dir) / "kubelet.kubeconfig")
     node.directory.mkdir(parents=True, exist_ok=True)
     start_containerd(procs, node, log_dir)
     import_images(node, log_dir / "ctr-import.log")
@@ -333,6 +340,7 @@ def start_kubelet(procs: Group, plane: ControlPlane, node: Node, log_dir: Path) 
     settings = kubelet_config(node.directory, ca, free_port(), free_port())
     config.write_text(json.dumps(settings, indent=2))
     subprocess.run(["ip", "addr", "replace", f"{NODE_IP}/32", "dev", "lo"], check=True)
+    make_cgroup_parent(node.directory)
     argv = [
         str(build.binary("kubelet")),
         f"--config={config}",
@@ -405,15 +413,37 @@ def node_info(api: client.ApiClient) -> dict[str, str]:
 
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
-KUBEPODS = "kubepods"
 
 
-def sweep(timeout_s: float = 10.0) -> int:
+def cgroup_parent(node_dir: Path) -> str:
+    """The cgroup this node's pods live under (kubelet's `cgroupRoot`), one per run
+    directory, so that runs side by side (`make test` and `make e2e`) never see, clean
+    up or sweep each other's pods."""
+    return "openclaw-e2e-" + hashlib.sha256(str(node_dir.resolve()).encode()).hexdigest()[:12]
+
+
+def _hierarchies() -> list[Path]:
+    """Every mounted cgroup hierarchy (v1 controllers, the unified v2 one)."""
+    return [path for path in sorted(CGROUP_ROOT.iterdir()) if (path / "cgroup.procs").is_file()]
+
+
+def make_cgroup_parent(node_dir: Path) -> None:
+    """The parent in every hierarchy (kubelet refuses a `cgroupRoot` that is missing in
+    one); cpuset's gets its parent's CPUs and memory nodes, or nothing could join it."""
+    name = cgroup_parent(node_dir)
+    for hierarchy in _hierarchies():
+        (hierarchy / name).mkdir(exist_ok=True)
+        for knob in ("cpuset.cpus", "cpuset.mems"):
+            if (hierarchy / knob).is_file():
+                (hierarchy / name / knob).write_text((hierarchy / knob).read_text())
+
+
+def sweep(node_dir: Path, timeout_s: float = 10.0) -> int:
     """For the run's end, once kubelet and containerd are stopped: kill what still runs
-    in the pods' cgroups (only processes of this PID namespace are listed there) and
-    remove those cgroups, deepest first, in every hierarchy. The number removed."""
-    tops = [path for path in CGROUP_ROOT.glob(f"*/{KUBEPODS}") if path.is_dir()]
-    tops += [CGROUP_ROOT / KUBEPODS] if (CGROUP_ROOT / KUBEPODS).is_dir() else []
+    in this node's cgroups (only processes of this PID namespace are listed there) and
+    remove them, deepest first, in every hierarchy. The number removed."""
+    name = cgroup_parent(node_dir)
+    tops = [hierarchy / name for hierarchy in _hierarchies() if (hierarchy / name).is_dir()]
     groups = sorted(
         (d for top in tops for d in [top, *top.rglob("*")] if d.is_dir()),
         key=lambda d: len(d.parts),
@@ -428,7 +458,7 @@ def sweep(timeout_s: float = 10.0) -> int:
             group.rmdir()
             removed += 1
         except OSError:
-            continue  # busy (another namespace's process) or gone already
+            continue  # still busy, or gone already
     return removed
 
 

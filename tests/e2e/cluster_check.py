@@ -88,6 +88,13 @@ def main(out_dir: Path) -> dict[str, Any]:
         seen["on_lo"] = on_lo()
         (status,) = pod["status"]["containerStatuses"]
         seen["container"] = {key: status[key] for key in ("image", "imageID", "containerID")}
+        pids = node.container_pids([status["containerID"].removeprefix("containerd://")])
+        memory = [
+            line.split(":", 2)[2]
+            for line in Path(f"/proc/{next(iter(pids.values()))}/cgroup").read_text().splitlines()
+            if line.split(":")[1] == "memory"
+        ]
+        seen["memory_cgroup"] = memory
         seen["node"] = node.node_info(api)
         seen["relay_readyz"] = through_relay(plane, core)
         seen["ready"] = [c["status"] for c in pod["status"]["conditions"] if c["type"] == "Ready"]
@@ -103,7 +110,7 @@ def main(out_dir: Path) -> dict[str, Any]:
         dns.stop()
     finally:
         procs.stop_all()
-        node.sweep()
+        node.sweep(node.node_dir(out_dir / "run"))
     return seen
 
 

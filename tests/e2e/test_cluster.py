@@ -63,6 +63,11 @@ def test_a_pod_runs_becomes_an_endpoint_and_stops(tmp_path: Path) -> None:
     assert seen["node"]["kubeletVersion"] == build.KUBERNETES_VERSION
     assert seen["node"]["containerRuntimeVersion"] == f"containerd://{build.CONTAINERD_VERSION[1:]}"
     assert seen["relay_readyz"] == "ok"
+    parent = node.cgroup_parent(node.node_dir(tmp_path / "run"))
+    (memory,) = seen["memory_cgroup"]
+    assert memory.startswith(f"/{parent}/kubepods/"), "the pod's cgroup is under this run's"
+    left = [str(h / parent) for h in Path("/sys/fs/cgroup").iterdir() if (h / parent).exists()]
+    assert left == [], "the run's end removed its cgroups"
     assert seen["endpoints"] == [[seen["pod_ip"], 8080]]
     assert seen["dns"] == [seen["pod_ip"]]
     assert "gone_s" in seen  # the pod object went away after its process stopped
