@@ -16,6 +16,8 @@ kube-scheduler binding pods to it.
   cgroup v1 (`failCgroupV1: false`: this host mounts v1 controllers).
 - The `kubernetes` Service's address has no kube-proxy behind it: `e2e.service_relay`
   listens there and relays to the API server, for the scaler's in-cluster client.
+- The pods' cgroups sit under a parent of the run's own (`cgroup_parent`), which
+  `sweep` empties and removes at the end: kubelet leaves its pods running when stopped.
 
 Every socket lives under /run/containerd, a tmpfs mounted in the run's own mount
 namespace (shim sockets go there whatever containerd is told), so nothing of the node
