@@ -431,8 +431,10 @@ def _hierarchies() -> list[Path]:
 
 def make_cgroup_parent(node_dir: Path) -> None:
     """The parent in every hierarchy (kubelet refuses a `cgroupRoot` that is missing in
-    one); cpuset's gets its parent's CPUs and memory nodes, or nothing could join it."""
+    one), after what a killed run with this directory left there. cpuset's gets its
+    parent's CPUs and memory nodes, or nothing could join it."""
     name = cgroup_parent(node_dir)
+    sweep(node_dir)
     for hierarchy in _hierarchies():
         (hierarchy / name).mkdir(exist_ok=True)
         for knob in ("cpuset.cpus", "cpuset.mems"):
