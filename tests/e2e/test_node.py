@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from e2e import node, pod_images
+from e2e import node, pod_burst, pod_images
 
 
 def read_archive(data: bytes) -> dict[str, bytes]:
@@ -115,3 +115,25 @@ def test_another_image_or_no_limits_read_are_problems() -> None:
     assert pod_images.image_problems({"error": "no image built for this key"}) == [
         "image: no image built for this key"
     ]
+
+
+def test_the_burst_starts_the_e2e_overlays_rating_api_pod() -> None:
+    deployment = pod_burst.overlay_deployment()
+    assert deployment["metadata"] == {"name": "rating-api", "namespace": "default"}
+    assert deployment["spec"]["replicas"] == 0
+    spec = deployment["spec"]["template"]["spec"]
+    assert "serviceAccountName" not in spec
+    (container,) = spec["containers"]
+    assert container["image"] == "openclaw/rating-edge:0.1.0"
+    assert container["resources"]["requests"]["cpu"] == "25m"
+    assert {"startupProbe", "readinessProbe", "livenessProbe"} <= set(container)
+
+
+@pytest.mark.parametrize("flags", [["--pods", "0"], ["--rounds", "0"]])
+def test_the_burst_refuses_zero_pods_or_rounds(
+    flags: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        pod_burst.main(flags)
+    assert exited.value.code == 2
+    assert "--pods and --rounds must be at least 1" in capsys.readouterr().err
