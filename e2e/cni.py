@@ -126,7 +126,7 @@ def add(store: Store, env: Mapping[str, str], version: str) -> dict[str, Any]:
         )
         if mounted.returncode != 0:
             raise CniError(
-                INTERNAL, f"cannot bind-mount the run's netns on {netns}", mounted.stderr
+                INTERNAL, f"cannot bind-mount the run's netns on {netns}", mounted.stderr.strip()
             )
     interface = {"name": env.get("CNI_IFNAME", "eth0"), "sandbox": netns}
     return {

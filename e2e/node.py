@@ -19,9 +19,10 @@ kube-scheduler binding pods to it.
 - The pods' cgroups sit under a parent of the run's own (`cgroup_parent`), which
   `sweep` empties and removes at the end: kubelet leaves its pods running when stopped.
 
-Every socket lives under /run/containerd, a tmpfs mounted in the run's own mount
-namespace (shim sockets go there whatever containerd is told), so nothing of the node
-is left on the host when the run ends.
+containerd's sockets and state live under /run/containerd, a tmpfs mounted in the
+run's own mount namespace (its shims' sockets go there whatever containerd is told),
+and kubelet's files under the run directory, so nothing of the node is left on the host
+when the run ends.
 """
 
 from __future__ import annotations
