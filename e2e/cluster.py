@@ -1,5 +1,6 @@
 """Bring the whole cluster up inside the sandbox: control plane, cluster DNS, KEDA, the
-node agent, Prometheus, and the project's manifests; wait until the loop is wired."""
+node (kubelet, containerd, kube-scheduler), Prometheus, and the project's manifests;
+wait until the loop is wired."""
 
 from __future__ import annotations
 

@@ -2,11 +2,12 @@
 cluster runs them (the HPA controller in a controller manager of its own, started
 later: see `start_hpa_controller`).
 
-The API server authorizes with RBAC (everything the harness itself runs uses the admin
-client cert, group system:masters) and has the aggregation layer on: a front-proxy CA
-and client cert, so KEDA's metrics adapter can serve external.metrics.k8s.io. The
-`kubernetes` Service gets no endpoints (`--endpoint-reconciler-type=none`): its address
-would be loopback, which Endpoints and EndpointSlices refuse, and nothing here dials it.
+The API server authorizes with the Node authorizer (kubelet, see `e2e.node`) and RBAC
+(everything the harness itself runs uses the admin client cert, group system:masters)
+and has the aggregation layer on: a front-proxy CA and client cert, so KEDA's metrics
+adapter can serve external.metrics.k8s.io. The `kubernetes` Service gets no endpoints
+(`--endpoint-reconciler-type=none`): its address would be loopback, which Endpoints and
+EndpointSlices refuse; pods reach the API server through `e2e.service_relay` instead.
 """
 
 from __future__ import annotations
