@@ -18,7 +18,7 @@ from e2e import control_plane, helm, hpa_syncs, keda_operator, node, sandbox
 from e2e.balanced_load import Endpoints
 from e2e.cluster_dns import DNS_HOST, ClusterDns
 from e2e.control_plane import HOST, ControlPlane
-from e2e.kube import api_client, as_json
+from e2e.kube import api_client, as_json, has_condition
 from e2e.observe import Observer
 from e2e.offered import OfferedRates
 from harness.group import Group, component, wait_for
@@ -157,12 +157,6 @@ def start_keda(cluster: Cluster, run_dir: Path) -> None:
 def apiservice_available(cluster: Cluster) -> bool:
     found = client.ApiregistrationV1Api(cluster.api).read_api_service(keda_operator.APISERVICE)
     return has_condition(as_json(cluster.api, found), "Available")
-
-
-def has_condition(obj: dict[str, object], kind: str) -> bool:
-    status = obj.get("status")
-    conditions = status.get("conditions") if isinstance(status, dict) else None
-    return any(c.get("type") == kind and c.get("status") == "True" for c in conditions or [])
 
 
 def start_node(cluster: Cluster, log_dir: Path, run_dir: Path) -> None:

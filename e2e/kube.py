@@ -28,6 +28,13 @@ def as_json(api: client.ApiClient, obj: object) -> Json:
     return value
 
 
+def has_condition(obj: Json, kind: str) -> bool:
+    """Whether the object's status has condition `kind` at "True"."""
+    status = obj.get("status")
+    conditions = status.get("conditions") if isinstance(status, dict) else None
+    return any(c.get("type") == kind and c.get("status") == "True" for c in conditions or [])
+
+
 def list_and_watch(
     api: client.ApiClient, list_call: Callable[..., Any], timeout_s: int
 ) -> Iterator[tuple[str, Json]]:

@@ -47,7 +47,7 @@ from kubernetes import client
 from e2e import build, image, pki, sandbox
 from e2e.cluster_dns import DNS_HOST
 from e2e.control_plane import HOST, ControlPlane, free_port, kubeconfig_text
-from e2e.kube import api_client, as_json
+from e2e.kube import api_client, as_json, has_condition
 from harness.group import Group, component, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -312,8 +312,9 @@ def start(procs: Group, plane: ControlPlane, run_dir: Path, log_dir: Path) -> No
     import_images(node, log_dir / "ctr-import.log")
     start_kubelet(procs, plane, node, log_dir)
     start_scheduler(procs, plane, log_dir)
-    start_service_relay(procs, plane, log_dir)
-    wait_for(f"node {NODE_NAME} Ready (kubelet)", lambda: node_ready(plane), READY_TIMEOUT_S, procs)
+    api = api_client(plane.kubeconfig)
+    start_service_relay(procs, api, plane, log_dir)
+    wait_for(f"node {NODE_NAME} Ready (kubelet)", lambda: node_ready(api), READY_TIMEOUT_S, procs)
     return node
 
 
@@ -329,9 +330,13 @@ def start_containerd(procs: Group, node: Node, log_dir: Path) -> None:
 
 
 def import_images(node: Node, log: Path) -> None:
-    """The pause image, and the project's image under the manifests' name."""
+    """The pause image, and the run's image (`image.current_key`, built before the run
+    entered its namespaces, which have no network) under the manifests' name."""
     import_image(node, lambda out: pause_archive(out, build.binary("pause")), log, "pause")
-    record = image.ensure()
+    key = image.current_key()
+    record = image.read_record(key)
+    if record is None:
+        raise RuntimeError(f"no image built for key {key}: run `make image` first")
     layout, tag, name = Path(record["layout"]), str(record["layout_tag"]), image_reference()
     import_image(node, lambda out: layout_archive(out, layout, tag, name), log, name)
 
@@ -379,20 +384,19 @@ def kubernetes_service(api: client.ApiClient) -> tuple[str, int]:
     return str(found["spec"]["clusterIP"]), int(found["spec"]["ports"][0]["port"])
 
 
-def start_service_relay(procs: Group, plane: ControlPlane, log_dir: Path) -> None:
+def start_service_relay(
+    procs: Group, api: client.ApiClient, plane: ControlPlane, log_dir: Path
+) -> None:
     """The `kubernetes` Service's address and port, relayed to the API server."""
-    address, port = kubernetes_service(api_client(plane.kubeconfig))
+    address, port = kubernetes_service(api)
     subprocess.run(["ip", "addr", "replace", f"{address}/32", "dev", "lo"], check=True)
     upstream = plane.server.removeprefix("https://")
     argv = sandbox.python_argv("e2e.service_relay", [f"{address}:{port}", upstream])
     procs.start(component("service-relay", argv, log_dir / "service-relay.log", cwd=ROOT))
 
 
-def node_ready(plane: ControlPlane) -> bool:
-    api = api_client(plane.kubeconfig)
-    found = as_json(api, client.CoreV1Api(api).read_node(NODE_NAME))
-    conditions = found.get("status", {}).get("conditions") or []
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+def node_ready(api: client.ApiClient) -> bool:
+    return has_condition(as_json(api, client.CoreV1Api(api).read_node(NODE_NAME)), "Ready")
 
 
 def container_pids(ids: Iterable[str]) -> dict[str, int]:
