@@ -3,7 +3,7 @@ the harness reads API objects the way they are written in manifests."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ def has_condition(obj: Json, kind: str) -> bool:
 
 def list_and_watch(
     api: client.ApiClient, list_call: Callable[..., Any], timeout_s: int
-) -> Iterator[tuple[str, Json]]:
+) -> Generator[tuple[str, Json], None, None]:
     """One list (as ADDED events), then a watch from its resourceVersion until the
     server ends it (`timeout_s`) or it expires; the caller loops."""
     listed = as_json(api, list_call())

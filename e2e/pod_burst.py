@@ -11,6 +11,8 @@ medians over the rounds. Root; build the image first (`make image`).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import json
 import os
 import shutil
@@ -28,7 +30,7 @@ from kubernetes import client
 from e2e import control_plane, image, node, sandbox
 from e2e.cluster import KUBECTL, ROOT
 from e2e.cluster_dns import DNS_HOST
-from e2e.kube import api_client, as_json
+from e2e.kube import api_client, list_and_watch
 from harness.group import Group, wait_for
 
 NAMESPACE = "default"
@@ -56,23 +58,31 @@ def overlay_deployment() -> dict[str, Any]:
 
 
 def one_round(api: client.ApiClient, pods: int) -> dict[str, float]:
+    """Scale to `pods` and time each pod's transitions from a watch, which costs the
+    machine next to nothing while the node works (a list every 0.1 s took about 8 % of
+    its CPU)."""
     core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+    list_pods = functools.partial(core.list_namespaced_pod, NAMESPACE)
     started = time.monotonic()
     apps.patch_namespaced_deployment_scale("rating-api", NAMESPACE, {"spec": {"replicas": pods}})
     running: dict[str, float] = {}
     ready: dict[str, float] = {}
     while len(ready) < pods:
-        elapsed = time.monotonic() - started
-        if elapsed > ROUND_TIMEOUT_S:
+        remaining_s = ROUND_TIMEOUT_S - (time.monotonic() - started)
+        if remaining_s <= 0:
             raise TimeoutError(f"{len(ready)} of {pods} pods Ready after {ROUND_TIMEOUT_S:g} s")
-        for pod in as_json(api, core.list_namespaced_pod(NAMESPACE))["items"]:
-            name = pod["metadata"]["name"]
-            for status in pod.get("status", {}).get("containerStatuses") or []:
-                if "running" in (status.get("state") or {}):
-                    running.setdefault(name, elapsed)
-                if status.get("ready"):
-                    ready.setdefault(name, elapsed)
-        time.sleep(0.1)
+        events = list_and_watch(api, list_pods, max(1, int(remaining_s)))
+        with contextlib.closing(events):
+            for _, pod in events:
+                elapsed = time.monotonic() - started
+                name = pod["metadata"]["name"]
+                for status in pod.get("status", {}).get("containerStatuses") or []:
+                    if "running" in (status.get("state") or {}):
+                        running.setdefault(name, elapsed)
+                    if status.get("ready"):
+                        ready.setdefault(name, elapsed)
+                if len(ready) >= pods:
+                    break
     apps.patch_namespaced_deployment_scale("rating-api", NAMESPACE, {"spec": {"replicas": 0}})
     return {
         "running_median_s": round(statistics.median(running.values()), 2),
