@@ -10,8 +10,7 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from scaler.poller import TargetPoller
-from scaler.snapshot import PodView
+from scaler.readmodel import PodView, TargetView
 from scaler.targets import Targets
 
 
@@ -54,14 +53,14 @@ def describe_targets(targets: Targets) -> dict[str, Any]:
         )
     return {
         "targets": [
-            describe_poller(poller) | {"scaled_objects": users.get(poller.target.label, [])}
-            for poller in list(targets.pollers.values())
+            describe_view(view) | {"scaled_objects": users.get(view.target.label, [])}
+            for view in list(targets.views.values())
         ]
     }
 
 
-def describe_poller(poller: TargetPoller) -> dict[str, Any]:
-    snap = poller.snapshot()
+def describe_view(view: TargetView) -> dict[str, Any]:
+    snap = view.snapshot()
     agg = snap.aggregate
     return {
         "target": snap.target.label,

@@ -1,8 +1,8 @@
 """The scaler's own Prometheus metrics, on a registry of its own.
 
 Per-target and per-ScaledObject gauges are read at scrape time by a collector that
-never raises: a target's from its poller's snapshot, a ScaledObject's from the same
-`Answer` its RPCs get (`TargetPoller.answer`), never computed a second way.
+never raises: a target's from its view's snapshot, a ScaledObject's from the same
+`Answer` its RPCs get (`TargetView.answer`), never computed a second way.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from scaler.pod_errors import POD_ERROR_REASONS
-from scaler.poller import TargetPoller
+from scaler.readmodel import TargetView
 from scaler.rpc_metrics import RpcMetrics
 from scaler.target_key import TargetKey
 from scaler.targets import ScaledObjectKey, ScaledObjectUse, Targets
@@ -60,8 +60,8 @@ class ScalerMetrics:
                 self.rpc.labels(method, code)
         self.rpcs = RpcMetrics(self.rpc, self.rpc_duration)
 
-    def on_cycle(self, poller: TargetPoller, duration_s: float) -> None:
-        self.poll_duration.labels(poller.target.label).observe(duration_s)
+    def on_cycle(self, target: TargetKey, duration_s: float) -> None:
+        self.poll_duration.labels(target.label).observe(duration_s)
 
     def forget(self, target: TargetKey) -> None:
         with contextlib.suppress(KeyError):  # a target forgotten before its first cycle
@@ -90,7 +90,7 @@ class _Families:
 
 
 class TargetsCollector(Collector):
-    """Per-target and per-ScaledObject series, read from the pollers at scrape time.
+    """Per-target and per-ScaledObject series, read from the views at scrape time.
 
     Each target and each ScaledObject is computed on its own: one that fails is left
     out of that scrape, logged and counted in `collect_skipped_total`, and the others
@@ -112,11 +112,11 @@ class TargetsCollector(Collector):
 
     def _collect(self) -> list[Family]:
         families = _families()
-        families.targets.add_metric([], len(self._targets.pollers))
-        for poller in list(self._targets.pollers.values()):
-            self._add(families, f"target {poller.target.label}", _target_rows, poller)
+        families.targets.add_metric([], len(self._targets.views))
+        for view in list(self._targets.views.values()):
+            self._add(families, f"target {view.target.label}", _target_rows, view)
         for so_key, use in list(self._targets.scaled_objects.items()):
-            used = self._targets.pollers.get(use.trigger.target)
+            used = self._targets.views.get(use.trigger.target)
             if used is not None:
                 name = f"ScaledObject {so_key.namespace}/{so_key.name}"
                 self._add(families, name, _scaled_object_rows, (so_key, use, used))
@@ -137,8 +137,8 @@ class TargetsCollector(Collector):
             family.add_metric(labels, value)
 
 
-def _target_rows(families: _Families, poller: TargetPoller) -> list[Row]:
-    snap = poller.snapshot()
+def _target_rows(families: _Families, view: TargetView) -> list[Row]:
+    snap = view.snapshot()
     label = [snap.target.label]
     rows: list[Row] = [  # every reason, so that rate() has a baseline
         (families.pod_errors, [*label, reason], snap.pod_errors.get(reason, 0))
@@ -155,10 +155,10 @@ def _target_rows(families: _Families, poller: TargetPoller) -> list[Row]:
 
 
 def _scaled_object_rows(
-    families: _Families, item: tuple[ScaledObjectKey, ScaledObjectUse, TargetPoller]
+    families: _Families, item: tuple[ScaledObjectKey, ScaledObjectUse, TargetView]
 ) -> list[Row]:
-    so_key, use, poller = item
-    found = poller.answer(use.trigger)
+    so_key, use, view = item
+    found = view.answer(use.trigger)
     labels = [so_key.namespace, so_key.name, so_key.metric]
     rows: list[Row] = [(families.metric_value, labels, found.metric_value)]
     desired = found.desired_replicas

@@ -1,10 +1,11 @@
 """The background poller of one target: every interval, all its pods in parallel.
 
-RPCs never wait on pods: they read what the last cycle left in memory. The poller
-takes its pod lookup and its fetch function as arguments, so tests can drive it;
-it writes each answer into its table of the `SeriesStore`, and after each cycle
-computes the aggregates (and each trigger's `Answer`) that the RPCs and `/metrics`
-read.
+The writer side of the scaler. RPCs never wait on pods, nor call the poller: they
+read the target's `TargetView`, into which the poller publishes a `Reading` after
+each cycle (the aggregates over the windows the view's readers asked for, each pod's
+last answer, the failures). The poller takes its pod lookup and its fetch function as
+arguments, so tests can drive it; it writes each answer into its table of the
+`SeriesStore`.
 """
 
 from __future__ import annotations
@@ -20,23 +21,52 @@ from scaler.aggregation import Aggregate, aggregate
 from scaler.bucket_state import BucketState
 from scaler.discovery import Discovery, DiscoveryError
 from scaler.pod_errors import PodError, PodErrorReason
-from scaler.scaling import Answer, answer
-from scaler.snapshot import TargetSnapshot, pod_view
-from scaler.store import SeriesStore
+from scaler.readmodel import PodReading, Reading, TargetView
+from scaler.series import PodSeries
 from scaler.target_key import TargetKey, join_host_port
-from scaler.trigger import TriggerConfig
 
 log = logging.getLogger("scaler.poller")
 
 Clock = Callable[[], float]
 Fetch = Callable[[str, int], Awaitable[BucketState]]
 """GET one pod's `/v1/bucket` at (host, port); raises PodError when there is no usable answer."""
-CycleObserver = Callable[["TargetPoller", float], None]
-STALE_AFTER_POLLS = 3  # a pod's last answer counts this many intervals after it came
+CycleObserver = Callable[[TargetKey, float], None]
+"""Told each finished cycle's target and duration (`/metrics`' poll histogram)."""
 MAX_IN_FLIGHT = 4  # per target: an RPC waits behind at most this many answers per loop turn
 MAX_IN_FLIGHT_TOTAL = 64  # per process, shared by every target (--max-in-flight)
 MIN_KEEP_S = 5.0  # history kept per pod before anyone asked for a longer window
-PRECOMPUTED_WINDOWS = 8  # the windows asked last, whose answers each cycle computes
+PodTable = dict[str, PodSeries]
+
+
+class SeriesStore:
+    """The pod series of every target: what the pollers write and aggregate.
+
+    Each poller opens one table (pod address -> `PodSeries`) and is the only writer of
+    it. A pod new to a table starts from the freshest series any other table keeps of
+    the same pod: a ScaledObject whose `endpoints` list changes names a new target, and
+    its pods that were polled before keep their rate instead of starting from nothing.
+    The copy is independent, so two targets never write the same series.
+    """
+
+    def __init__(self) -> None:
+        self._tables: list[PodTable] = []
+
+    def open(self) -> PodTable:
+        """A new, empty table for one poller; it stays readable until `close`."""
+        table: PodTable = {}
+        self._tables.append(table)
+        return table
+
+    def close(self, table: PodTable) -> None:
+        self._tables = [open_table for open_table in self._tables if open_table is not table]
+
+    def new_series(self, address: str) -> PodSeries:
+        """The series a table starts for a pod it has not seen: a copy of the freshest
+        series another table keeps of that pod, or an empty one."""
+        found = (table.get(address) for table in self._tables)
+        known = [s for s in found if s is not None and s.state is not None]
+        freshest = max(known, key=lambda s: s.last_ok_at, default=None)
+        return PodSeries(address) if freshest is None else freshest.copy()
 
 
 def until_next_tick(started_s: float, now_s: float, interval_s: float) -> float:
@@ -67,16 +97,20 @@ class TargetPoller:
         max_in_flight: int = MAX_IN_FLIGHT,
         shared_in_flight: asyncio.Semaphore | None = None,
         store: SeriesStore | None = None,
+        view: TargetView | None = None,
     ) -> None:
         self.target = target
         self.poll_interval_s = poll_interval_s
+        if view is None:
+            view = TargetView(target, poll_interval_s=poll_interval_s, clock=clock)
+        self.view = view  # what readers see; this poller alone publishes into it
+        view.computes_with(self.aggregate)
         self._store = store if store is not None else SeriesStore()
         self.pods = self._store.open()  # address -> PodSeries; this poller alone writes it
         self.discovery_error: str | None = None
         self.cycles = 0
         self.pod_errors: Counter[PodErrorReason] = Counter()  # failed polls of single pods
         self.last_cycle_at = -1.0
-        self.last_used_at = clock()
         self._discovery = discovery
         self._fetch = fetch
         self._clock = clock
@@ -89,20 +123,14 @@ class TargetPoller:
         if shared_in_flight is None:
             shared_in_flight = asyncio.Semaphore(MAX_IN_FLIGHT_TOTAL)
         self._shared_in_flight = shared_in_flight
-        self.window_s = 0.0  # the longest averaging window asked for
-        self._windows: dict[float, None] = {}  # the last windows asked, oldest first
-        self._keep_s = MIN_KEEP_S
-        self._cache: dict[float, Aggregate] = {}
-        self._answers: dict[int, tuple[TriggerConfig, Answer]] = {}  # by id(trigger)
         self._last_refill_per_s: float | None = None  # from the last cycle any pod answered
         self._last_capacity: float | None = None
-        self._cycle_done = asyncio.Condition()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     @property
     def fresh_for_s(self) -> float:
-        return STALE_AFTER_POLLS * self.poll_interval_s
+        return self.view.fresh_for_s
 
     def start(self) -> None:
         self._discovery.start(self.wake)
@@ -118,17 +146,6 @@ class TargetPoller:
     def wake(self) -> None:
         """Discovery saw the pods change: poll the new ones now, not at the next cycle."""
         self._wake.set()
-
-    def touch(self, window_s: float) -> None:
-        """Someone asked about this target; keep enough history for their window, and
-        compute its answer at each cycle."""
-        self.last_used_at = self._clock()
-        self._windows.pop(window_s, None)
-        self._windows[window_s] = None
-        if len(self._windows) > PRECOMPUTED_WINDOWS:
-            del self._windows[next(iter(self._windows))]
-        self.window_s = max(self.window_s, window_s)
-        self._keep_s = max(self._keep_s, window_s + self.poll_interval_s)
 
     async def _run(self) -> None:
         while True:
@@ -156,7 +173,7 @@ class TargetPoller:
             log.exception("target %s: poll cycle failed", self.target.label)
 
     async def poll_once(self) -> None:
-        """One cycle: discover, then every pod in parallel; RPCs see the result at once."""
+        """One cycle: discover, then every pod in parallel; readers see the result at once."""
         started = self._clock()
         await self._discover()
         # The pods that answered longest ago go first: when the cycle runs out of time,
@@ -165,8 +182,6 @@ class TargetPoller:
         await self._poll_all(by_last_answer, started + self.poll_interval_s)
         now = self._clock()
         self._finish_cycle(now, now - started)
-        async with self._cycle_done:
-            self._cycle_done.notify_all()
 
     async def poll_new(self) -> None:
         """Between cycles: discover, and poll only pods that have never answered.
@@ -177,7 +192,7 @@ class TargetPoller:
         await self._discover()
         new = [entry for entry in self._addresses if self.pods[entry[2]].state is None]
         await self._poll_all(new, self._clock() + self.poll_interval_s)
-        self._precompute()
+        self._publish(cycle_done=False)
 
     async def _poll_all(self, addresses: list[tuple[str, int, str]], deadline: float) -> None:
         polls = (self._poll(host, port, deadline) for host, port, _ in addresses)
@@ -230,7 +245,7 @@ class TargetPoller:
             series.fail(str(result))
             return f"{address} {result}" if was_ok else None
         recovered = series.failed_last_poll
-        series.observe(result, now, self._keep_s)
+        series.observe(result, now, self._keep_s())
         return f"{address} ({result.pod})" if recovered else None
 
     def _log_changes(self, what: str, changes: list[str], level: int) -> None:
@@ -240,98 +255,53 @@ class TargetPoller:
             label, count = self.target.label, len(changes)
             log.log(level, "target %s: %d pod(s) %s: %s%s", label, count, what, shown, more)
 
+    def _keep_s(self) -> float:
+        """History kept per pod: enough for the longest window the readers asked for."""
+        return max(MIN_KEEP_S, self.view.window_s + self.poll_interval_s)
+
     def _finish_cycle(self, now: float, duration_s: float) -> None:
         self.cycles += 1
         self.last_cycle_at = now
-        fresh = self._precompute()
+        fresh = self._publish(cycle_done=True)
         if fresh.has_data:
             self._last_refill_per_s = fresh.refill_per_s_per_pod
             self._last_capacity = fresh.capacity_per_pod
         if self._on_cycle is not None:
-            self._on_cycle(self, duration_s)
+            self._on_cycle(self.target, duration_s)
 
-    def _precompute(self) -> Aggregate:
-        """The answers of this cycle, once, for the windows asked last: an RPC then only
-        reads memory. Returns the aggregate over the longest window."""
-        self._cache.clear()
-        self._answers.clear()
-        for window_s in self._windows:
-            self.aggregate(window_s)
-        return self.aggregate(self.window_s)
-
-    def data_age_s(self) -> float:
-        """Seconds since any pod of the target last answered, now (inf if none ever did)."""
-        newest = max((series.last_ok_at for series in self.pods.values()), default=-math.inf)
-        return self._clock() - newest
-
-    def has_fresh_data(self) -> bool:
-        return self.aggregate(self.window_s).has_data
-
-    def snapshot(self) -> TargetSnapshot:
-        """The target now, read-only, on this poller's clock; over the longest window asked."""
-        now = self._clock()
-        agg = self.aggregate(self.window_s)
-        return TargetSnapshot(
-            target=self.target,
-            taken_at=now,
-            cycles=self.cycles,
-            window_s=self.window_s,
-            aggregate=agg,
-            data_age_s=self.data_age_s(),
-            discovery_error=self.discovery_error,
-            problem=None if agg.has_data else self.failure_summary(),
+    def _publish(self, *, cycle_done: bool) -> Aggregate:
+        """Hand the readers this poll's answers, computed once for the windows they
+        asked last: an RPC then only reads memory. Returns the aggregate over the
+        longest window."""
+        aggregates = {window_s: self.aggregate(window_s) for window_s in self.view.windows}
+        reading = Reading(
+            aggregates=aggregates,
+            pods=tuple(_reading(address, series) for address, series in self.pods.items()),
             pod_errors=dict(self.pod_errors),
-            pods=tuple(
-                pod_view(address, series, now, self.fresh_for_s)
-                for address, series in self.pods.items()
-            ),
+            discovery_error=self.discovery_error,
         )
+        self.view.publish(reading, cycle_done=cycle_done)
+        return aggregates[self.view.window_s]
 
     def aggregate(self, window_s: float) -> Aggregate:
-        """The target now, from memory; cached until the next cycle."""
-        cached = self._cache.get(window_s)
-        if cached is None:
-            cached = aggregate(
-                self.pods.values(),
-                now=self._clock(),
-                window_s=window_s,
-                fresh_for_s=self.fresh_for_s,
-                fallback_refill_per_s=self._last_refill_per_s,
-                fallback_capacity=self._last_capacity,
-            )
-            self._cache[window_s] = cached
-        return cached
+        """The target now, from the pods' series (the writer's side: readers read the
+        view)."""
+        return aggregate(
+            self.pods.values(),
+            now=self._clock(),
+            window_s=window_s,
+            fresh_for_s=self.fresh_for_s,
+            fallback_refill_per_s=self._last_refill_per_s,
+            fallback_capacity=self._last_capacity,
+        )
 
-    def answer(self, trigger: TriggerConfig) -> Answer:
-        """What the RPCs and `/metrics` say of `trigger` now; computed once per cycle."""
-        cached = self._answers.get(id(trigger))
-        if cached is None or cached[0] is not trigger:
-            cached = self._answers[id(trigger)] = (
-                trigger,
-                answer(trigger, self.aggregate(trigger.window_s)),
-            )
-        return cached[1]
 
-    async def wait_first_cycle(self, timeout_s: float) -> None:
-        await self.wait_cycle_after(0, timeout_s)
-
-    async def wait_cycle_after(self, cycle: int, timeout_s: float | None = None) -> None:
-        """Wait until a cycle later than `cycle` has finished (or the timeout passes)."""
-        async with self._cycle_done:
-            try:
-                async with asyncio.timeout(timeout_s):
-                    await self._cycle_done.wait_for(lambda: self.cycles > cycle)
-            except TimeoutError:
-                pass
-
-    def failure_summary(self) -> str:
-        """Why there is no fresh data, in one line for an UNAVAILABLE status."""
-        if self.cycles == 0:
-            return f"target {self.target.label}: first poll still running"
-        if not self.pods:
-            why = self.discovery_error or "no pods found"
-            return f"target {self.target.label}: {why}"
-        failing = [f"{addr} {pod.last_error}" for addr, pod in self.pods.items() if pod.last_error]
-        more = f" (and {len(failing) - 5} more)" if len(failing) > 5 else ""
-        detail = "; ".join(failing[:5]) + more or "not polled yet"
-        return f"target {self.target.label}: no fresh data from {len(self.pods)} pod(s): {detail}"
+def _reading(address: str, series: PodSeries) -> PodReading:
+    return PodReading(
+        address=address,
+        state=series.state,
+        last_ok_at=series.last_ok_at,
+        demand_per_s=series.fast_rate(),
+        restarts=series.restarts,
+        error=series.last_error,
+    )

@@ -1,18 +1,77 @@
-"""What one pod said, one boot at a time: the samples the scaler keeps of each pod.
+"""What one pod said, one boot at a time, and the rates it gives: the samples the
+scaler keeps of each pod.
 
 The only mutable state of the demand maths: the poller records each answer here, and
-`aggregation` reads it. A restart (new `boot_id`, or a counter going back) starts a
-new series, so counters are never differenced across boots.
+`aggregation` sums the pods. A restart (new `boot_id`, or a counter going back) starts
+a new series, so counters are never differenced across boots. Each pod's demand is the
+growth of its `granted_total + denied_total` counter over its own `uptime_s` between
+two answers the scaler received itself, so network delays do not bend the rate.
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from scaler.aggregation import Sample, fast_rate, window_rate
 from scaler.bucket_state import BucketState
+
+FAST_SPAN_S = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    uptime_s: float
+    requested_total: float
+
+
+def fast_rate(samples: Sequence[Sample]) -> float | None:
+    """Tokens/s since the newest sample at least `FAST_SPAN_S` older than the last one
+    (the last two polls, at the default interval), or since the oldest when none is;
+    None when seen only once in this boot.
+
+    Not over a shorter gap: two answers a few milliseconds apart (a pod a new target
+    copied from another target's series, then polled at once) would read the clumps in
+    which requests arrive as a rate many times the true one.
+    """
+    if len(samples) < 2:
+        return None
+    newest = samples[-1]
+    for index in range(len(samples) - 2, -1, -1):
+        if newest.uptime_s - samples[index].uptime_s >= FAST_SPAN_S:
+            return _rate(samples[index], newest)
+    return _rate(samples[0], newest)
+
+
+def window_rate(samples: Sequence[Sample], window_s: float) -> float | None:
+    """Tokens/s over the last `window_s` seconds of pod time (None: no rate).
+
+    What the pod was asked for over the part of the window it was watched, divided by
+    the whole window: a pod watched for 2 s of a 5 s window adds 2/5 of its rate. So
+    the pods' window rates sum to what the fleet was asked over the window, however
+    the load moved between them in it: when a fleet grows, the older pods' windows
+    still hold the load that has just moved to the new pods, and dividing the new
+    pods' share by their 2 s alone would count it twice (16 pods read 219/s for a
+    true 123/s, 2 s after 13 of them joined).
+    """
+    if len(samples) < 2:
+        return None
+    newest = samples[-1]
+    start = samples[-2]
+    for sample in reversed(samples):
+        start = sample
+        if newest.uptime_s - sample.uptime_s >= window_s:
+            break
+    watched_s = newest.uptime_s - start.uptime_s
+    return _rate(start, newest) * min(1.0, watched_s / window_s) if window_s > 0 else 0.0
+
+
+def _rate(older: Sample, newer: Sample) -> float:
+    elapsed_s = newer.uptime_s - older.uptime_s
+    if elapsed_s <= 0:
+        return 0.0
+    return max(0.0, (newer.requested_total - older.requested_total) / elapsed_s)
 
 
 @dataclass(slots=True)
@@ -65,7 +124,7 @@ class PodSeries:
         return len(self.samples) >= 2
 
     def fast_rate(self) -> float | None:
-        """Tokens/s over the last polls (at least `aggregation.FAST_SPAN_S`); None when
+        """Tokens/s over the last polls (at least `FAST_SPAN_S`); None when
         seen only once in this boot."""
         return fast_rate(self.samples)
 

@@ -29,12 +29,10 @@ from scaler.discoveries import Discoveries
 from scaler.http import make_app
 from scaler.metrics import ScalerMetrics, TargetsCollector
 from scaler.pod_client import PodClient, TokenFile
-from scaler.poller import TargetPoller
-from scaler.servicer import ExternalScalerServicer
-from scaler.store import SeriesStore
+from scaler.poller import SeriesStore, TargetPoller
+from scaler.servicer import ExternalScalerServicer, TriggerCache
 from scaler.target_key import TargetKey
 from scaler.targets import Targets
-from scaler.trigger_cache import TriggerCache
 
 log = logging.getLogger("scaler")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -1,30 +1,61 @@
-"""KEDA's ExternalScaler RPCs: thin handlers that read the pollers' answers.
+"""KEDA's ExternalScaler RPCs: thin handlers that read the targets' views.
 
-No pod I/O happens on the request path, except the bounded first poll of a target
-that nobody asked about before. Parsing and caching the triggers is
-`trigger_cache.py`'s job; counting and timing the calls `rpc_metrics.py`'s.
+No pod I/O happens on the request path, except the bounded wait for the first poll
+of a target that nobody asked about before. The handlers parse each trigger through
+a bounded cache (`TriggerCache`); counting and timing the calls is `rpc_metrics.py`'s
+job.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import grpc
 
 from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
-from scaler.poller import TargetPoller
+from scaler.policy import HostPolicy
+from scaler.readmodel import TargetView
 from scaler.rpc_metrics import RpcMetrics, counted_open, observed
 from scaler.scaling import Answer
 from scaler.targets import TargetLimitError, Targets
-from scaler.trigger import MetadataError, TriggerConfig
-from scaler.trigger_cache import TriggerCache
+from scaler.trigger import MetadataError, TriggerConfig, check_namespace, parse_trigger
 
 if TYPE_CHECKING:
     Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
+
+MAX_CACHED_TRIGGERS = 1024
+
+
+class TriggerCache:
+    """Parsed triggers, cached: KEDA sends the same metadata map on every call.
+
+    Bounded (least recently used out) and keyed by the metadata alone; the namespace
+    rule (`policy.namespace_problem`) depends on the caller and is checked on every
+    call.
+    """
+
+    def __init__(self, hosts: HostPolicy, maxsize: int = MAX_CACHED_TRIGGERS) -> None:
+        def parse(items: frozenset[tuple[str, str]]) -> TriggerConfig:
+            return parse_trigger(dict(items), hosts)
+
+        self._parse = functools.lru_cache(maxsize=maxsize)(parse)
+
+    def parse(self, namespace: str, metadata: Mapping[str, str]) -> TriggerConfig:
+        """The trigger a ScaledObject in `namespace` gives; raises MetadataError."""
+        return check_namespace(self._parse(frozenset(metadata.items())), namespace)
+
+    def clear(self) -> None:
+        """Drop every parsed trigger (a target was forgotten: some may name it)."""
+        self._parse.cache_clear()
+
+    def cache_info(self) -> Any:
+        """functools' hits, misses, maxsize and currsize."""
+        return self._parse.cache_info()
 
 
 class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
@@ -44,9 +75,9 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
 
     async def _resolve(
         self, ref: pb.ScaledObjectRef, context: Context, *, spec: bool = False
-    ) -> tuple[TriggerConfig, TargetPoller]:
-        """The trigger and its poller; waits for a new target's first poll unless a spec
-        call needs no pod (an explicit targetPerPod)."""
+    ) -> tuple[TriggerConfig, TargetView]:
+        """The trigger and its target's view; waits for a new target's first poll
+        unless a spec call needs no pod (an explicit targetPerPod)."""
         if self._closing.is_set():
             await context.abort(grpc.StatusCode.UNAVAILABLE, "scaler is shutting down")
         try:
@@ -57,16 +88,16 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
             )
         wait = not spec or trigger.target_per_pod is None
         try:
-            poller = await self.targets.poller_for(ref.namespace, ref.name, trigger, wait=wait)
+            view = await self.targets.view_for(ref.namespace, ref.name, trigger, wait=wait)
         except TargetLimitError as exc:
             await context.abort(
                 grpc.StatusCode.RESOURCE_EXHAUSTED, f"{ref.namespace}/{ref.name}: {exc}"
             )
-        return trigger, poller
+        return trigger, view
 
     async def _open_stream(
         self, method: str, ref: pb.ScaledObjectRef, context: Context, *, spec: bool = False
-    ) -> tuple[TriggerConfig, TargetPoller]:
+    ) -> tuple[TriggerConfig, TargetView]:
         """Resolve a stream's target; streams are counted when opened, by how that went."""
         opening = self._resolve(ref, context, spec=spec)
         return await counted_open(self.rpc_metrics, method, context, opening)
@@ -74,27 +105,27 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
     async def _fresh(
         self, ref: pb.ScaledObjectRef, context: Context
     ) -> tuple[TriggerConfig, Answer]:
-        trigger, poller = await self._resolve(ref, context)
-        found = poller.answer(trigger)
+        trigger, view = await self._resolve(ref, context)
+        found = view.answer(trigger)
         if not found.has_data:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, poller.failure_summary())
+            await context.abort(grpc.StatusCode.UNAVAILABLE, view.failure_summary())
         return trigger, found
 
     async def _target(
         self,
         ref: pb.ScaledObjectRef,
         trigger: TriggerConfig,
-        poller: TargetPoller,
+        view: TargetView,
         context: Context,
     ) -> float | None:
         """The target per pod; None (after abort) while it cannot be known."""
-        target = poller.answer(trigger).target_per_pod
+        target = view.answer(trigger).target_per_pod
         if target is None:
             await context.abort(
                 grpc.StatusCode.UNAVAILABLE,
                 f"{ref.namespace}/{ref.name}: target per pod not known yet: it comes from the "
                 f"pods' {'refill_per_s' if trigger.metric == 'demand' else 'capacity'} once one "
-                f"answers, or from targetPerPod; {poller.failure_summary()}",
+                f"answers, or from targetPerPod; {view.failure_summary()}",
             )
         return target
 
@@ -104,8 +135,8 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
     ) -> pb.GetMetricSpecResponse:
         # Never a guess: KEDA writes the HPA's target only when it builds the HPA, so a
         # default would stick. While pods are away the last target they implied stays.
-        trigger, poller = await self._resolve(request, context, spec=True)
-        target = await self._target(request, trigger, poller, context)
+        trigger, view = await self._resolve(request, context, spec=True)
+        target = await self._target(request, trigger, view, context)
         assert target is not None  # abort() raised otherwise
         return _spec_response(trigger, target)
 
@@ -129,15 +160,15 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
         self, request: pb.ScaledObjectRef, context: Context
     ) -> AsyncIterator[pb.IsActiveResponse]:
         """The current state at once, then only changes; ends when the client or we go away."""
-        trigger, poller = await self._open_stream("StreamIsActive", request, context)
+        trigger, view = await self._open_stream("StreamIsActive", request, context)
         last: bool | None = None
         while not self._closing.is_set():
-            found = poller.answer(trigger)
+            found = view.answer(trigger)
             if found.has_data and found.active != last:
                 last = found.active
                 yield pb.IsActiveResponse(result=last)
-            self.targets.touch(poller, trigger)
-            await self._next_cycle(poller)
+            self.targets.touch(view, trigger)
+            await self._next_cycle(view)
 
     async def StreamMetricSpec(
         self, request: pb.ScaledObjectRef, context: Context
@@ -147,19 +178,19 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
         KEDA 2.21+ rebuilds the HPA from every message, so a target that changes with
         the pods' refill reaches the HPA without anyone touching the ScaledObject.
         """
-        trigger, poller = await self._open_stream("StreamMetricSpec", request, context, spec=True)
+        trigger, view = await self._open_stream("StreamMetricSpec", request, context, spec=True)
         sent: int | None = None
         while not self._closing.is_set():
-            target = poller.answer(trigger).target_per_pod
+            target = view.answer(trigger).target_per_pod
             if target is not None and _milli(target) != sent:  # KEDA keeps 3 decimals
                 sent = _milli(target)
                 yield _spec_response(trigger, target)
-            self.targets.touch(poller, trigger)
-            await self._next_cycle(poller)
+            self.targets.touch(view, trigger)
+            await self._next_cycle(view)
 
-    async def _next_cycle(self, poller: TargetPoller) -> None:
+    async def _next_cycle(self, view: TargetView) -> None:
         closing = asyncio.ensure_future(self._closing.wait())
-        cycle = asyncio.ensure_future(poller.wait_cycle_after(poller.cycles))
+        cycle = asyncio.ensure_future(view.wait_cycle_after(view.cycles))
         try:
             await asyncio.wait({closing, cycle}, return_when=asyncio.FIRST_COMPLETED)
         finally:

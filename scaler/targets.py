@@ -1,7 +1,8 @@
 """All targets the scaler polls, and the ScaledObjects that ask about them.
 
-One poller per distinct set of pods; a target nobody asks about for `idle_s`
-(10 minutes) is stopped and forgotten.
+One poller per distinct set of pods, writing into the target's `TargetView`, which is
+what the RPCs, `/metrics` and `/v1/targets` get from here; a target nobody asks about
+for `idle_s` (10 minutes) is stopped and forgotten.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from scaler.poller import Clock, TargetPoller
+from scaler.readmodel import TargetView
 from scaler.target_key import TargetKey
 from scaler.trigger import TriggerConfig
 
@@ -56,7 +58,8 @@ class Targets:
         clock: Clock = time.monotonic,
         on_forget: Callable[[TargetKey], None] | None = None,
     ) -> None:
-        self.pollers: dict[TargetKey, TargetPoller] = {}
+        self.pollers: dict[TargetKey, TargetPoller] = {}  # the writers
+        self.views: dict[TargetKey, TargetView] = {}  # what readers get
         self.scaled_objects: dict[ScaledObjectKey, ScaledObjectUse] = {}
         self._make_poller = make_poller
         self._first_poll_timeout_s = first_poll_timeout_s
@@ -65,43 +68,45 @@ class Targets:
         self._clock = clock
         self._on_forget = on_forget
 
-    async def poller_for(
+    async def view_for(
         self, namespace: str, name: str, trigger: TriggerConfig, *, wait: bool = True
-    ) -> TargetPoller:
-        """The target's poller, started on first use; waits (bounded) for its first poll.
+    ) -> TargetView:
+        """The target's view, its poller started on first use; waits (bounded) for the
+        first poll.
 
         Raises TargetLimitError rather than start a target past `max_targets`.
         """
-        poller = self.pollers.get(trigger.target)
-        if poller is None:
+        view = self.views.get(trigger.target)
+        if view is None:
             if len(self.pollers) >= self.max_targets:
                 raise TargetLimitError(self.max_targets)
             poller = self._make_poller(trigger.target)
             self.pollers[trigger.target] = poller
+            view = self.views[trigger.target] = poller.view
             log.info("new target %s (asked by %s/%s)", trigger.target.label, namespace, name)
             poller.start()
-        self.touch(poller, trigger)
+        self.touch(view, trigger)
         key = ScaledObjectKey(namespace, name, trigger.metric)
         self.scaled_objects[key] = ScaledObjectUse(trigger, self._clock())
-        if wait and poller.cycles == 0:
-            await poller.wait_first_cycle(self._first_poll_timeout_s)
-        return poller
+        if wait and view.cycles == 0:
+            await view.wait_first_cycle(self._first_poll_timeout_s)
+        return view
 
-    def touch(self, poller: TargetPoller, trigger: TriggerConfig) -> None:
+    def touch(self, view: TargetView, trigger: TriggerConfig) -> None:
         """The one place a target is marked as used: it is not forgotten while asked
-        about, and keeps enough history for the trigger's window."""
-        poller.touch(trigger.window_s)
+        about, and its poller computes the answers for the trigger's window."""
+        view.touch(trigger.window_s)
 
     async def forget_idle(self) -> None:
         now = self._clock()
         for key, use in list(self.scaled_objects.items()):
             if now - use.last_seen_at > self._idle_s:
                 del self.scaled_objects[key]
-        for target, poller in list(self.pollers.items()):
-            if now - poller.last_used_at > self._idle_s:
+        for target, view in list(self.views.items()):
+            if now - view.last_used_at > self._idle_s:
                 log.info("forgetting target %s: nobody asked for %.0fs", target.label, self._idle_s)
-                del self.pollers[target]
-                await poller.stop()
+                del self.views[target]
+                await self.pollers.pop(target).stop()
                 if self._on_forget is not None:
                     self._on_forget(target)
 
@@ -112,10 +117,10 @@ class Targets:
 
     def has_fresh_data(self) -> bool:
         """True when there is no target yet, or at least one target has fresh data."""
-        if not self.pollers:
+        if not self.views:
             return True
-        return any(poller.has_fresh_data() for poller in self.pollers.values())
+        return any(view.has_fresh_data() for view in self.views.values())
 
     async def close(self) -> None:
-        pollers, self.pollers = list(self.pollers.values()), {}
+        pollers, self.pollers, self.views = list(self.pollers.values()), {}, {}
         await asyncio.gather(*(poller.stop() for poller in pollers))

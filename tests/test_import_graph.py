@@ -1,6 +1,6 @@
 """The import graph of `scaler/`, read from the source with `ast`: data flows one way.
 
-pods -> poller -> aggregate -> servicer: each scaler module sits in one layer, and
+pods -> poller -> read model -> servicer: each scaler module sits in one layer, and
 imports only from its own layer (the edges listed in SIDEWAYS) or the layers below.
 The RPC side never reaches past the poller to the pods, the pure core imports no I/O
 library, and neither `api/` nor `scaler/` imports the tooling around them. Each check
@@ -23,30 +23,26 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ("values", frozenset({"numbers", "target_key", "policy", "pod_errors"})),
     (
         "pure",
-        frozenset(
-            {"bucket_state", "aggregation", "series", "trigger", "scaling", "snapshot", "config"}
-        ),
+        frozenset({"bucket_state", "aggregation", "series", "trigger", "scaling", "config"}),
     ),
+    # What readers see of a target: written by the poller above it, read by the front.
+    ("readmodel", frozenset({"readmodel"})),
     ("pods", frozenset({"pod_client", "discovery", "endpointslices", "discoveries"})),
-    ("poller", frozenset({"store", "poller"})),
-    ("read", frozenset({"targets", "trigger_cache"})),
+    ("poller", frozenset({"poller"})),
+    ("targets", frozenset({"targets"})),
     ("front", frozenset({"_proto", "rpc_metrics", "servicer", "metrics", "http"})),
     ("wiring", frozenset({"server", "__main__", "__init__"})),
 )
 SIDEWAYS = frozenset(
     {
         ("aggregation", "bucket_state"),
-        ("series", "aggregation"),
+        ("aggregation", "series"),
         ("series", "bucket_state"),
         ("scaling", "aggregation"),
         ("scaling", "trigger"),
-        ("snapshot", "aggregation"),
-        ("snapshot", "bucket_state"),
-        ("snapshot", "series"),
         ("endpointslices", "discovery"),
         ("discoveries", "discovery"),
         ("discoveries", "endpointslices"),
-        ("poller", "store"),
         ("servicer", "_proto"),
         ("servicer", "rpc_metrics"),
         ("metrics", "rpc_metrics"),
@@ -54,16 +50,19 @@ SIDEWAYS = frozenset(
     }
 )
 # Layers above the poller read what it computed; they never reach the pods themselves.
-NO_SKIPPING = {"read": "pods", "front": "pods"}
+NO_SKIPPING = {"targets": "pods", "front": "pods"}
 # Edges the layers alone would allow, but that would put a job in the wrong place.
 FORBIDDEN = {
     ("poller", "pod_client"): "the poller takes its fetch as an argument",
     ("trigger", "aggregation"): "parsing metadata needs no demand maths",
     ("config", "trigger"): "flags are not trigger metadata",
-    ("metrics", "scaling"): "/metrics reads the poller's Answer, it does not compute one",
-    ("metrics", "aggregation"): "/metrics reads the poller's Answer, it does not compute one",
-    ("servicer", "policy"): "the policies are applied where triggers are parsed",
-    ("servicer", "aggregation"): "the RPCs read the poller's Answer",
+    ("metrics", "scaling"): "/metrics reads the view's Answer, it does not compute one",
+    ("metrics", "aggregation"): "/metrics reads the view's Answer, it does not compute one",
+    ("servicer", "aggregation"): "the RPCs read the view's Answer",
+    ("servicer", "poller"): "readers read the target's view, never the poller",
+    ("metrics", "poller"): "readers read the target's view, never the poller",
+    ("http", "poller"): "readers read the target's view, never the poller",
+    ("readmodel", "series"): "the read model holds what the poller published, not pod series",
 }
 PURE = frozenset(
     {
@@ -76,9 +75,6 @@ PURE = frozenset(
         "series",
         "trigger",
         "scaling",
-        "snapshot",
-        "store",
-        "trigger_cache",
     }
 )
 IO_LIBRARIES = frozenset(
@@ -155,8 +151,8 @@ def layering_violations(edges: Mapping[str, set[str]]) -> Iterator[str]:
 
 def test_the_graph_is_read_from_the_real_tree() -> None:
     edges = graph()
-    assert {"poller", "trigger", "config", "servicer", "aggregation", "store"} <= edges.keys()
-    assert "store" in edges["poller"] and "pod_errors" in edges["pod_client"]
+    assert {"poller", "trigger", "config", "servicer", "aggregation", "readmodel"} <= edges.keys()
+    assert "readmodel" in edges["poller"] and "pod_errors" in edges["pod_client"]
 
 
 def test_every_scaler_module_has_a_layer() -> None:
@@ -174,7 +170,8 @@ def test_imports_follow_the_layers() -> None:
         pytest.param(("aggregation", "poller"), "a layer above", id="upward"),
         pytest.param(("poller", "pod_client"), "takes its fetch", id="forbidden"),
         pytest.param(("servicer", "pod_client"), "past the poller", id="skipping"),
-        pytest.param(("store", "poller"), "not in SIDEWAYS", id="store-reads-poller"),
+        pytest.param(("readmodel", "poller"), "a layer above", id="view-reads-poller"),
+        pytest.param(("servicer", "poller"), "never the poller", id="rpc-reads-poller"),
         pytest.param(("poller", "targets"), "a layer above", id="sideways-to-siblings"),
         pytest.param(("trigger", "scaling"), "not in SIDEWAYS", id="sideways"),
     ],

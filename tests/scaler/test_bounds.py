@@ -155,7 +155,7 @@ async def test_one_broken_target_never_blanks_the_others(
     def fail() -> None:
         raise RuntimeError("snapshot exploded")
 
-    monkeypatch.setattr(scaler.targets.pollers[broken], "snapshot", fail)
+    monkeypatch.setattr(scaler.targets.views[broken], "snapshot", fail)
     # A ScaledObject whose target per pod no parser would let through (5e-324).
     key = ScaledObjectKey("edge", "so-2", "demand")
     trigger = scaler.targets.scaled_objects[key].trigger

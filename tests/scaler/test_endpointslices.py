@@ -234,32 +234,32 @@ async def test_the_scaler_polls_new_ready_pods_within_a_poll_and_drops_leaving_o
             stub = pb_grpc.ExternalScalerStub(channel)  # type: ignore[no-untyped-call]
             spec = await spec_once_polled(stub, so_ref("edge/rating-api-admin"))
         assert spec.metricSpecs[0].targetSizeFloat == pytest.approx(40.0)
-        [poller] = scaler.targets.pollers.values()
+        [view] = scaler.targets.views.values()
         assert await listed_addresses(scaler) == {"10.0.0.1:9090", "10.0.0.2:9090"}
 
         more = [endpoint("10.0.0.3"), endpoint("10.0.0.4", ready=False)]
         await kube.put(endpoint_slice("admin-b", "rating-api-admin", more))
-        before = poller.cycles
+        before = view.cycles
 
         async def third_listed() -> bool:
             return "10.0.0.3:9090" in await listed_addresses(scaler)
 
         await until(third_listed)
-        assert poller.cycles <= before + 1  # within one poll interval of the slice update
+        assert view.cycles <= before + 1  # within one poll interval of the slice update
         assert "10.0.0.4:9090" not in await listed_addresses(scaler)  # not ready
 
         leaving = [endpoint("10.0.0.1", ready=False, terminating=True), endpoint("10.0.0.2")]
         await kube.put(endpoint_slice("admin-a", "rating-api-admin", leaving))
         await kube.delete("admin-b")
-        before = poller.cycles
+        before = view.cycles
 
         async def only_second() -> bool:
             return await listed_addresses(scaler) == {"10.0.0.2:9090"}
 
         await until(only_second)
-        assert poller.cycles <= before + 1
+        assert view.cycles <= before + 1
         requests_then = network.pods["10.0.0.1"].requests
-        await poller.wait_cycle_after(poller.cycles, 5.0)
+        await view.wait_cycle_after(view.cycles, 5.0)
         assert network.pods["10.0.0.1"].requests == requests_then  # no longer polled
     finally:
         await scaler.stop()

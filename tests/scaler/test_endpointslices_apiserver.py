@@ -156,22 +156,22 @@ async def test_scaling_from_2_to_6_pods_and_back_is_seen_within_a_poll(
         for address in pods:
             network.pods[address] = await fake_pods(demand_per_s=10.0)
         await first_answer(scaler)
-        [poller] = scaler.targets.pollers.values()
+        [view] = scaler.targets.views.values()
         assert await listed_addresses(scaler) == {f"{pod}:9090" for pod in pods[:2]}
 
         await discovery.replace_namespaced_endpoint_slice(
             "a", NAMESPACE, endpoint_slice("a", pods[:3])
         )
         await discovery.create_namespaced_endpoint_slice(NAMESPACE, endpoint_slice("b", pods[3:]))
-        await listed_within_a_poll(scaler, poller, {f"{pod}:9090" for pod in pods})
+        await listed_within_a_poll(scaler, view, {f"{pod}:9090" for pod in pods})
 
         await discovery.replace_namespaced_endpoint_slice(
             "a", NAMESPACE, endpoint_slice("a", pods[:2], terminating=(pods[2],))
         )
         await discovery.delete_namespaced_endpoint_slice("b", NAMESPACE)
-        await listed_within_a_poll(scaler, poller, {f"{pod}:9090" for pod in pods[:2]})
+        await listed_within_a_poll(scaler, view, {f"{pod}:9090" for pod in pods[:2]})
         polled = {address: network.pods[address].requests for address in pods[2:]}
-        await poller.wait_cycle_after(poller.cycles, 5.0)
+        await view.wait_cycle_after(view.cycles, 5.0)
         assert {address: network.pods[address].requests for address in pods[2:]} == polled
     finally:
         await scaler.stop()
@@ -184,12 +184,12 @@ async def first_answer(scaler: Scaler) -> None:
     assert spec.metricSpecs[0].targetSizeFloat == pytest.approx(40.0)
 
 
-async def listed_within_a_poll(scaler: Scaler, poller: Any, expected: set[str]) -> None:
-    before = poller.cycles
+async def listed_within_a_poll(scaler: Scaler, view: Any, expected: set[str]) -> None:
+    before = view.cycles
 
     async def listed() -> bool:
         return await listed_addresses(scaler) == expected
 
     await until(listed, tries=500)
-    assert poller.cycles <= before + 1, "not listed within one poll interval"
+    assert view.cycles <= before + 1, "not listed within one poll interval"
     await asyncio.sleep(0)

@@ -166,22 +166,22 @@ async def test_unavailable_before_any_pod_answers_then_the_target_streams_within
 
     stream = keda.stream("StreamMetricSpec", so_ref, "GetMetricSpecResponse")
     reading = asyncio.ensure_future(stream.read())
-    [poller] = scaler.targets.pollers.values()
-    await poller.wait_cycle_after(poller.cycles, 5.0)
+    [view] = scaler.targets.views.values()
+    await view.wait_cycle_after(view.cycles, 5.0)
     assert not reading.done()
     for pod, port in zip(pods, ports, strict=True):
         await pod.start(port)
-    answering_from = poller.cycles  # the next cycle to start sees them
+    answering_from = view.cycles  # the next cycle to start sees them
     first = await asyncio.wait_for(reading, 5.0)
-    assert poller.cycles <= answering_from + 2  # the cycle in flight, then one poll
+    assert view.cycles <= answering_from + 2  # the cycle in flight, then one poll
     assert first.metricSpecs[0].metricName == "openclaw-demand"
     assert first.metricSpecs[0].targetSizeFloat == pytest.approx(8.0)
 
     for pod in pods:
         pod.refill_per_s = 30.0
-    changed_from = poller.cycles
+    changed_from = view.cycles
     second = await asyncio.wait_for(stream.read(), 5.0)
-    assert poller.cycles <= changed_from + 2
+    assert view.cycles <= changed_from + 2
     assert second.metricSpecs[0].targetSizeFloat == pytest.approx(24.0)
     stream.cancel()
     target, _, _ = await keda.poll(so_ref)  # GetMetricSpec agrees with the stream
@@ -199,8 +199,8 @@ async def test_a_fresh_scaler_beside_idle_pods_reports_zero_and_inactive_on_ever
     seen = []
     for _ in range(4):
         seen.append(await keda.poll(so_ref))
-        [poller] = scaler.targets.pollers.values()
-        await poller.wait_cycle_after(poller.cycles, 5.0)
+        [view] = scaler.targets.views.values()
+        await view.wait_cycle_after(view.cycles, 5.0)
     assert [(round(target, 6), value, active) for target, value, active in seen] == [
         (40.0, 0.0, False)
     ] * 4

@@ -46,14 +46,14 @@ async def test_pod_errors_are_counted_per_target_by_reason_and_forgotten_with_it
     async with grpc.aio.insecure_channel(f"127.0.0.1:{forgetful.grpc_port}") as channel:
         stub = pb_grpc.ExternalScalerStub(channel)  # type: ignore[no-untyped-call]
         await stub.GetMetricSpec(so_ref)
-    [poller] = forgetful.targets.pollers.values()
-    await poller.wait_cycle_after(poller.cycles, 2.0)
-    registry, label = forgetful.registry, poller.target.label
+    [view] = forgetful.targets.views.values()
+    await view.wait_cycle_after(view.cycles, 2.0)
+    registry, label = forgetful.registry, view.target.label
 
     def errors(reason: str) -> float | None:
         return registry.get_sample_value(POD_ERRORS, {"target": label, "reason": reason})
 
-    cycles = poller.cycles
+    cycles = view.cycles
     assert cycles >= 2
     for reason in ("http_status", "invalid", "unauthorized", "connect"):
         assert errors(reason) == cycles, reason
@@ -76,7 +76,7 @@ async def test_an_unexpected_exception_is_counted_as_the_code_the_client_got(
     async def broken(*args: object) -> NoReturn:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(scaler.targets, "poller_for", broken)
+    monkeypatch.setattr(scaler.targets, "view_for", broken)
     codes = []
     for call in (stub.GetMetricSpec(ref([pod])), stub.StreamIsActive(ref([pod])).read()):
         with pytest.raises(grpc.aio.AioRpcError) as caught:

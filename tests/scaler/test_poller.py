@@ -11,8 +11,8 @@ from scaler.bucket_state import BucketState
 from scaler.discovery import Unwatched
 from scaler.pod_errors import PodError
 from scaler.policy import HostPolicy
-from scaler.poller import TargetPoller, until_next_tick
-from scaler.store import SeriesStore
+from scaler.poller import SeriesStore, TargetPoller, until_next_tick
+from scaler.series import PodSeries
 from scaler.target_key import TargetKey
 from scaler.trigger import parse_trigger
 
@@ -108,17 +108,17 @@ async def test_snapshot_reads_the_pollers_own_clock() -> None:
         return state(port, 10.0, 10.0)
 
     poller = TargetPoller(TARGET, Pods(2), fetch, poll_interval_s=1.0, clock=clock)
-    poller.touch(2.0)
+    poller.view.touch(2.0)
     await poller.poll_once()
     clock.now += 2.0
-    snap = poller.snapshot()
+    snap = poller.view.snapshot()
     assert (snap.taken_at, snap.window_s, snap.data_age_s) == (102.0, 2.0, 2.0)
     assert [(pod.age_s, pod.fresh) for pod in snap.pods] == [(2.0, True), (2.0, True)]
     assert snap.problem is None
     broken["yes"] = True
     clock.now += 1.5  # past 3 intervals: stale, and the snapshot says why
     await poller.poll_once()
-    snap = poller.snapshot()
+    snap = poller.view.snapshot()
     assert not any(pod.fresh for pod in snap.pods)
     assert snap.problem is not None and "no fresh data from 2 pod(s)" in snap.problem
     assert [pod.age_s for pod in snap.pods] == [3.5, 3.5]
@@ -157,7 +157,7 @@ async def test_a_woken_poller_polls_the_new_pod_before_its_next_cycle() -> None:
     poller = TargetPoller(TARGET, pods, fetch, poll_interval_s=3600.0)  # one cycle an hour
     poller.start()
     try:
-        await poller.wait_first_cycle(5.0)
+        await poller.view.wait_first_cycle(5.0)
         pods.addresses_now.append(("127.0.0.1", 9001))
         poller.wake()
         for _ in range(100):
@@ -250,11 +250,48 @@ async def test_each_triggers_answer_is_computed_once_a_cycle() -> None:
     poller = TargetPoller(TARGET, Pods(1), fetch, poll_interval_s=1.0, clock=clock)
     trigger = parse_trigger({"endpoints": "127.0.0.1:9000"}, HostPolicy(("*",)))
     await poller.poll_once()
-    first = poller.answer(trigger)
-    assert poller.answer(trigger) is first and not first.active  # seen once: no rate yet
+    first = poller.view.answer(trigger)
+    assert poller.view.answer(trigger) is first and not first.active  # seen once: no rate yet
     uptime["s"] += 1.0
     clock.now += 1.0
     await poller.poll_once()
-    second = poller.answer(trigger)
+    second = poller.view.answer(trigger)
     assert second is not first and second.metric_value == pytest.approx(20.0)
-    assert poller.answer(trigger) is second
+    assert poller.view.answer(trigger) is second
+
+
+# SeriesStore: each poller's table, and a pod new to one table seeded from the others.
+
+STORED = "10.0.0.1:9090"
+
+
+def answered_at(at: float, requested: float) -> PodSeries:
+    series = PodSeries(STORED)
+    state = BucketState("pod", "boot", 10.0, 100.0, 50.0, 50.0, requested, 0.0)
+    series.observe(state, now=at, keep_s=5.0)
+    return series
+
+
+def test_a_pod_nobody_polled_starts_empty() -> None:
+    store = SeriesStore()
+    store.open()[STORED] = PodSeries(STORED)  # listed, never answered: nothing to copy
+    series = store.new_series(STORED)
+    assert (series.address, series.state, list(series.samples)) == (STORED, None, [])
+
+
+def test_a_new_table_starts_from_a_copy_of_the_freshest_series() -> None:
+    store = SeriesStore()
+    older, newer = store.open(), store.open()
+    older[STORED], newer[STORED] = answered_at(1.0, 100.0), answered_at(2.0, 200.0)
+    series = store.new_series(STORED)
+    assert series.state is not None and series.state.requested_total == 200.0
+    assert series is not newer[STORED] and series.samples is not newer[STORED].samples
+
+
+def test_a_closed_table_is_read_no_more() -> None:
+    store = SeriesStore()
+    table = store.open()
+    table[STORED] = answered_at(1.0, 100.0)
+    store.close(table)
+    assert store.new_series(STORED).state is None
+    assert table[STORED].state is not None  # closing leaves the table itself alone

@@ -22,10 +22,10 @@ from scaler.pod_client import BUCKET_PATH, MAX_BODY_BYTES, PodClient
 from scaler.pod_errors import PodError
 from scaler.poller import TargetPoller
 from scaler.server import Scaler, build, start
+from scaler.servicer import TriggerCache
 from scaler.target_key import TargetKey
 from scaler.targets import TargetLimitError, Targets
 from scaler.trigger import MetadataError, TriggerConfig, parse_trigger
-from scaler.trigger_cache import TriggerCache
 from tests.scaler.conftest import ref, with_config
 
 PodFactory = Callable[..., Awaitable[FakePod]]
@@ -144,9 +144,10 @@ async def test_at_most_64_pod_requests_are_in_flight_across_all_targets(
         stub = pb_grpc.ExternalScalerStub(channel)  # type: ignore[no-untyped-call]
         await asyncio.gather(*(stub.GetMetricSpec(so_ref, timeout=5) for so_ref in refs))
         pollers = list(slow_scaler.targets.pollers.values())
-        assert len(pollers) == 20
+        views = list(slow_scaler.targets.views.values())
+        assert len(pollers) == len(views) == 20
         # Four cycles of every target: each pod polled four times, and has a rate.
-        await asyncio.gather(*(p.wait_cycle_after(p.cycles + 3, 10.0) for p in pollers))
+        await asyncio.gather(*(v.wait_cycle_after(v.cycles + 3, 10.0) for v in views))
         values = await asyncio.gather(*(metric(stub, so_ref) for so_ref in refs))
     errors = [dict(poller.pod_errors) for poller in pollers]
     assert 32 < answering.peak <= 64, (answering.peak, errors)  # the cap is what bounded it
@@ -305,9 +306,9 @@ async def test_at_most_1000_targets_are_polled_by_default() -> None:
     assert targets.max_targets == load([], env={}).max_targets == 1000
     try:
         for index in range(1000):
-            await targets.poller_for("edge", f"so-{index}", trigger_for(index), wait=False)
+            await targets.view_for("edge", f"so-{index}", trigger_for(index), wait=False)
         with pytest.raises(TargetLimitError, match="--max-targets 1000"):
-            await targets.poller_for("edge", "so-1000", trigger_for(1000), wait=False)
+            await targets.view_for("edge", "so-1000", trigger_for(1000), wait=False)
         assert len(targets.pollers) == 1000
     finally:
         await targets.close()
@@ -320,10 +321,10 @@ async def test_targets_nobody_asked_about_for_10_minutes_are_forgotten() -> None
     clock = FakeClock()
     targets = podless_targets(clock, idle_s=600.0)
     try:
-        await targets.poller_for("edge", "asked", trigger_for(0), wait=False)
-        await targets.poller_for("edge", "left", trigger_for(1), wait=False)
+        await targets.view_for("edge", "asked", trigger_for(0), wait=False)
+        await targets.view_for("edge", "left", trigger_for(1), wait=False)
         clock.now += 599.0
-        await targets.poller_for("edge", "asked", trigger_for(0), wait=False)
+        await targets.view_for("edge", "asked", trigger_for(0), wait=False)
         await targets.forget_idle()
         assert len(targets.pollers) == 2  # 599 s: nothing forgotten yet
         clock.now += 2.0

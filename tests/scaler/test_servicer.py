@@ -14,8 +14,10 @@ import pytest
 from harness.fakepods import FakePod
 from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
+from scaler.config import DEFAULT_HOST_POLICY
 from scaler.server import Scaler, start
-from scaler.servicer import INT64_MAX, _int64
+from scaler.servicer import INT64_MAX, TriggerCache, _int64
+from scaler.trigger import MetadataError
 from tests.scaler.conftest import ref, with_config
 
 PodFactory = Callable[..., Awaitable[FakePod]]
@@ -383,3 +385,33 @@ async def test_pods_that_never_answered_are_not_extrapolated(
     await settle()
     _, value, _ = await keda_poll(stub, so_ref)
     assert value == pytest.approx(20.0, rel=0.1)
+
+
+# Parsed triggers cached by their metadata; the namespace rule checked on every call.
+
+SLICES = {"endpointSlices": "edge/rating-api", "scalerAddress": "rating-scaler:6000"}
+
+
+def test_the_same_metadata_is_parsed_once() -> None:
+    triggers = TriggerCache(DEFAULT_HOST_POLICY)
+    first = triggers.parse("edge", SLICES)
+    assert triggers.parse("edge", dict(SLICES)) is first
+    info = triggers.cache_info()
+    assert (info.hits, info.misses, info.currsize) == (1, 1, 1)
+
+
+def test_a_cached_trigger_is_still_refused_to_another_namespace() -> None:
+    triggers = TriggerCache(DEFAULT_HOST_POLICY)
+    triggers.parse("edge", SLICES)
+    with pytest.raises(MetadataError, match="namespace 'edge' is not the ScaledObject's") as err:
+        triggers.parse("payments", SLICES)
+    assert err.value.key == "endpointSlices"
+
+
+def test_clear_drops_every_trigger() -> None:
+    triggers = TriggerCache(DEFAULT_HOST_POLICY, maxsize=4)
+    for port in range(1, 7):
+        triggers.parse("edge", {"endpoints": f"127.0.0.1:{port}"})
+    assert triggers.cache_info().currsize == 4
+    triggers.clear()
+    assert triggers.cache_info().currsize == 0

@@ -60,7 +60,7 @@ async def test_a_target_past_the_cap_is_resource_exhausted_naming_the_flag() -> 
             # is room again.
             assert (await stub.GetMetricSpec(so_ref(0))).metricSpecs[0].targetSizeFloat == 10
             assert len(scaler.targets.pollers) == 3
-            scaler.targets.pollers[so_ref_target(scaler, 1)].last_used_at = -1e9
+            scaler.targets.views[so_ref_target(scaler, 1)].last_used_at = -1e9
             await scaler.targets.forget_idle()
             await stub.GetMetricSpec(so_ref(3))
         labels = {"method": "GetMetricSpec", "code": "RESOURCE_EXHAUSTED"}
