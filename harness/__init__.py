@@ -32,6 +32,8 @@ loopback ports unless given; `host=` and `extra=(more flags,)` on both):
         .argv(), .name, .ports {"public","admin"}, .ready_urls, .rate_url, .admin_address
     RatingScaler(grpc_port=, http_port=, poll_interval_s=, pod_timeout_s=, log_level=)
         .argv(), .name, .ports {"grpc","http"}, .ready_urls, .grpc_target
+    RatingActivator(port=, admin_port=, endpoints_file=, hold_timeout_s=, max_held=)
+        .argv(), .name, .ports {"public","admin"}, .ready_urls, .public_url, .admin_address
     start(service, log_path, *, name=, env=, cpu=, timeout_s=) -> Child   once ready
     await start_async(...) -> Child
 
@@ -62,12 +64,20 @@ from harness.ready import (
     wait_until,
     wait_until_async,
 )
-from harness.services import RatingApi, RatingScaler, Service, start, start_async
+from harness.services import (
+    RatingActivator,
+    RatingApi,
+    RatingScaler,
+    Service,
+    start,
+    start_async,
+)
 
 __all__ = [
     "HOST",
     "ROOT",
     "Child",
+    "RatingActivator",
     "RatingApi",
     "RatingScaler",
     "Service",

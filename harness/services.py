@@ -1,8 +1,8 @@
-"""The project's two services as child processes: their flags, ports and readiness.
+"""The project's three services as child processes: their flags, ports and readiness.
 
-`RatingApi(...)` and `RatingScaler(...)` hold the flags one process is started with
-(keyword arguments; None keeps the service's own default; free loopback ports unless
-given) and build its argv (`sys.executable -m api ...` / `-m scaler ...`). `start()` and
+`RatingApi(...)`, `RatingScaler(...)` and `RatingActivator(...)` hold the flags one
+process is started with (keyword arguments; None keeps the service's own default; free
+loopback ports unless given) and build its argv (`sys.executable -m api ...`). `start()` and
 `start_async()` spawn one and return when every one of its `ready_urls` answers 2xx.
 """
 
@@ -102,6 +102,30 @@ class RatingScaler(Service):
     @property
     def grpc_target(self) -> str:
         return f"{HOST}:{self.grpc_port}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RatingActivator(Service):
+    """One `rating-activator`: ports named "public" and "admin"; ready when the admin
+    port's `/readyz` answers. Its pods come from `endpoints_file`."""
+
+    MODULE = "activator"
+    PORTS = {"public": "port", "admin": "admin_port"}
+    READY = (("admin", "/readyz"),)
+    port: int = _flag("--port", factory=free_port)
+    admin_port: int = _flag("--admin-port", factory=free_port)
+    endpoints_file: Path | None = _flag("--endpoints-file")  # noqa: RUF009
+    hold_timeout_s: float | None = _flag("--hold-timeout")
+    max_held: int | None = _flag("--max-held")
+
+    @property
+    def public_url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    @property
+    def admin_address(self) -> str:
+        """`host:port` of the admin port, as the scaler's `activatorEndpoints` names it."""
+        return f"{HOST}:{self.admin_port}"
 
 
 class StartOptions(TypedDict, total=False):

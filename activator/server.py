@@ -1,0 +1,153 @@
+"""Wiring: the public and admin ports, the pod source, and a clean SIGTERM.
+
+Both ports are uvicorn servers with rating-api's own connection limits
+(`api.protocol`: head size and deadline, body deadline, problem+json 503 past
+`--max-connections`, a lingering close). On SIGTERM or SIGINT `/readyz` answers 503
+and answers say `Connection: close`; after `--shutdown-delay` both ports stop
+accepting, and held and in-flight requests get `--drain-timeout` to finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import signal
+import socket
+import uuid
+from pathlib import Path
+
+import uvicorn
+import uvloop
+from prometheus_client import CollectorRegistry
+from starlette.types import ASGIApp
+
+from activator.app import Activator, PublicApp, admin_app
+from activator.config import ActivatorConfig, describe
+from activator.forward import Forwarder
+from activator.hold import Holds
+from activator.metrics import ActivatorMetrics
+from activator.pods import EndpointsFile, EndpointSlicePods, PodSource
+from api.protocol import BoundedHttpToolsProtocol, ConnectionLimits, bounded_protocol
+from api.server import _listen
+from api.server import _Server as GracefulServer
+
+log = logging.getLogger("activator")
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+EXIT_OK = 0
+EXIT_CANNOT_START = 1
+
+
+def build(config: ActivatorConfig) -> Activator:
+    """The activator's parts, wired; nothing is bound or started yet."""
+    holds = Holds(max_held=config.max_held)
+    return Activator(
+        config=config,
+        holds=holds,
+        forwarder=Forwarder(config.forward_timeout_s),
+        metrics=ActivatorMetrics(CollectorRegistry(), holds),
+        boot_id=uuid.uuid4().hex,
+    )
+
+
+def pod_source(config: ActivatorConfig) -> PodSource:
+    if config.endpoints_file:
+        return EndpointsFile(Path(config.endpoints_file))
+    namespace, service = config.endpoint_slices.split("/")
+    kubeconfig = Path(config.kubeconfig) if config.kubeconfig else None
+    return EndpointSlicePods(namespace, service, config.pod_port, kubeconfig)
+
+
+def run(*, config: ActivatorConfig) -> int:
+    """Serve until a signal asks to stop; returns the process exit code."""
+    logging.basicConfig(level=config.log_level.upper(), format=LOG_FORMAT, force=True)
+    log.info("rating-activator starting: %s", describe(config))
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(serve(config))
+
+
+async def serve(config: ActivatorConfig) -> int:
+    """Both ports and the pod source on the running loop, until SIGTERM or SIGINT."""
+    try:
+        public_socket = _listen(config.host, config.port, "--port")
+        admin_socket = _listen(config.host, config.admin_port, "--admin-port")
+    except OSError as exc:
+        log.error("cannot start: %s", exc)
+        return EXIT_CANNOT_START
+    activator = build(config)
+    servers = [_server(PublicApp(activator), activator), _server(admin_app(activator), activator)]
+    _handle_signals(activator, servers)
+    follow = asyncio.create_task(pod_source(config).run(activator.holds.set_pods), name="pods")
+    log.info(
+        "rating-activator ready: public %s admin %s, pods from %s, hold %gs, at most %d held",
+        _address(public_socket),
+        _address(admin_socket),
+        config.endpoints_file or f"EndpointSlices of {config.endpoint_slices}",
+        config.hold_timeout_s,
+        config.max_held,
+    )
+    try:
+        await asyncio.gather(servers[0].serve([public_socket]), servers[1].serve([admin_socket]))
+    finally:
+        follow.cancel()
+        await asyncio.gather(follow, return_exceptions=True)
+        await activator.forwarder.close()
+    log.info("rating-activator stopped")
+    return EXIT_OK
+
+
+def _server(app: ASGIApp, activator: Activator) -> GracefulServer:
+    config = activator.config
+    limits = ConnectionLimits(
+        max_head_bytes=config.max_header_bytes,
+        head_timeout_s=config.request_timeout_s,
+        keep_alive_timeout_s=config.keep_alive_timeout_s,
+    )
+    return GracefulServer(
+        uvicorn.Config(
+            app,
+            http=bounded_protocol(limits, None, activator),
+            limit_concurrency=config.max_connections,
+            ws="none",
+            loop="none",
+            lifespan="off",
+            access_log=False,
+            log_config=None,
+            timeout_graceful_shutdown=math.ceil(config.drain_timeout_s),
+            server_header=False,  # a pod's answer keeps its own Server and Date
+            date_header=False,
+        )
+    )
+
+
+def _handle_signals(activator: Activator, servers: list[GracefulServer]) -> None:
+    loop = asyncio.get_running_loop()
+    delay_s = activator.config.shutdown_delay_s
+
+    def stop_accepting() -> None:
+        for server in servers:
+            server.should_exit = True
+
+    def on_signal(signum: int) -> None:
+        name = signal.Signals(signum).name
+        if activator.draining:
+            log.warning("%s again: stopping now", name)
+            for server in servers:
+                server.should_exit = server.force_exit = True
+            return
+        activator.draining = True
+        for server in servers:
+            for connection in server.server_state.connections:
+                if isinstance(connection, BoundedHttpToolsProtocol):
+                    connection.begin_drain()
+        held = activator.holds.held
+        log.info("%s: /readyz now answers 503; stopping in %.1f s (%d held)", name, delay_s, held)
+        loop.call_later(delay_s, stop_accepting)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+
+
+def _address(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
