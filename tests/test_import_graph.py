@@ -186,20 +186,72 @@ def test_a_wrong_edge_is_named(edge: tuple[str, str], named: str) -> None:
     assert any(p.startswith(f"{edge[0]} -> {edge[1]}: ") and named in p for p in problems)
 
 
-def test_the_graph_has_no_cycle() -> None:
-    edges, done, path = graph(), set[str](), list[str]()
+def package_graph(package: Path) -> dict[str, set[str]]:
+    """module -> the modules of the same package it imports, at any depth in it (an import
+    inside a function is an edge too: it runs sooner or later)."""
+    modules = {path.stem: path for path in package.glob("*.py")}
+    prefix = f"{package.name}."
+    return {
+        name: {
+            dotted.split(".")[1]
+            for dotted in imports_in(path)
+            if dotted.startswith(prefix) and dotted.split(".")[1] in modules
+        }
+        - {name}
+        for name, path in modules.items()
+    }
 
-    def visit(module: str) -> None:
-        assert module not in path, " -> ".join([*path[path.index(module) :], module])
-        if module not in done:
-            path.append(module)
-            for target in sorted(edges[module]):
-                visit(target)
-            path.pop()
-            done.add(module)
+
+def find_cycle(edges: Mapping[str, set[str]]) -> str | None:
+    """One circle of imports as 'a -> b -> a', or None when there is none."""
+    done: set[str] = set()
+    path: list[str] = []
+
+    def visit(module: str) -> str | None:
+        if module in path:
+            return " -> ".join([*path[path.index(module) :], module])
+        if module in done:
+            return None
+        path.append(module)
+        for target in sorted(edges.get(module, ())):
+            if (found := visit(target)) is not None:
+                return found
+        path.pop()
+        done.add(module)
+        return None
 
     for module in sorted(edges):
-        visit(module)
+        if (found := visit(module)) is not None:
+            return found
+    return None
+
+
+def test_the_graph_has_no_cycle() -> None:
+    assert find_cycle(graph()) is None
+
+
+@pytest.mark.parametrize("package", ["api"])
+def test_a_package_has_no_import_cycle(package: str) -> None:
+    edges = package_graph(ROOT / package)
+    assert len(edges) > 10 and "bucket" in edges["metrics"]
+    assert find_cycle(edges) is None
+
+
+def test_a_cycle_is_named_edge_by_edge(tmp_path: Path) -> None:
+    package = tmp_path / "api"
+    package.mkdir()
+    (package / "bucket.py").write_text("")
+    (package / "metrics.py").write_text(
+        "from api.bucket import TokenBucket\n\ndef registry():\n    from api import exposition\n"
+    )
+    (package / "exposition.py").write_text("from api.metrics import RatingMetrics\n")
+    edges = package_graph(package)
+    assert edges == {
+        "bucket": set(),
+        "metrics": {"bucket", "exposition"},
+        "exposition": {"metrics"},
+    }
+    assert find_cycle(edges) == "exposition -> metrics -> exposition"
 
 
 @pytest.mark.parametrize("module", sorted(PURE))
