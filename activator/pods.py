@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Protocol
 
 from scaler.discovery import DiscoveryError
-from scaler.endpointslices import EndpointSliceDiscovery, KubeApi
+from scaler.discovery.endpointslices import EndpointSliceDiscovery, KubeApi
 from scaler.target_key import join_host_port
 
 log = logging.getLogger("activator.pods")

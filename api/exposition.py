@@ -1,7 +1,7 @@
 """What `/metrics` shows: the pod's request counts and bucket as Prometheus families.
 
 Imported at the first scrape, by api/metrics.py, so that prometheus_client stays out of
-the start-up.
+the start-up. It imports nothing of api/metrics.py: it is given what to show.
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
 from api.bucket import TokenBucket
-from api.metrics import PREFIX, RatingMetrics, RequestStats
+from api.request_stats import RequestStats
+
+PREFIX = "openclaw_rating_api"
 
 
 class RequestsCollector(Collector):
@@ -78,11 +80,13 @@ class BucketCollector(Collector):
         )
 
 
-def registry_for(metrics: RatingMetrics, registry: CollectorRegistry | None) -> CollectorRegistry:
+def registry_for(
+    requests: RequestStats, bucket: TokenBucket, registry: CollectorRegistry | None
+) -> CollectorRegistry:
     """`registry` (a new one if None) with every collector of the pod registered."""
     registry = registry if registry is not None else CollectorRegistry()
-    registry.register(RequestsCollector(metrics.requests))
-    registry.register(BucketCollector(metrics.bucket))
+    registry.register(RequestsCollector(requests))
+    registry.register(BucketCollector(bucket))
     ProcessCollector(registry=registry)
     return registry
 

@@ -48,7 +48,7 @@ from harness import HOST
 from harness.launch import raise_open_files
 from harness.machine import machine
 from scaler.bucket_state import BucketState
-from scaler.discovery import StaticDiscovery
+from scaler.discovery.static import StaticDiscovery
 from scaler.metrics import ScalerMetrics
 from scaler.pod_client import BUCKET_PATH, PodClient
 from scaler.pod_errors import PodError

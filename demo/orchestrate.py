@@ -29,8 +29,9 @@ from demo.series import FLEETS, FleetName, FleetState, Row, Summary, make_row, s
 from demo.triggers import DirectTrigger, OfferedTrigger, PrometheusTrigger
 from harness import RatingScaler, wait_http_ok_async
 from harness.group import Group
-from harness.hpa import DEFAULT_BEHAVIOR, SCALED_OBJECT_BEHAVIOR, Autoscaler, Behavior, HpaSpec
+from harness.hpa import DEFAULT_BEHAVIOR, Autoscaler, Behavior, HpaSpec
 from harness.keda_client import Reading
+from harness.scaledobject import SCALED_OBJECT_BEHAVIOR
 
 TARGET_UTILIZATION = 0.8  # the ScaledObject's targetUtilization
 LEAD_S = 1.0  # from starting the load generator to its first request

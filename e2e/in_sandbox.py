@@ -41,7 +41,7 @@ from e2e.agreement import Agreement
 from e2e.balanced_load import Load, burst
 from e2e.cluster import NAMESPACES, OVERLAYS, ROOT, Cluster, bring_up, dump, endpoints_of
 from e2e.observe import Sample
-from harness import hpa
+from harness import hpa, scaledobject
 from harness.group import ChildDied, Group
 
 PODS = 3
@@ -277,7 +277,10 @@ def write_outputs(
     )
     artifacts.write_chart(samples, out / "replicas.png", title=title, step=step, needed=needed)
     spec = hpa.HpaSpec(
-        TARGET_PER_POD, min_replicas=PODS, max_replicas=20, behavior=hpa.SCALED_OBJECT_BEHAVIOR
+        TARGET_PER_POD,
+        min_replicas=PODS,
+        max_replicas=20,
+        behavior=scaledobject.SCALED_OBJECT_BEHAVIOR,
     )
     rows = {path: artifacts.hpa_vs_emulation(samples, path, spec) for path in NAMESPACES}
     (out / "hpa_vs_emulation.json").write_text(json.dumps(rows, indent=2) + "\n")

@@ -44,6 +44,7 @@ A run's children (`harness.group`):
     wait_for(what, check, timeout_s, group)     poll, checking the group between polls
 Signals (`harness.interrupt`): await until_signal(work) turns SIGINT/SIGTERM into `Interrupted`.
 The HPA's algorithm (`harness.hpa`): Autoscaler, HpaSpec, Behavior, as the controller applies them.
+The ScaledObject manifest's behavior (`harness.scaledobject`): SCALED_OBJECT_BEHAVIOR, load.
 `hey` (`harness.hey`): hey_argv, parse_hey -> HeyResult.
 KEDA's calls (`harness.keda_client`): KedaClient, scaled_object_ref, keda_value, read_metric_sync.
 

@@ -22,8 +22,8 @@ scaling policies, stabilization window, default behavior):
 "current" in step 1 is the number of pods that exist (the scale's status); in steps 2
 and 3 it is the replica count the HPA set last (the scale's spec), as in the controller.
 
-`SCALED_OBJECT_BEHAVIOR` is read from manifests/base/autoscaling/scaledobject.yaml when
-first used (`demo/scaledobject.py`), so that the demo scales as the manifest says.
+The project's own ScaledObject's behavior is read from its manifest by
+`harness/scaledobject.py`, which builds on this module.
 """
 
 from __future__ import annotations
@@ -88,16 +88,6 @@ DEFAULT_BEHAVIOR = Behavior(
     scale_up=Rules(0.0, (Policy("Percent", 100, 15.0), Policy("Pods", 4, 15.0)), "Max"),
     scale_down=Rules(300.0, (Policy("Percent", 100, 15.0),), "Max"),
 )
-SCALED_OBJECT_BEHAVIOR: Behavior  # bound on first use, by __getattr__ below
-
-
-def __getattr__(name: str) -> Behavior:
-    """`SCALED_OBJECT_BEHAVIOR`: the manifest's behavior, read once when first asked for."""
-    if name != "SCALED_OBJECT_BEHAVIOR":
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from demo.scaledobject import scaled_object_behavior
-
-    return scaled_object_behavior()
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from prometheus_client import CollectorRegistry
 from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
 from scaler.config import ConfigError, ScalerConfig, read_tls
-from scaler.discoveries import Discoveries
+from scaler.discovery import Discoveries
 from scaler.http import make_app
 from scaler.metrics import ScalerMetrics, TargetsCollector
 from scaler.pod_client import PodClient, TokenFile

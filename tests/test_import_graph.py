@@ -3,7 +3,9 @@
 pods -> poller -> read model -> servicer: each scaler module sits in one layer, and
 imports only from its own layer (the edges listed in SIDEWAYS) or the layers below.
 The RPC side never reaches past the poller to the pods, the pure core imports no I/O
-library, and neither `api/` nor `scaler/` imports the tooling around them. Each check
+library, and neither `api/` nor `scaler/` imports the tooling around them. A module of
+the `scaler/discovery/` package is a node of its own (`discovery.dns`), the package's
+`__init__` is `discovery`, and the rest of the scaler imports only that. Each check
 names the offending edge.
 """
 
@@ -27,7 +29,20 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ),
     # What readers see of a target: written by the poller above it, read by the front.
     ("readmodel", frozenset({"readmodel"})),
-    ("pods", frozenset({"pod_client", "discovery", "endpointslices", "discoveries"})),
+    (
+        "pods",
+        frozenset(
+            {
+                "pod_client",
+                "discovery",
+                "discovery.contract",
+                "discovery.static",
+                "discovery.dns",
+                "discovery.endpointslices",
+                "discovery.choose",
+            }
+        ),
+    ),
     ("poller", frozenset({"poller"})),
     ("targets", frozenset({"targets"})),
     ("front", frozenset({"_proto", "rpc_metrics", "servicer", "metrics", "http"})),
@@ -40,9 +55,15 @@ SIDEWAYS = frozenset(
         ("series", "bucket_state"),
         ("scaling", "aggregation"),
         ("scaling", "trigger"),
-        ("endpointslices", "discovery"),
-        ("discoveries", "discovery"),
-        ("discoveries", "endpointslices"),
+        ("discovery", "discovery.contract"),
+        ("discovery", "discovery.choose"),
+        ("discovery.static", "discovery.contract"),
+        ("discovery.dns", "discovery.contract"),
+        ("discovery.endpointslices", "discovery.contract"),
+        ("discovery.choose", "discovery.contract"),
+        ("discovery.choose", "discovery.static"),
+        ("discovery.choose", "discovery.dns"),
+        ("discovery.choose", "discovery.endpointslices"),
         ("servicer", "_proto"),
         ("servicer", "rpc_metrics"),
         ("metrics", "rpc_metrics"),
@@ -108,22 +129,48 @@ def imports_in(path: Path) -> set[str]:
 
 
 def scaler_modules() -> dict[str, Path]:
-    """Each scaler module by its name inside the package; `_proto` counts as one."""
+    """Each scaler module by its name inside the package; `_proto` counts as one, and a
+    subpackage's modules are `package.module` (its `__init__` is `package`)."""
     modules = {path.stem: path for path in SCALER.glob("*.py")}
     modules["_proto"] = SCALER / "_proto" / "__init__.py"
+    for init in SCALER.glob("*/__init__.py"):
+        package = init.parent.name
+        if package != "_proto":
+            modules[package] = init
+            modules |= {f"{package}.{path.stem}": path for path in init.parent.glob("[!_]*.py")}
     return modules
+
+
+def scaler_module_of(dotted: str, modules: Mapping[str, Path]) -> str | None:
+    """The scaler module an imported name lives in: `scaler.discovery.dns.make_resolver`
+    is in `discovery.dns`, `scaler.discovery.Discoveries` in `discovery`."""
+    parts = dotted.split(".")
+    if parts[0] != "scaler" or len(parts) < 2:
+        return None
+    nested = ".".join(parts[1:3])
+    return nested if nested in modules else parts[1]
 
 
 def graph() -> dict[str, set[str]]:
     """module -> the scaler modules it imports."""
+    modules = scaler_modules()
     return {
         name: {
-            dotted.split(".")[1]
+            target
             for dotted in imports_in(path)
-            if dotted.startswith("scaler.") and dotted.split(".")[1] != name
+            if (target := scaler_module_of(dotted, modules)) is not None and target != name
         }
-        for name, path in scaler_modules().items()
+        for name, path in modules.items()
     }
+
+
+def reaching_into_packages(edges: Mapping[str, set[str]]) -> Iterator[str]:
+    """Each edge from outside a subpackage to one of its modules, not the package itself."""
+    for source, targets in sorted(edges.items()):
+        for target in sorted(targets):
+            package = target.partition(".")[0]
+            if "." in target and source.partition(".")[0] != package:
+                yield f"{source} -> {target}: import it from the package, `scaler.{package}`"
 
 
 def layer_of(module: str) -> int:
@@ -153,6 +200,17 @@ def test_the_graph_is_read_from_the_real_tree() -> None:
     edges = graph()
     assert {"poller", "trigger", "config", "servicer", "aggregation", "readmodel"} <= edges.keys()
     assert "readmodel" in edges["poller"] and "pod_errors" in edges["pod_client"]
+    assert "discovery" in edges["poller"] and "discovery" in edges["server"]
+    assert edges["discovery.choose"] >= {"discovery.dns", "discovery.endpointslices"}
+
+
+def test_the_scaler_imports_a_subpackage_through_its_init() -> None:
+    assert list(reaching_into_packages(graph())) == []
+    edges = graph()
+    edges["poller"] = edges["poller"] | {"discovery.dns"}
+    assert list(reaching_into_packages(edges)) == [
+        "poller -> discovery.dns: import it from the package, `scaler.discovery`"
+    ]
 
 
 def test_every_scaler_module_has_a_layer() -> None:
@@ -174,6 +232,8 @@ def test_imports_follow_the_layers() -> None:
         pytest.param(("servicer", "poller"), "never the poller", id="rpc-reads-poller"),
         pytest.param(("poller", "targets"), "a layer above", id="sideways-to-siblings"),
         pytest.param(("trigger", "scaling"), "not in SIDEWAYS", id="sideways"),
+        pytest.param(("discovery.dns", "poller"), "a layer above", id="discovery-upward"),
+        pytest.param(("discovery.dns", "discovery.static"), "not in SIDEWAYS", id="in-package"),
     ],
 )
 def test_a_wrong_edge_is_named(edge: tuple[str, str], named: str) -> None:
@@ -183,25 +243,77 @@ def test_a_wrong_edge_is_named(edge: tuple[str, str], named: str) -> None:
     assert any(p.startswith(f"{edge[0]} -> {edge[1]}: ") and named in p for p in problems)
 
 
-def test_the_graph_has_no_cycle() -> None:
-    edges, done, path = graph(), set[str](), list[str]()
+def package_graph(package: Path) -> dict[str, set[str]]:
+    """module -> the modules of the same package it imports, at any depth in it (an import
+    inside a function is an edge too: it runs sooner or later)."""
+    modules = {path.stem: path for path in package.glob("*.py")}
+    prefix = f"{package.name}."
+    return {
+        name: {
+            dotted.split(".")[1]
+            for dotted in imports_in(path)
+            if dotted.startswith(prefix) and dotted.split(".")[1] in modules
+        }
+        - {name}
+        for name, path in modules.items()
+    }
 
-    def visit(module: str) -> None:
-        assert module not in path, " -> ".join([*path[path.index(module) :], module])
-        if module not in done:
-            path.append(module)
-            for target in sorted(edges[module]):
-                visit(target)
-            path.pop()
-            done.add(module)
+
+def find_cycle(edges: Mapping[str, set[str]]) -> str | None:
+    """One circle of imports as 'a -> b -> a', or None when there is none."""
+    done: set[str] = set()
+    path: list[str] = []
+
+    def visit(module: str) -> str | None:
+        if module in path:
+            return " -> ".join([*path[path.index(module) :], module])
+        if module in done:
+            return None
+        path.append(module)
+        for target in sorted(edges.get(module, ())):
+            if (found := visit(target)) is not None:
+                return found
+        path.pop()
+        done.add(module)
+        return None
 
     for module in sorted(edges):
-        visit(module)
+        if (found := visit(module)) is not None:
+            return found
+    return None
+
+
+def test_the_graph_has_no_cycle() -> None:
+    assert find_cycle(graph()) is None
+
+
+@pytest.mark.parametrize("package", ["api"])
+def test_a_package_has_no_import_cycle(package: str) -> None:
+    edges = package_graph(ROOT / package)
+    assert len(edges) > 10 and "bucket" in edges["metrics"]
+    assert find_cycle(edges) is None
+
+
+def test_a_cycle_is_named_edge_by_edge(tmp_path: Path) -> None:
+    package = tmp_path / "api"
+    package.mkdir()
+    (package / "bucket.py").write_text("")
+    (package / "metrics.py").write_text(
+        "from api.bucket import TokenBucket\n\ndef registry():\n    from api import exposition\n"
+    )
+    (package / "exposition.py").write_text("from api.metrics import RatingMetrics\n")
+    edges = package_graph(package)
+    assert edges == {
+        "bucket": set(),
+        "metrics": {"bucket", "exposition"},
+        "exposition": {"metrics"},
+    }
+    assert find_cycle(edges) == "exposition -> metrics -> exposition"
 
 
 @pytest.mark.parametrize("module", sorted(PURE))
 def test_the_core_is_pure(module: str) -> None:
-    used = {dotted.split(".")[0] for dotted in imports_in(SCALER / f"{module}.py")}
+    used = {dotted.split(".")[0] for dotted in imports_in(scaler_modules()[module])}
     assert sorted(used & IO_LIBRARIES) == []
 
 
@@ -225,6 +337,10 @@ def test_readme_says_where_each_scaler_module_is() -> None:
     section = (ROOT / "README.md").read_text().split("## The scaler")[1].split("\n## ")[0]
     table = section.split("### Where things are")[1].split("\n### ")[0]
     listed = {line.split("`")[1] for line in table.splitlines() if line.startswith("| `")}
-    expected = {f"{module}.py" for module in scaler_modules() if module not in {"_proto"}}
+    expected = {
+        path.relative_to(SCALER).as_posix()
+        for module, path in scaler_modules().items()
+        if module != "_proto"
+    }
     assert sorted(expected - listed - {"__init__.py"}) == []
     assert sorted(listed - expected - {"_proto/"}) == []

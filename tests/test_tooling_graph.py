@@ -9,6 +9,8 @@
   value, waiting on a group of children, signals as an orderly end, the machine's
   description).
 - The bucket state's schema string is written once, in `api.bucket_schema`.
+- `harness` is the layer the tools build on: it imports none of them (what a harness
+  module needs from a tool moves down into harness).
 
 Each check names the offending file, and each is shown failing on a tree made to fail.
 """
@@ -22,8 +24,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.test_import_graph import imports_in
+
 ROOT = Path(__file__).resolve().parents[1]
 TOOLING = ("demo", "e2e", "bench", "soak", "harness")
+ABOVE_HARNESS = frozenset(TOOLING) - {"harness"}
 PRODUCT = ("api", "scaler")
 SHARED = frozenset(
     {"free_port", "keda_value", "wait_for", "until_signal", "signals_ignored", "machine"}
@@ -93,6 +98,20 @@ def schema_writers(root: Path) -> list[str]:
     return writers
 
 
+def harness_reaching_up(root: Path) -> list[str]:
+    """`harness/x.py -> demo.y` for each tool module harness imports, at any depth."""
+    found = []
+    for path in modules(root, ("harness",)):
+        tools = {
+            ".".join(dotted.split(".")[:2])
+            for dotted in imports_in(path)
+            if dotted.split(".")[0] in ABOVE_HARNESS
+        }
+        named = {tool for tool in tools if not any(t.startswith(f"{tool}.") for t in tools)}
+        found += [f"{name(root, path)} -> {tool}" for tool in sorted(named)]
+    return found
+
+
 def test_the_checks_read_the_real_tree() -> None:
     paths = {name(ROOT, path) for path in modules(ROOT, TOOLING)}
     assert {KEDA_CLIENT, "harness/group.py", "demo/orchestrate.py", "e2e/in_sandbox.py"} <= paths
@@ -115,6 +134,10 @@ def test_the_schema_string_is_written_once() -> None:
     assert schema_writers(ROOT) == []
 
 
+def test_harness_imports_no_tool() -> None:
+    assert harness_reaching_up(ROOT) == []
+
+
 @pytest.fixture
 def bad_tree(tmp_path: Path) -> Path:
     """A tree with one of each fault."""
@@ -127,6 +150,7 @@ def bad_tree(tmp_path: Path) -> Path:
         KEDA_CLIENT: "stub = ExternalScalerStub\n",
         SCHEMA_HOME: f"SCHEMA = {SCHEMA!r}\n",
         "harness/ready.py": "def free_port() -> int:\n    return 0\n",
+        "harness/hpa.py": "def behavior() -> None:\n    from demo import scaledobject\n",
     }
     for path, text in files.items():
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
@@ -139,3 +163,4 @@ def test_each_fault_is_named(bad_tree: Path) -> None:
     assert stub_makers(bad_tree) == ["bench/probe.py"]
     assert shared_defined_outside_harness(bad_tree) == ["e2e/ports.py: free_port"]
     assert schema_writers(bad_tree) == ["scaler/parse.py"]
+    assert harness_reaching_up(bad_tree) == ["harness/hpa.py -> demo.scaledobject"]

@@ -7,7 +7,8 @@ from typing import Any
 
 from demo.scenarios import Scenario, step
 from demo.series import FleetName, FleetState, PodLife, Row, Summary, make_row, summarize
-from harness.hpa import SCALED_OBJECT_BEHAVIOR, HpaSpec
+from harness.hpa import HpaSpec
+from harness.scaledobject import SCALED_OBJECT_BEHAVIOR
 
 SPEC = HpaSpec(target_per_pod=8.0, behavior=SCALED_OBJECT_BEHAVIOR)
 

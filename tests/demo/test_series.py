@@ -25,7 +25,8 @@ from demo.series import (
     seconds_to_size_per_rise,
     summarize,
 )
-from harness.hpa import SCALED_OBJECT_BEHAVIOR, HpaSpec, Tolerance
+from harness.hpa import HpaSpec, Tolerance
+from harness.scaledobject import SCALED_OBJECT_BEHAVIOR
 
 SPEC = HpaSpec(target_per_pod=8.0, behavior=SCALED_OBJECT_BEHAVIOR)
 

@@ -7,7 +7,6 @@ import pytest
 
 from harness.hpa import (
     DEFAULT_BEHAVIOR,
-    SCALED_OBJECT_BEHAVIOR,
     Autoscaler,
     Behavior,
     HpaSpec,
@@ -17,6 +16,7 @@ from harness.hpa import (
     Tolerance,
     metric_replicas,
 )
+from harness.scaledobject import SCALED_OBJECT_BEHAVIOR
 
 NO_LIMITS = Rules(0.0, (Policy("Percent", 1000, 15.0),), "Max")
 UNLIMITED = Behavior("unlimited", scale_up=NO_LIMITS, scale_down=NO_LIMITS)

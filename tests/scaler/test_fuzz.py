@@ -16,7 +16,7 @@ from scaler._proto import externalscaler_pb2_grpc as pb_grpc
 from scaler.aggregation import aggregate
 from scaler.bucket_state import BucketState, BucketStateError, parse_bucket_state
 from scaler.config import DEFAULT_HOST_POLICY
-from scaler.discovery import Unwatched
+from scaler.discovery.contract import Unwatched
 from scaler.poller import TargetPoller
 from scaler.scaling import MAX_REPLICAS, desired_replicas
 from scaler.series import PodSeries

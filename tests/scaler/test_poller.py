@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from scaler.bucket_state import BucketState
-from scaler.discovery import Unwatched
+from scaler.discovery.contract import Unwatched
 from scaler.pod_errors import PodError
 from scaler.policy import HostPolicy
 from scaler.poller import SeriesStore, TargetPoller, until_next_tick

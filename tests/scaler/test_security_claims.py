@@ -17,7 +17,7 @@ from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
 from scaler.bucket_state import BucketState
 from scaler.config import DEFAULT_HOST_POLICY, ScalerConfig, load
-from scaler.discovery import StaticDiscovery
+from scaler.discovery.static import StaticDiscovery
 from scaler.pod_client import BUCKET_PATH, MAX_BODY_BYTES, PodClient
 from scaler.pod_errors import PodError
 from scaler.poller import TargetPoller

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from scaler.discoveries import Discoveries
-from scaler.discovery import DnsDiscovery, StaticDiscovery
-from scaler.endpointslices import EndpointSliceDiscovery
+from scaler.discovery import Discoveries
+from scaler.discovery.dns import DnsDiscovery
+from scaler.discovery.endpointslices import EndpointSliceDiscovery
+from scaler.discovery.static import StaticDiscovery
 from scaler.target_key import TargetKey
 
 ENDPOINTS = TargetKey(None, (("127.0.0.1", 9000),), 9090)

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from scaler.discovery import Discovery, DnsDiscovery, Resolver, StaticDiscovery, make_resolver
-from scaler.endpointslices import EndpointSliceDiscovery, KubeApi
+from scaler.discovery.contract import Discovery
+from scaler.discovery.dns import DnsDiscovery, Resolver, make_resolver
+from scaler.discovery.endpointslices import EndpointSliceDiscovery, KubeApi
+from scaler.discovery.static import StaticDiscovery
 from scaler.target_key import TargetKey
 
 

@@ -25,7 +25,7 @@ from harness.fakepods import FakePod
 from harness.group import Group, component, wait_for
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
 from scaler.server import Scaler
-from tests.scaler.test_endpointslices import (
+from tests.scaler.discovery.test_endpointslices import (
     listed_addresses,
     scaler_with_network,
     so_ref,
@@ -36,7 +36,7 @@ e2e_build = pytest.importorskip("e2e.build")
 control_plane = pytest.importorskip("e2e.control_plane")
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 NAMESPACE = "edge"
 SERVICE = "rating-api-admin"
 PodFactory = Callable[..., Awaitable[FakePod]]

@@ -22,12 +22,12 @@ from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
 from scaler.bucket_state import BucketState
 from scaler.discovery import DiscoveryError
-from scaler.endpointslices import EndpointSliceDiscovery, KubeApi, serving_addresses
+from scaler.discovery.endpointslices import EndpointSliceDiscovery, KubeApi, serving_addresses
 from scaler.pod_client import PodClient
 from scaler.pod_errors import PodError
 from scaler.server import Scaler, build
 from tests.scaler.conftest import with_config
-from tests.scaler.fake_kubeapi import FakeKubeApi, endpoint, endpoint_slice
+from tests.scaler.discovery.fake_kubeapi import FakeKubeApi, endpoint, endpoint_slice
 
 PodFactory = Callable[..., Awaitable[FakePod]]
 

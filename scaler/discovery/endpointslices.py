@@ -22,7 +22,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from kubernetes_asyncio.config.config_exception import ConfigException
 from kubernetes_asyncio.watch import Watch
 
-from scaler.discovery import DiscoveryError
+from scaler.discovery.contract import DiscoveryError
 
 log = logging.getLogger("scaler.endpointslices")
 

@@ -1,56 +1,17 @@
-"""Finding a target's pods: the `Discovery` contract, a static list, or the A/AAAA
-records of a headless Service.
-
-EndpointSlices (`endpointslices.py`) are the third way; all three share `Discovery`,
-and `discoveries.py` is the one place that chooses which a target gets.
-"""
+"""`service` targets: each A or AAAA record of a headless Service is one ready pod."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import Protocol
 
 import dns.asyncresolver
 import dns.exception
 import dns.rdatatype
 import dns.resolver
 
+from scaler.discovery.contract import DiscoveryError, Unwatched
+
 Resolver = dns.asyncresolver.Resolver
-
-
-class DiscoveryError(Exception):
-    """The pod list could not be read this time; the previous list stays in use."""
-
-
-class Discovery(Protocol):
-    def start(self, on_change: Callable[[], None]) -> None:
-        """Begin following the pods; `on_change` is called when the set changes by itself."""
-        ...
-
-    async def close(self) -> None: ...
-
-    async def addresses(self) -> list[tuple[str, int]]:
-        """The pods' (host, port) pairs right now."""
-        ...
-
-
-class Unwatched:
-    """Discovery that is only asked, never tells: nothing to start or close."""
-
-    def start(self, on_change: Callable[[], None]) -> None:
-        pass
-
-    async def close(self) -> None:
-        pass
-
-
-class StaticDiscovery(Unwatched):
-    def __init__(self, endpoints: tuple[tuple[str, int], ...]) -> None:
-        self._endpoints = list(endpoints)
-
-    async def addresses(self) -> list[tuple[str, int]]:
-        return list(self._endpoints)
 
 
 class DnsDiscovery(Unwatched):

@@ -11,7 +11,8 @@ import pytest
 from harness.fakepods import FakePod
 from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
-from scaler.discovery import DiscoveryError, DnsDiscovery, make_resolver
+from scaler.discovery import DiscoveryError
+from scaler.discovery.dns import DnsDiscovery, make_resolver
 from scaler.server import start
 from tests.fakes.dns import Records, dns_server
 from tests.scaler.conftest import with_config

@@ -1,6 +1,8 @@
 """The ScaledObject's HPA behavior, read from manifests/base/autoscaling/scaledobject.yaml.
 
-One source of truth: the demo's HPAs scale as the manifest says. `behavior()` turns
+One source of truth: the demo's and the e2e run's emulated HPAs scale as the manifest
+says. `SCALED_OBJECT_BEHAVIOR` is that behavior, read once when first asked for (a
+module that only imports this one reads no file). `behavior()` turns
 the manifest's `advanced.horizontalPodAutoscalerConfig.behavior` into `harness.hpa`'s
 rules, filling what it leaves out as the API server does (scaleUp: no window, 100 % or
 4 pods per 15 s; scaleDown: a 300 s window, 100 % per 15 s; `selectPolicy` Max;
@@ -108,7 +110,17 @@ def load(path: Path = MANIFEST) -> Behavior:
     return behavior(config.get("behavior") or {})
 
 
+SCALED_OBJECT_BEHAVIOR: Behavior  # bound on first use, by __getattr__ below
+
+
 @functools.cache
 def scaled_object_behavior() -> Behavior:
     """The project's ScaledObject's behavior, read once."""
     return load()
+
+
+def __getattr__(name: str) -> Behavior:
+    """`SCALED_OBJECT_BEHAVIOR`: the manifest's behavior, read once when first asked for."""
+    if name != "SCALED_OBJECT_BEHAVIOR":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return scaled_object_behavior()

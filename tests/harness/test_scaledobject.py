@@ -1,4 +1,4 @@
-"""The ScaledObject's behavior as the demo reads it from manifests/, quantities included."""
+"""The ScaledObject's behavior as the harness reads it from manifests/, quantities included."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ from typing import Any
 import pytest
 import yaml
 
-from demo import scaledobject
-from demo.scaledobject import MANIFEST, behavior, load, quantity
-from harness import hpa
+from harness import hpa, scaledobject
 from harness.hpa import DEFAULT_BEHAVIOR, Policy, Rules, Tolerance
+from harness.scaledobject import MANIFEST, behavior, load, quantity
 
 
 def manifest_behavior() -> dict[str, Any]:
@@ -35,12 +34,12 @@ def test_the_loader_reads_the_real_manifest_field_by_field() -> None:
 
 
 def test_the_demo_scales_as_the_manifest_says() -> None:
-    assert load() == hpa.SCALED_OBJECT_BEHAVIOR
-    assert hpa.SCALED_OBJECT_BEHAVIOR is scaledobject.scaled_object_behavior()  # read once
-    spec = hpa.HpaSpec(target_per_pod=8.0, behavior=hpa.SCALED_OBJECT_BEHAVIOR)
+    assert load() == scaledobject.SCALED_OBJECT_BEHAVIOR
+    assert scaledobject.SCALED_OBJECT_BEHAVIOR is scaledobject.scaled_object_behavior()  # once
+    spec = hpa.HpaSpec(target_per_pod=8.0, behavior=scaledobject.SCALED_OBJECT_BEHAVIOR)
     assert spec.tolerance == Tolerance(up=0.05, down=0.1)  # the manifest's "0.05" and "0.1"
     with pytest.raises(AttributeError, match="NO_SUCH_NAME"):
-        _ = hpa.NO_SUCH_NAME
+        _ = scaledobject.NO_SUCH_NAME
 
 
 @pytest.mark.parametrize(
