@@ -35,9 +35,9 @@ from activator.forward import Answer, Forwarder, PodFailed, PodUnreachable, Requ
 from activator.hold import Full, Holds, TimedOut
 from activator.metrics import ActivatorMetrics
 from api.problems import BODY_TOO_LARGE, ProblemType, send_problem
+from scaler.held_state import SCHEMA
 
 log = logging.getLogger("activator")
-SCHEMA = "openclaw.activator/v1"
 RETRY_S = 0.2  # how often a request retries while every ready pod refuses it
 MAX_WAIT_S = 30.0
 JSON = "application/json"

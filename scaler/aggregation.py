@@ -17,6 +17,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from scaler.held_state import HeldState
 from scaler.series import PodSeries, fast_rate, window_rate
 
 
@@ -53,10 +54,14 @@ class Aggregate:
     pods_failed: int
     extrapolated: bool
     data_age_s: float
+    held_requests: int = 0  # waiting in the activators for a ready pod
+    held_demand_per_s: float = 0.0  # what they add to `demand_per_s`
+    activators_fresh: int = 0
 
     @property
     def has_data(self) -> bool:
-        return self.pods_fresh > 0
+        """Fresh pods, or a fleet at zero (no pod listed) whose activators answer."""
+        return self.pods_fresh > 0 or (self.pods_total == 0 and self.activators_fresh > 0)
 
 
 def partial(pods: Iterable[PodSeries], now: float, window_s: float, fresh_for_s: float) -> Partial:
@@ -86,8 +91,10 @@ def combine(
     now: float,
     fallback_refill: float | None = None,
     fallback_capacity: float | None = None,
+    held: Iterable[HeldState] = (),
 ) -> Aggregate:
-    """Sum the fresh pods; scale up to the pods that answered before and went stale.
+    """Sum the fresh pods; scale up to the pods that answered before and went stale;
+    add what the activators hold (`held`: their fresh states).
 
     A pod that missed a poll keeps its last rate while its last answer is younger than
     `fresh_for_s`; after that the total is extrapolated from the pods that answer.
@@ -113,11 +120,14 @@ def combine(
     rate_scale = (answered - seen_once) / rated if rated else 0.0
     level_scale = answered / fresh if fresh else 0.0
     newest_ok = max((part.newest_ok_at for part in parts), default=-math.inf)
+    held = list(held)
+    held_requests = sum(state.held for state in held)
+    held_demand = sum(state.demand_per_s for state in held)
     return Aggregate(
-        demand_per_s=max(fast, windowed) * rate_scale,
+        demand_per_s=max(fast, windowed) * rate_scale + held_demand,
         fast_demand_per_s=fast * rate_scale,
         window_demand_per_s=windowed * rate_scale,
-        deficit_tokens=sum(part.deficit_tokens for part in parts) * level_scale,
+        deficit_tokens=sum(part.deficit_tokens for part in parts) * level_scale + held_requests,
         refill_per_s_per_pod=_mean([part.refill_per_s for part in parts], fresh, fallback_refill),
         capacity_per_pod=_mean([part.capacity for part in parts], fresh, fallback_capacity),
         pods_total=sum(part.pods_total for part in parts),
@@ -126,6 +136,9 @@ def combine(
         pods_failed=sum(part.failed for part in parts),
         extrapolated=0 < rated < answered - seen_once or 0 < fresh < answered,
         data_age_s=now - newest_ok,
+        held_requests=held_requests,
+        held_demand_per_s=held_demand,
+        activators_fresh=len(held),
     )
 
 
@@ -136,10 +149,11 @@ def aggregate(
     fresh_for_s: float,
     fallback_refill_per_s: float | None = None,
     fallback_capacity: float | None = None,
+    held: Iterable[HeldState] = (),
 ) -> Aggregate:
     """All of a target's pods in one shard: `combine` of one `partial`."""
     shard = partial(pods, now, window_s, fresh_for_s)
-    return combine([shard], now, fallback_refill_per_s, fallback_capacity)
+    return combine([shard], now, fallback_refill_per_s, fallback_capacity, held)
 
 
 def _mean(sums: list[float], count: int, default: float | None) -> float | None:

@@ -10,7 +10,7 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from scaler.readmodel import PodView, TargetView
+from scaler.readmodel import ActivatorReading, PodView, TargetView
 from scaler.targets import Targets
 
 
@@ -77,6 +77,21 @@ def describe_view(view: TargetView) -> dict[str, Any]:
         "discovery_error": snap.discovery_error,
         "problem": snap.problem,
         "pods": [describe_pod(pod) for pod in snap.pods],
+        "held_requests": agg.held_requests,
+        "held_demand_per_s": agg.held_demand_per_s,
+        "activators": [describe_activator(one, snap.taken_at) for one in snap.activators],
+    }
+
+
+def describe_activator(activator: ActivatorReading, now: float) -> dict[str, Any]:
+    state = activator.state
+    return {
+        "address": activator.address,
+        "activator": state.activator if state else None,
+        "held": state.held if state else None,
+        "oldest_held_s": state.oldest_held_s if state else None,
+        "age_s": _finite(now - activator.last_ok_at),
+        "error": activator.error,
     }
 
 

@@ -81,6 +81,7 @@ class _Families:
     pods_failed: GaugeMetricFamily
     data_age: GaugeMetricFamily
     extrapolated: GaugeMetricFamily
+    held: GaugeMetricFamily
     metric_value: GaugeMetricFamily
     target_per_pod: GaugeMetricFamily
     desired_replicas: GaugeMetricFamily
@@ -151,6 +152,7 @@ def _target_rows(families: _Families, view: TargetView) -> list[Row]:
         (families.pods_failed, label, agg.pods_failed),
         (families.data_age, label, snap.data_age_s),
         (families.extrapolated, label, float(agg.extrapolated)),
+        (families.held, label, agg.held_requests),
     ]
 
 
@@ -194,6 +196,11 @@ def _families() -> _Families:
         extrapolated=GaugeMetricFamily(
             PREFIX + "extrapolated",
             "1 when the target's total is scaled up from fewer pods.",
+            labels=per_target,
+        ),
+        held=GaugeMetricFamily(
+            PREFIX + "held_requests",
+            "Requests the target's activators hold for a ready pod (0 without activators).",
             labels=per_target,
         ),
         metric_value=GaugeMetricFamily(

@@ -1,4 +1,5 @@
-"""One bounded HTTP GET of a pod's bucket state, over a shared keep-alive pool."""
+"""One bounded HTTP GET of a pod's bucket state, or of an activator's held requests,
+over a shared keep-alive pool."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import aiohttp
 from yarl import URL
 
 from scaler.bucket_state import BucketState, BucketStateError, parse_bucket_state
+from scaler.held_state import HELD_PATH, HeldState, HeldStateError, parse_held_state
 from scaler.pod_errors import PodError
 
 BUCKET_PATH = "/v1/bucket"
@@ -72,22 +74,39 @@ class PodClient:
             url = self._urls[host, port] = URL.build(
                 scheme="http", host=host, port=port, path=BUCKET_PATH
             )
-        try:
-            async with asyncio.timeout(self._timeout_s):
-                body = await self._get(url)
-        except TimeoutError:
-            raise PodError("timeout", f"no answer within {self._timeout_s:g}s") from None
-        except aiohttp.ClientConnectorError as exc:
-            raise PodError("connect", str(exc.os_error or exc)) from None
-        except (aiohttp.ClientError, asyncio.IncompleteReadError, OSError, ValueError) as exc:
-            raise PodError("protocol", f"{type(exc).__name__}: {exc}") from None
+        body = await self._bounded(url, self._timeout_s, with_token=True)
         try:
             return parse_bucket_state(body)
         except BucketStateError as exc:
             raise PodError("invalid", str(exc)) from None
 
-    async def _get(self, url: URL) -> bytes:
-        token = self._token()
+    async def fetch_held(
+        self, host: str, port: int, *, version: int | None = None, wait_s: float = 0.0
+    ) -> HeldState:
+        """An activator's `/v1/held`; with `version`, a long poll that answers once the
+        queue has turned active or idle since then, or after `wait_s`."""
+        query = {} if version is None else {"version": str(version), "wait": f"{wait_s:g}"}
+        url = URL.build(scheme="http", host=host, port=port, path=HELD_PATH, query=query)
+        timeout_s = self._timeout_s + (wait_s if version is not None else 0.0)
+        body = await self._bounded(url, timeout_s, with_token=False)  # the pods' token is theirs
+        try:
+            return parse_held_state(body)
+        except HeldStateError as exc:
+            raise PodError("invalid", str(exc)) from None
+
+    async def _bounded(self, url: URL, timeout_s: float, *, with_token: bool) -> bytes:
+        try:
+            async with asyncio.timeout(timeout_s):
+                return await self._get(url, with_token)
+        except TimeoutError:
+            raise PodError("timeout", f"no answer within {timeout_s:g}s") from None
+        except aiohttp.ClientConnectorError as exc:
+            raise PodError("connect", str(exc.os_error or exc)) from None
+        except (aiohttp.ClientError, asyncio.IncompleteReadError, OSError, ValueError) as exc:
+            raise PodError("protocol", f"{type(exc).__name__}: {exc}") from None
+
+    async def _get(self, url: URL, with_token: bool) -> bytes:
+        token = self._token() if with_token else None
         headers = {"Authorization": f"Bearer {token}"} if token else None
         async with self._client().get(url, allow_redirects=False, headers=headers) as response:
             if response.status in (401, 403):

@@ -16,12 +16,14 @@ import math
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from scaler.aggregation import Aggregate, aggregate
 from scaler.bucket_state import BucketState
 from scaler.discovery import Discovery, DiscoveryError
+from scaler.held_state import HeldState
 from scaler.pod_errors import PodError, PodErrorReason
-from scaler.readmodel import PodReading, Reading, TargetView
+from scaler.readmodel import ActivatorReading, PodReading, Reading, TargetView
 from scaler.series import PodSeries
 from scaler.target_key import TargetKey, join_host_port
 
@@ -30,12 +32,25 @@ log = logging.getLogger("scaler.poller")
 Clock = Callable[[], float]
 Fetch = Callable[[str, int], Awaitable[BucketState]]
 """GET one pod's `/v1/bucket` at (host, port); raises PodError when there is no usable answer."""
+FetchHeld = Callable[..., Awaitable[HeldState]]
+"""GET an activator's `/v1/held` at (host, port), with `version=` and `wait_s=` a long
+poll; raises PodError when there is no usable answer."""
+LONG_POLL_S = 20.0  # an activator answers a watch at once on a change, or after this
 CycleObserver = Callable[[TargetKey, float], None]
 """Told each finished cycle's target and duration (`/metrics`' poll histogram)."""
 MAX_IN_FLIGHT = 4  # per target: an RPC waits behind at most this many answers per loop turn
 MAX_IN_FLIGHT_TOTAL = 64  # per process, shared by every target (--max-in-flight)
 MIN_KEEP_S = 5.0  # history kept per pod before anyone asked for a longer window
 PodTable = dict[str, PodSeries]
+
+
+@dataclass(slots=True)
+class ActivatorSeries:
+    """What one activator said last."""
+
+    state: HeldState | None = None
+    last_ok_at: float = -math.inf
+    error: str | None = None
 
 
 class SeriesStore:
@@ -98,6 +113,8 @@ class TargetPoller:
         shared_in_flight: asyncio.Semaphore | None = None,
         store: SeriesStore | None = None,
         view: TargetView | None = None,
+        activators: Discovery | None = None,
+        fetch_held: FetchHeld | None = None,
     ) -> None:
         self.target = target
         self.poll_interval_s = poll_interval_s
@@ -127,6 +144,14 @@ class TargetPoller:
         self._last_capacity: float | None = None
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # The activators in front of the pods, when the trigger names them: polled each
+        # cycle, and each watched with a long poll so that a first held request shows
+        # at once rather than at the next cycle.
+        self._activator_discovery = activators
+        self._fetch_held = fetch_held
+        self.activators: dict[str, ActivatorSeries] = {}
+        self._activator_addresses: list[tuple[str, int, str]] = []
+        self._watches: dict[str, asyncio.Task[None]] = {}
 
     @property
     def fresh_for_s(self) -> float:
@@ -134,14 +159,19 @@ class TargetPoller:
 
     def start(self) -> None:
         self._discovery.start(self.wake)
+        if self._activator_discovery is not None:
+            self._activator_discovery.start(self.wake)
         self._task = asyncio.create_task(self._run(), name=f"poll {self.target.label}")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        tasks = [*self._watches.values(), *([self._task] if self._task else [])]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         self._store.close(self.pods)
         await self._discovery.close()
+        if self._activator_discovery is not None:
+            await self._activator_discovery.close()
 
     def wake(self) -> None:
         """Discovery saw the pods change: poll the new ones now, not at the next cycle."""
@@ -176,10 +206,14 @@ class TargetPoller:
         """One cycle: discover, then every pod in parallel; readers see the result at once."""
         started = self._clock()
         await self._discover()
+        await self._discover_activators()
         # The pods that answered longest ago go first: when the cycle runs out of time,
         # the pods it could not reach are the first of the next one, never the same ones.
         by_last_answer = sorted(self._addresses, key=lambda entry: self.pods[entry[2]].last_ok_at)
-        await self._poll_all(by_last_answer, started + self.poll_interval_s)
+        await asyncio.gather(
+            self._poll_all(by_last_answer, started + self.poll_interval_s),
+            self._poll_activators(),
+        )
         now = self._clock()
         self._finish_cycle(now, now - started)
 
@@ -190,6 +224,7 @@ class TargetPoller:
         the next cycle. Pods that left are dropped from the totals at once.
         """
         await self._discover()
+        await self._discover_activators()
         new = [entry for entry in self._addresses if self.pods[entry[2]].state is None]
         await self._poll_all(new, self._clock() + self.poll_interval_s)
         self._publish(cycle_done=False)
@@ -224,6 +259,71 @@ class TargetPoller:
             del self.pods[gone]
         for address in present - self.pods.keys():
             self.pods[address] = self._store.new_series(address)
+
+    async def _discover_activators(self) -> None:
+        """The activators now; a watch for each new one, none for those gone."""
+        if self._activator_discovery is None:
+            return
+        try:
+            found = await self._activator_discovery.addresses()
+        except DiscoveryError as exc:
+            log.warning("target %s: activators: %s; keeping the last list", self.target.label, exc)
+            return
+        self._activator_addresses = [
+            (host, port, join_host_port(host, port)) for host, port in found
+        ]
+        present = {address for _, _, address in self._activator_addresses}
+        for gone in self.activators.keys() - present:
+            del self.activators[gone]
+            self._watches.pop(gone).cancel()
+        for host, port, address in self._activator_addresses:
+            if address not in self.activators:
+                self.activators[address] = ActivatorSeries()
+                name = f"watch activator {address} of {self.target.label}"
+                self._watches[address] = asyncio.create_task(self._watch(host, port), name=name)
+
+    async def _poll_activators(self) -> None:
+        if self._fetch_held is None:
+            return
+        polls = [self._held(host, port) for host, port, _ in self._activator_addresses]
+        results = await asyncio.gather(*polls)
+        for (_, _, address), result in zip(self._activator_addresses, results, strict=True):
+            self._record_held(address, result)
+
+    async def _held(self, host: str, port: int, **long_poll: float) -> HeldState | PodError:
+        assert self._fetch_held is not None
+        try:
+            return await self._fetch_held(host, port, **long_poll)
+        except PodError as exc:
+            return exc
+
+    async def _watch(self, host: str, port: int) -> None:
+        """Long-poll one activator: a change of its queue (idle <-> held) is published
+        at once, without waiting for the next cycle."""
+        address, version = join_host_port(host, port), None
+        while self._fetch_held is not None:
+            if version is None:
+                result = await self._held(host, port)
+            else:
+                result = await self._held(host, port, version=version, wait_s=LONG_POLL_S)
+            self._record_held(address, result)
+            if isinstance(result, PodError):
+                await asyncio.sleep(self.poll_interval_s)
+            elif result.version != version:
+                if version is not None:
+                    self.wake()
+                version = result.version
+
+    def _record_held(self, address: str, result: HeldState | PodError) -> None:
+        series = self.activators.get(address)
+        if series is None:  # gone meanwhile
+            return
+        if isinstance(result, PodError):
+            if series.error is None:
+                log.warning("target %s: activator %s: %s", self.target.label, address, result)
+            series.error = str(result)
+            return
+        series.state, series.last_ok_at, series.error = result, self._clock(), None
 
     async def _poll(self, host: str, port: int, deadline: float) -> BucketState | PodError:
         # Each pod's timeout starts when its request goes out, not when the cycle starts,
@@ -279,6 +379,10 @@ class TargetPoller:
             pods=tuple(_reading(address, series) for address, series in self.pods.items()),
             pod_errors=dict(self.pod_errors),
             discovery_error=self.discovery_error,
+            activators=tuple(
+                ActivatorReading(address, series.state, series.last_ok_at, series.error)
+                for address, series in self.activators.items()
+            ),
         )
         self.view.publish(reading, cycle_done=cycle_done)
         return aggregates[self.view.window_s]
@@ -293,7 +397,16 @@ class TargetPoller:
             fresh_for_s=self.fresh_for_s,
             fallback_refill_per_s=self._last_refill_per_s,
             fallback_capacity=self._last_capacity,
+            held=self._fresh_held(),
         )
+
+    def _fresh_held(self) -> list[HeldState]:
+        now = self._clock()
+        return [
+            series.state
+            for series in self.activators.values()
+            if series.state is not None and now - series.last_ok_at <= self.fresh_for_s
+        ]
 
 
 def _reading(address: str, series: PodSeries) -> PodReading:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from scaler.aggregation import Aggregate, combine
 from scaler.bucket_state import BucketState
+from scaler.held_state import HeldState
 from scaler.pod_errors import PodErrorReason
 from scaler.scaling import Answer, answer
 from scaler.target_key import TargetKey
@@ -43,6 +44,16 @@ class PodReading:
 
 
 @dataclass(frozen=True, slots=True)
+class ActivatorReading:
+    """One activator as its last answer left it."""
+
+    address: str
+    state: HeldState | None
+    last_ok_at: float
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Reading:
     """What one poll of a target published: a plain value, replaced whole each time."""
 
@@ -50,6 +61,7 @@ class Reading:
     pods: tuple[PodReading, ...] = ()
     pod_errors: Mapping[PodErrorReason, int] = field(default_factory=dict)
     discovery_error: str | None = None
+    activators: tuple[ActivatorReading, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +87,7 @@ class TargetSnapshot:
     problem: str | None  # why there is no fresh data; None when there is
     pods: tuple[PodView, ...]
     pod_errors: Mapping[PodErrorReason, int]  # failed polls of single pods, by reason
+    activators: tuple[ActivatorReading, ...] = ()
 
 
 class TargetView:
@@ -86,7 +99,8 @@ class TargetView:
     ) -> None:
         self.target = target
         self.poll_interval_s = poll_interval_s
-        self.cycles = 0
+        self.cycles = 0  # full poll cycles published
+        self.version = 0  # readings published, between cycles too
         self.last_used_at = clock()
         self.window_s = 0.0  # the longest averaging window asked for
         self._windows: dict[float, None] = {}  # the last windows asked, oldest first
@@ -125,10 +139,11 @@ class TargetView:
         self._reading = reading
         self._extra.clear()
         self._answers.clear()
+        self.version += 1
         if cycle_done:
             self.cycles += 1
-            self._published.set()
-            self._published = asyncio.Event()
+        self._published.set()
+        self._published = asyncio.Event()
 
     def aggregate(self, window_s: float) -> Aggregate:
         """The target over `window_s`, as the last reading left it."""
@@ -173,6 +188,7 @@ class TargetView:
             problem=None if agg.has_data else self.failure_summary(),
             pod_errors=dict(self._reading.pod_errors),
             pods=tuple(self._pod_view(pod, now) for pod in self._reading.pods),
+            activators=self._reading.activators,
         )
 
     def _pod_view(self, pod: PodReading, now: float) -> PodView:
@@ -192,6 +208,8 @@ class TargetView:
         label, pods = self.target.label, self._reading.pods
         if self.cycles == 0:
             return f"target {label}: first poll still running"
+        if not pods and self.target.activator is not None:
+            return f"target {label}: no pods found, and no activator answered"
         if not pods:
             return f"target {label}: {self._reading.discovery_error or 'no pods found'}"
         failing = [f"{pod.address} {pod.error}" for pod in pods if pod.error]
@@ -210,3 +228,9 @@ class TargetView:
                     await self._published.wait()
         except TimeoutError:
             pass
+
+    async def wait_reading_after(self, version: int) -> None:
+        """Wait until a reading later than `version` is published: a cycle, or news
+        between cycles (a new pod, an activator's first held request)."""
+        while self.version <= version:
+            await self._published.wait()

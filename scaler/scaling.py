@@ -31,7 +31,8 @@ def metric_value(trigger: TriggerConfig, agg: Aggregate) -> float:
 
 
 def is_active(trigger: TriggerConfig, agg: Aggregate) -> bool:
-    return agg.demand_per_s > trigger.activation_demand
+    """Demand above `activationDemand`, or a request held: somebody waits for a pod."""
+    return agg.demand_per_s > trigger.activation_demand or agg.held_requests > 0
 
 
 @dataclass(frozen=True, slots=True)

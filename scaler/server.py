@@ -94,10 +94,13 @@ class Scaler:
         return not self.servicer.closing and self.targets.has_fresh_data()
 
     def _make_poller(self, target: TargetKey) -> TargetPoller:
+        activators = target.activator
         return TargetPoller(
             target,
             self.discoveries.for_target(target),
             self.client.fetch,
+            activators=self.discoveries.for_activator(activators) if activators else None,
+            fetch_held=self.client.fetch_held,
             poll_interval_s=self.config.poll_interval_s,
             on_cycle=self.metrics.on_cycle,
             shared_in_flight=self.in_flight,

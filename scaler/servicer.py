@@ -190,7 +190,7 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
 
     async def _next_cycle(self, view: TargetView) -> None:
         closing = asyncio.ensure_future(self._closing.wait())
-        cycle = asyncio.ensure_future(view.wait_cycle_after(view.cycles))
+        cycle = asyncio.ensure_future(view.wait_reading_after(view.version))
         try:
             await asyncio.wait({closing, cycle}, return_when=asyncio.FIRST_COMPLETED)
         finally:

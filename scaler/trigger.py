@@ -15,7 +15,7 @@ from typing import Literal
 
 from scaler.numbers import parse_decimal, parse_integer
 from scaler.policy import HostPolicy, namespace_problem
-from scaler.target_key import TargetKey
+from scaler.target_key import ActivatorKey, TargetKey
 
 Metric = Literal["demand", "deficit"]
 METRICS: tuple[Metric, ...] = ("demand", "deficit")
@@ -56,8 +56,9 @@ class TriggerConfig:
 
 def parse_trigger(metadata: Mapping[str, str], hosts: HostPolicy) -> TriggerConfig:
     port = _integer(metadata, "port", 9090, 1, 65535)
+    activator = _activator(metadata, hosts)
     return TriggerConfig(
-        target=_target(metadata, port, hosts),
+        target=_target(metadata, port, hosts, activator),
         metric=_metric(metadata),
         target_utilization=_number(metadata, "targetUtilization", 0.8, MIN_UTILIZATION, 1.0),
         target_per_pod=_optional_number(metadata, "targetPerPod", MIN_TARGET, MAX_TARGET),
@@ -72,51 +73,74 @@ def _value(metadata: Mapping[str, str], key: str) -> str | None:
 
 
 TARGET_KEYS = ("endpointSlices", "service", "endpoints")
+ACTIVATOR_KEYS = ("activator", "activatorEndpoints")
+ACTIVATOR_PORT = 9092  # rating-activator's --admin-port
 
 
-def _target(metadata: Mapping[str, str], port: int, hosts: HostPolicy) -> TargetKey:
+def _target(
+    metadata: Mapping[str, str], port: int, hosts: HostPolicy, activator: ActivatorKey | None
+) -> TargetKey:
     given = [key for key in TARGET_KEYS if _value(metadata, key)]
     if len(given) > 1:
         raise MetadataError(given[1], f"give one of {', '.join(TARGET_KEYS)}, not {given[0]} too")
+    if not given and activator is not None:  # a fleet at zero has no pods to name
+        return TargetKey(service=None, endpoints=(), port=port, activator=activator)
     if not given:
         raise MetadataError(
             "endpointSlices",
             "required: endpointSlices (namespace/service), service (the DNS name of a headless "
-            "Service) or endpoints (host:port,...)",
+            "Service) or endpoints (host:port,...), or activator (namespace/service)",
         )
     key, value = given[0], _value(metadata, given[0]) or ""
     if key == "endpointSlices":
-        return TargetKey(service=None, endpoints=(), port=port, endpoint_slices=_slices(value))
+        slices = _slices("endpointSlices", value)
+        return TargetKey(None, (), port, endpoint_slices=slices, activator=activator)
     if key == "service":
         name = value.lower().rstrip(".")
         if not _DNS_NAME.match(name):
             raise MetadataError("service", f"{value[:80]!r} is not a DNS name")
         _check_allowed("service", name, hosts)
-        return TargetKey(service=name, endpoints=(), port=port)
-    return TargetKey(service=None, endpoints=_endpoints(value, port, hosts), port=port)
+        return TargetKey(service=name, endpoints=(), port=port, activator=activator)
+    endpoints = _endpoints("endpoints", value, port, hosts)
+    return TargetKey(service=None, endpoints=endpoints, port=port, activator=activator)
 
 
-def _slices(value: str) -> str:
+def _activator(metadata: Mapping[str, str], hosts: HostPolicy) -> ActivatorKey | None:
+    """The activators of the fleet, from `activator` or `activatorEndpoints` (and
+    `activatorPort`, their admin port), or None."""
+    given = [key for key in ACTIVATOR_KEYS if _value(metadata, key)]
+    if len(given) > 1:
+        raise MetadataError(given[1], "give one of activator, activatorEndpoints, not both")
+    port = _integer(metadata, "activatorPort", ACTIVATOR_PORT, 1, 65535)
+    if not given:
+        return None
+    value = _value(metadata, given[0]) or ""
+    if given[0] == "activator":
+        return ActivatorKey(_slices("activator", value), (), port)
+    return ActivatorKey(None, _endpoints("activatorEndpoints", value, port, hosts), port)
+
+
+def _slices(key: str, value: str) -> str:
     if not _NAMESPACED_SERVICE.match(value):
-        raise MetadataError(
-            "endpointSlices", f"{value[:80]!r} is not namespace/service (lower-case DNS labels)"
-        )
+        raise MetadataError(key, f"{value[:80]!r} is not namespace/service (lower-case DNS labels)")
     return value
 
 
-def _endpoints(raw: str, default_port: int, hosts: HostPolicy) -> tuple[tuple[str, int], ...]:
+def _endpoints(
+    key: str, raw: str, default_port: int, hosts: HostPolicy
+) -> tuple[tuple[str, int], ...]:
     items = [item.strip() for item in raw.split(",")]
     if not all(items):
-        raise MetadataError("endpoints", f"{raw[:80]!r} has an empty entry: give host:port,...")
+        raise MetadataError(key, f"{raw[:80]!r} has an empty entry: give host:port,...")
     if len(items) > MAX_ENDPOINTS:
-        raise MetadataError("endpoints", f"at most {MAX_ENDPOINTS} entries, got {len(items)}")
-    parsed = [_host_port(item, default_port) for item in items]
+        raise MetadataError(key, f"at most {MAX_ENDPOINTS} entries, got {len(items)}")
+    parsed = [_host_port(key, item, default_port) for item in items]
     for host, _ in parsed:
-        _check_allowed("endpoints", host, hosts)
+        _check_allowed(key, host, hosts)
     return tuple(sorted(set(parsed)))
 
 
-def _host_port(item: str, default_port: int) -> tuple[str, int]:
+def _host_port(key: str, item: str, default_port: int) -> tuple[str, int]:
     host, sep, port_text = item.rpartition(":")
     if not sep or (host.count(":") and not host.startswith("[")):
         host, port_text = item, ""  # no port, or a bare IPv6 address
@@ -125,10 +149,10 @@ def _host_port(item: str, default_port: int) -> tuple[str, int]:
     if port_text:
         number = parse_integer(port_text)
         if number is None or not 1 <= number <= 65535:
-            raise MetadataError("endpoints", f"{item[:80]!r}: port must be 1..65535")
+            raise MetadataError(key, f"{item[:80]!r}: port must be 1..65535")
         port = number
     if not _is_ip(host) and not _DNS_NAME.match(host):
-        raise MetadataError("endpoints", f"{item[:80]!r}: expected host:port")
+        raise MetadataError(key, f"{item[:80]!r}: expected host:port")
     return host, port
 
 
@@ -151,6 +175,10 @@ def check_namespace(trigger: TriggerConfig, namespace: str) -> TriggerConfig:
     problem = namespace_problem(trigger.target.endpoint_slices, namespace)
     if problem is not None:
         raise MetadataError("endpointSlices", problem)
+    activator = trigger.target.activator
+    problem = namespace_problem(activator.endpoint_slices if activator else None, namespace)
+    if problem is not None:
+        raise MetadataError("activator", problem)
     return trigger
 
 

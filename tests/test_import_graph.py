@@ -25,7 +25,17 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ("values", frozenset({"numbers", "target_key", "policy", "pod_errors"})),
     (
         "pure",
-        frozenset({"bucket_state", "aggregation", "series", "trigger", "scaling", "config"}),
+        frozenset(
+            {
+                "bucket_state",
+                "held_state",
+                "aggregation",
+                "series",
+                "trigger",
+                "scaling",
+                "config",
+            }
+        ),
     ),
     # What readers see of a target: written by the poller above it, read by the front.
     ("readmodel", frozenset({"readmodel"})),
@@ -52,6 +62,7 @@ SIDEWAYS = frozenset(
     {
         ("aggregation", "bucket_state"),
         ("aggregation", "series"),
+        ("aggregation", "held_state"),
         ("series", "bucket_state"),
         ("scaling", "aggregation"),
         ("scaling", "trigger"),
@@ -92,6 +103,7 @@ PURE = frozenset(
         "policy",
         "pod_errors",
         "bucket_state",
+        "held_state",
         "aggregation",
         "series",
         "trigger",

@@ -1,9 +1,10 @@
 """Which discovery a target's pods come from: the one place that chooses.
 
 `endpointSlices` targets watch the Kubernetes API, `service` targets ask DNS, and
-`endpoints` targets are a fixed list. The API client and the DNS resolver are made
-on first use: a scaler that never meets such a trigger needs no cluster and reads no
-resolv.conf.
+`endpoints` targets are a fixed list; a target's activators (`activator`,
+`activatorEndpoints`) come from EndpointSlices or a fixed list alike. The API client
+and the DNS resolver are made on first use: a scaler that never meets such a trigger
+needs no cluster and reads no resolv.conf.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from scaler.discovery.contract import Discovery
 from scaler.discovery.dns import DnsDiscovery, Resolver, make_resolver
 from scaler.discovery.endpointslices import EndpointSliceDiscovery, KubeApi
 from scaler.discovery.static import StaticDiscovery
-from scaler.target_key import TargetKey
+from scaler.target_key import ActivatorKey, TargetKey
 
 
 class Discoveries:
@@ -37,6 +38,12 @@ class Discoveries:
         if target.service is not None:
             return DnsDiscovery(target.service, target.port, self._dns_resolver())
         return StaticDiscovery(target.endpoints)
+
+    def for_activator(self, activator: ActivatorKey) -> Discovery:
+        if activator.endpoint_slices is not None:
+            namespace, service = activator.endpoint_slices.split("/")
+            return EndpointSliceDiscovery(namespace, service, activator.port, self.kube)
+        return StaticDiscovery(activator.endpoints)
 
     def _dns_resolver(self) -> Resolver:
         if self._resolver is None:

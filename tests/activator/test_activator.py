@@ -14,8 +14,7 @@ import aiohttp
 import pytest
 
 from harness import RatingActivator
-from tests.activator.conftest import ActivatorFactory
-from tests.conftest import RatingPodFactory
+from tests.conftest import ActivatorFactory, RatingPodFactory
 
 BATCH = {"items": [{"id": "agent-42", "up": 42, "down": 7}]}
 Reply = tuple[int, dict[str, str], bytes]

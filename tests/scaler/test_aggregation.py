@@ -6,6 +6,7 @@ import pytest
 
 from scaler.aggregation import aggregate
 from scaler.bucket_state import BucketState
+from scaler.held_state import HeldState
 from scaler.scaling import desired_replicas
 from scaler.series import PodSeries
 
@@ -284,3 +285,35 @@ def test_pods_that_never_answered_add_no_estimate() -> None:
     assert agg.deficit_tokens == pytest.approx(50.0)
     assert (agg.pods_total, agg.pods_fresh, agg.pods_failed) == (4, 1, 3)
     assert not agg.extrapolated
+
+
+def held(count: int, oldest_s: float) -> HeldState:
+    return HeldState("rating-activator-0", "boot", count, oldest_s, version=1)
+
+
+def test_held_requests_are_demand_over_the_time_the_oldest_waited() -> None:
+    at_zero = aggregate([], now=10.0, window_s=5.0, fresh_for_s=FRESH_FOR_S, held=[held(50, 0.5)])
+    assert at_zero.has_data  # a fleet at zero whose activator answers is not unknown
+    assert (at_zero.held_requests, at_zero.demand_per_s) == (50, pytest.approx(50.0))
+    two = [held(200, 2.0), held(10, 4.0)]  # two activators: 100/s and 2.5/s
+    assert aggregate([], now=10.0, window_s=5.0, fresh_for_s=3.0, held=two).demand_per_s == (
+        pytest.approx(102.5)
+    )
+    idle = aggregate([], now=10.0, window_s=5.0, fresh_for_s=FRESH_FOR_S, held=[held(0, 0.0)])
+    assert idle.has_data and idle.demand_per_s == 0.0
+
+
+def test_held_requests_add_to_the_pods_and_leave_when_forwarded() -> None:
+    pod = PodSeries("10.0.0.1:9090")
+    feed(pod, [(10.0, 100.0), (11.0, 130.0)])  # 30/s
+    with_held = aggregate([pod], now=11.0, window_s=1.0, fresh_for_s=3.0, held=[held(8, 1.0)])
+    assert with_held.demand_per_s == pytest.approx(38.0)
+    forwarded = aggregate([pod], now=11.0, window_s=1.0, fresh_for_s=3.0, held=[held(0, 0.0)])
+    assert forwarded.demand_per_s == pytest.approx(30.0)  # never counted twice
+
+
+def test_listed_pods_that_do_not_answer_are_no_data_even_with_an_activator() -> None:
+    silent = PodSeries("10.0.0.1:9090")
+    silent.fail("connect refused")
+    agg = aggregate([silent], now=10.0, window_s=5.0, fresh_for_s=3.0, held=[held(0, 0.0)])
+    assert not agg.has_data  # UNAVAILABLE: KEDA's fallback, not a quiet zero
