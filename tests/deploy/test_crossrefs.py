@@ -180,7 +180,7 @@ def test_the_scaler_may_read_endpoint_slices_in_its_namespace_and_nothing_more(
         {
             "apiGroups": ["discovery.k8s.io"],
             "resources": ["endpointslices"],
-            "verbs": ["get", "list", "watch"],
+            "verbs": ["list", "watch"],
         }
     ]
 
@@ -196,7 +196,10 @@ def _peers(objects: list[Obj], rule: Obj) -> set[str]:
         if "namespaceSelector" in peer:
             labels = peer["namespaceSelector"].get("matchLabels", {})
             parts.append(f"namespace:{labels['kubernetes.io/metadata.name']}")
-        if "podSelector" in peer:
+            if "podSelector" in peer:  # pods of that namespace, not of ours
+                pods = peer["podSelector"]["matchLabels"]
+                parts.append("pods:" + ",".join(f"{k}={v}" for k, v in sorted(pods.items())))
+        elif "podSelector" in peer:
             selected = selected_workloads(objects, peer["podSelector"])
             assert selected, f"podSelector {peer['podSelector']} selects no pods"
             parts.append("pods:" + ",".join(sorted(w["metadata"]["name"] for w in selected)))
@@ -213,7 +216,8 @@ def _ingress_access(objects: list[Obj]) -> dict[tuple[str, str], set[str]]:
     }
     for policy in of_kind(objects, "NetworkPolicy"):
         spec = policy["spec"]
-        assert "Ingress" in spec.get("policyTypes", ["Ingress"])
+        if "Ingress" not in spec.get("policyTypes", ["Ingress"]):
+            continue
         selected = selected_workloads(objects, spec["podSelector"]) if spec["podSelector"] else []
         if spec["podSelector"]:
             assert selected, f"NetworkPolicy {policy['metadata']['name']} selects no pods"
@@ -231,7 +235,7 @@ def _ingress_access(objects: list[Obj]) -> dict[tuple[str, str], set[str]]:
 EXPECTED_ACCESS = {
     ("rating-api", "http"): {"anyone"},
     ("rating-api", "admin"): {"pods:rating-scaler", "namespace:monitoring"},
-    ("rating-scaler", "grpc"): {"namespace:keda"},
+    ("rating-scaler", "grpc"): {"namespace:keda/pods:app=keda-operator"},
     ("rating-scaler", "http"): {"namespace:monitoring"},
 }
 
@@ -243,6 +247,25 @@ def test_network_policies_admit_exactly_what_they_mean_to(variant: Variant) -> N
     assert deny["podSelector"] == {} and deny["policyTypes"] == ["Ingress"]
     assert "ingress" not in deny
     assert _ingress_access(objects) == EXPECTED_ACCESS
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=str)
+def test_rating_api_may_open_no_connection_and_the_scaler_any(variant: Variant) -> None:
+    """rating-api only answers; the scaler dials the API server and the pods."""
+    objects = render(variant)
+    egress = {
+        w["metadata"]["name"]: [
+            p
+            for p in of_kind(objects, "NetworkPolicy")
+            if "Egress" in p["spec"].get("policyTypes", [])
+            and w in selected_workloads(objects, p["spec"]["podSelector"])
+        ]
+        for w in workloads(objects)
+    }
+    assert egress["rating-scaler"] == [], "the scaler must reach the API server and the pods"
+    (policy,) = egress["rating-api"]
+    assert policy["spec"]["policyTypes"] == ["Egress"]
+    assert policy["spec"].get("egress", []) == [], "rating-api needs no egress, not even DNS"
 
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=str)
