@@ -7,6 +7,7 @@ without a word; these tests are where such mistakes show.
 
 from __future__ import annotations
 
+import re
 from pathlib import PurePosixPath
 
 import pytest
@@ -40,7 +41,19 @@ ENV_PORTS = {
 }
 METRICS_PORT = {"rating-api": "admin", "rating-scaler": "http"}
 # Where the "Deploy to Kubernetes" instructions live.
-DEPLOY_DOCS = (ROOT / "README.md",)
+DEPLOY_DOCS = (ROOT / "README.md", ROOT / "docs" / "DEPLOY.md")
+# What a production install sets, each of which docs/DEPLOY.md must explain.
+PRODUCTION_VALUES = (
+    "networkPolicies.keda.namespace",
+    "networkPolicies.keda.podLabels",
+    "networkPolicies.monitoring.namespace",
+    "monitoring.labels",
+    "scaler.allowedHosts",
+    "replicaCount",
+    "scaler.replicas",
+    "image.digest",
+    "namespace.create",
+)
 
 
 def _port_name(workload: Obj, port: int | str) -> str:
@@ -329,3 +342,29 @@ def test_mtls_wiring(variant: Variant) -> None:
     text = "\n".join(path.read_text() for path in docs)
     for secret in secrets:
         assert secret in text, f"the deploy docs do not say how to create {secret}"
+
+
+def cited_docs() -> set[str]:
+    """docs/ files named in the manifests, the chart and the docs themselves."""
+    sources = [*(ROOT / "manifests").rglob("*.yaml"), *(ROOT / "charts").rglob("*")]
+    sources += [*(ROOT / "docs").glob("*.md"), ROOT / "README.md"]
+    texts = (path.read_text() for path in sources if path.is_file())
+    return {m for text in texts for m in re.findall(r"docs/[\w.-]+\.(?:md|yaml)", text)}
+
+
+def test_every_cited_doc_exists() -> None:
+    cited = cited_docs()
+    assert "docs/DEPLOY.md" in cited
+    missing = sorted(name for name in cited if not (ROOT / name).is_file())
+    assert missing == [], f"cited but missing: {missing}"
+
+
+def test_the_deploy_doc_covers_what_a_production_install_sets() -> None:
+    text = (ROOT / "docs" / "DEPLOY.md").read_text()
+    for value in PRODUCTION_VALUES:
+        assert f"`{value}`" in text or f"{value}:" in text, value
+    for topic in ("--create-namespace", "helm upgrade", "docs/kube-state-metrics.yaml"):
+        assert topic in text, topic
+    rotation = text[text.index("## Certificates and their rotation") :]
+    assert "no restart" in rotation.lower()
+    assert "rating-scaler-tls" in rotation and "rating-scaler-client-tls" in rotation

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -503,3 +504,25 @@ def test_extra_env_cannot_set_what_the_chart_sets(
     key = "api" if deployment == "rating-api" else "scaler"
     message = template_fails(tmp_path, "--set", f"{key}.extraEnv[0].name={variable}")
     assert f"{key}.extraEnv sets {variable}, which the chart sets itself" in message
+
+
+def value_paths(values: dict[str, Any], prefix: str = "") -> list[str]:
+    """Every value's dotted path; a mapping the chart takes whole counts as one."""
+    whole = {"resources", "labels", "podLabels"}
+    paths = []
+    for key, value in values.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value and key not in whole:
+            paths += value_paths(value, f"{path}.")
+        else:
+            paths.append(path)
+    return paths
+
+
+def test_the_chart_readme_lists_every_value() -> None:
+    readme = (CHART / "README.md").read_text()
+    listed = set(re.findall(r"^\| `([\w.]+)` \|", readme, flags=re.M))
+    values = value_paths(yaml.safe_load((CHART / "values.yaml").read_text()))
+    assert "networkPolicies.keda.podLabels" in values
+    assert sorted(set(values) - listed) == [], "values missing from the README's table"
+    assert sorted(listed - set(values)) == [], "README rows for values that do not exist"
