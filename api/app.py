@@ -157,7 +157,7 @@ class PublicEndpoints:
         self._openapi = b""  # built when first asked for, not at start-up
 
     async def healthz(self, request: Request) -> Response:
-        return Response(b'{"status":"ok"}', media_type=JSON_MEDIA_TYPE)
+        return await alive(request)
 
     async def readyz(self, request: Request) -> Response:
         if self._service.draining:
@@ -169,6 +169,13 @@ class PublicEndpoints:
         if not self._openapi:
             self._openapi = orjson.dumps(openapi_document(self._service.config))
         return Response(self._openapi, media_type=JSON_MEDIA_TYPE)
+
+
+async def alive(request: Request) -> Response:
+    """`GET /healthz` on both ports: the process is up. Liveness probes ask the admin
+    port's, which public load cannot fill: at `--max-connections` the public port
+    answers everything with 503, and a probe there would restart a busy, healthy pod."""
+    return Response(b'{"status":"ok"}', media_type=JSON_MEDIA_TYPE)
 
 
 class AdminEndpoints:
@@ -239,12 +246,14 @@ def public_app(service: Service) -> ASGIApp:
 
 
 def admin_app(service: Service) -> ASGIApp:
-    """`/metrics` stays open to Prometheus; `/v1/bucket` needs the token if one is set."""
+    """`/metrics` and `/healthz` stay open to Prometheus and kubelet; `/v1/bucket` needs
+    the token if one is set."""
     endpoints = AdminEndpoints(service)
     starlette = Starlette(
         routes=[
             Route("/metrics", endpoints.metrics, methods=["GET"]),
             Route("/v1/bucket", endpoints.bucket, methods=["GET"]),
+            Route("/healthz", alive, methods=["GET"]),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
     )

@@ -49,10 +49,7 @@ OPTIONAL: dict[tuple[str, str | None], str] = {
     ("NetworkPolicy", None): ".Values.networkPolicies.enabled",
     ("PodDisruptionBudget", None): ".Values.podDisruptionBudgets.enabled",
 }
-IMAGE_EXPR = (
-    '{{ printf "%s:%s" .Values.image.repository '
-    "(.Values.image.tag | default .Chart.AppVersion | toString) | quote }}"
-)
+IMAGE_EXPR = '{{ include "rating-api.image" . | quote }}'
 
 Obj = dict[str, Any]
 Key = tuple[str, str]
@@ -76,6 +73,10 @@ def env_index(obj: Obj, variable: str) -> tuple[str | int, ...]:
 
 CONTAINER = ("spec", "template", "spec", "containers", 0)
 SCALE_UP = ("spec", "advanced", "horizontalPodAutoscalerConfig", "behavior", "scaleUp")
+NAMESPACE_LABEL = ("namespaceSelector", "matchLabels", "kubernetes.io/metadata.name")
+KEDA_PEER = ("spec", "ingress", 0, "from", 0)
+KEDA_NAMESPACE = "{{ .Values.networkPolicies.keda.namespace | quote }}"
+MONITORING_NAMESPACE = "{{ .Values.networkPolicies.monitoring.namespace | quote }}"
 FIELDS = (
     Field("Deployment", "rating-api", (*CONTAINER, "image"), IMAGE_EXPR),
     Field("Deployment", "rating-scaler", (*CONTAINER, "image"), IMAGE_EXPR),
@@ -110,12 +111,37 @@ FIELDS = (
         ("spec", "fallback", "replicas"),
         "{{ .Values.autoscaling.fallbackReplicas }}",
     ),
+    # The peers outside the namespace: KEDA's operator pods and Prometheus.
+    Field("NetworkPolicy", "rating-scaler-grpc", (*KEDA_PEER, *NAMESPACE_LABEL), KEDA_NAMESPACE),
+    Field(
+        "NetworkPolicy",
+        "rating-scaler-grpc",
+        (*KEDA_PEER, "podSelector", "matchLabels"),
+        "{{ toJson .Values.networkPolicies.keda.podLabels }}",
+    ),
+    Field(
+        "NetworkPolicy",
+        "rating-api-admin",
+        ("spec", "ingress", 0, "from", 1, *NAMESPACE_LABEL),
+        MONITORING_NAMESPACE,
+    ),
+    Field(
+        "NetworkPolicy",
+        "rating-scaler-http",
+        ("spec", "ingress", 0, "from", 0, *NAMESPACE_LABEL),
+        MONITORING_NAMESPACE,
+    ),
 )
+ALLOWED_HOSTS_EXPR = '{{ include "rating-api.allowedHosts" . | quote }}'
 ENV_FIELDS = {
     ("rating-api", "RATING_API_BUCKET_CAPACITY"): "{{ .Values.api.bucket.capacity | quote }}",
     ("rating-api", "RATING_API_BUCKET_RATE"): "{{ .Values.api.bucket.refillPerS | quote }}",
+    ("rating-scaler", "RATING_SCALER_ALLOWED_HOSTS"): ALLOWED_HOSTS_EXPR,
 }
 EXTRA_ENV = {"rating-api": ".Values.api.extraEnv", "rating-scaler": ".Values.scaler.extraEnv"}
+# Kinds whose labels take more from a value: kube-prometheus-stack's Prometheus selects
+# monitors and rules by a label (its `release`) that only the user knows.
+EXTRA_LABELS = dict.fromkeys(("PodMonitor", "PrometheusRule"), ".Values.monitoring.labels")
 HELM_LABELS = {
     "helm.sh/chart": '{{ include "rating-api.chart" . }}',
     "app.kubernetes.io/managed-by": "{{ .Release.Service }}",
@@ -183,6 +209,10 @@ def mark(obj: Obj, exprs: dict[str, str]) -> Obj:
     for label, expr in HELM_LABELS.items():
         labels[label] = token(len(exprs))
         exprs[labels[label]] = expr
+    if kind in EXTRA_LABELS:
+        name = f"helm_extra_labels_{len(exprs)}_"
+        labels[name] = ""
+        exprs[name] = EXTRA_LABELS[kind]
     return marked
 
 
@@ -208,14 +238,18 @@ def to_template(obj: Obj) -> str:
     text = NAMESPACE.sub(NAMESPACE_EXPR, text)
     for name, expr in exprs.items():
         if name.startswith("helm_extra_env_"):
-            text = re.sub(rf"^( *)- name: {name}\n", extra_env(expr), text, flags=re.M)
+            text = re.sub(rf"^( *)- name: {name}\n", extra_block(expr), text, flags=re.M)
+        elif name.startswith("helm_extra_labels_"):
+            text = re.sub(rf"^( *){name}: ''\n", extra_block(expr), text, flags=re.M)
         else:
             assert text.count(name) == 1, f"{name} ({expr}) appears {text.count(name)} times"
             text = text.replace(name, expr)
     return text
 
 
-def extra_env(values: str) -> Callable[[re.Match[str]], str]:
+def extra_block(values: str) -> Callable[[re.Match[str]], str]:
+    """The entries of a list or mapping value, at the indentation of the marker line."""
+
     def block(match: re.Match[str]) -> str:
         indent = len(match.group(1))
         return f"{{{{- with {values} }}}}\n{{{{- toYaml . | nindent {indent} }}}}\n{{{{- end }}}}\n"

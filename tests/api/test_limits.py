@@ -186,15 +186,39 @@ def test_connections_over_the_limit_get_503_and_service_resumes(strict_pod: Proc
     finally:
         for sock in held:
             sock.close()
+    _wait_until_serving(strict_pod)
+
+
+def _wait_until_serving(pod: Proc) -> None:
     deadline = time.monotonic() + 10
     while True:  # the server notices the closes as its loop gets to them
         try:
-            assert_serves(strict_pod)
+            assert_serves(pod)
             break
         except AssertionError:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
+
+
+def test_the_admin_port_answers_healthz_while_the_public_port_is_full(strict_pod: Proc) -> None:
+    """Where the liveness probe goes: a pod at --max-connections is busy, not dead."""
+    held = [connect(strict_pod) for _ in range(8)]  # --max-connections 8
+    try:
+        assert _request_until_refused(strict_pod)[0] == 503
+        with connect(strict_pod) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+            assert read_response(sock)[0] == 503, "the public /healthz is refused too"
+        admin = socket.create_connection(("127.0.0.1", strict_pod.ports["admin"]), timeout=10)
+        with admin:
+            admin.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+            status, headers, body = read_response(admin)
+        assert (status, orjson.loads(body)) == (200, {"status": "ok"})
+        assert headers["content-type"] == "application/json"
+    finally:
+        for sock in held:
+            sock.close()
+    _wait_until_serving(strict_pod)
 
 
 def _request_until_refused(pod: Proc) -> tuple[int, dict[str, str], bytes]:

@@ -7,6 +7,7 @@ without a word; these tests are where such mistakes show.
 
 from __future__ import annotations
 
+import re
 from pathlib import PurePosixPath
 
 import pytest
@@ -40,7 +41,19 @@ ENV_PORTS = {
 }
 METRICS_PORT = {"rating-api": "admin", "rating-scaler": "http"}
 # Where the "Deploy to Kubernetes" instructions live.
-DEPLOY_DOCS = (ROOT / "README.md",)
+DEPLOY_DOCS = (ROOT / "README.md", ROOT / "docs" / "DEPLOY.md")
+# What a production install sets, each of which docs/DEPLOY.md must explain.
+PRODUCTION_VALUES = (
+    "networkPolicies.keda.namespace",
+    "networkPolicies.keda.podLabels",
+    "networkPolicies.monitoring.namespace",
+    "monitoring.labels",
+    "scaler.allowedHosts",
+    "replicaCount",
+    "scaler.replicas",
+    "image.digest",
+    "namespace.create",
+)
 
 
 def _port_name(workload: Obj, port: int | str) -> str:
@@ -180,7 +193,7 @@ def test_the_scaler_may_read_endpoint_slices_in_its_namespace_and_nothing_more(
         {
             "apiGroups": ["discovery.k8s.io"],
             "resources": ["endpointslices"],
-            "verbs": ["get", "list", "watch"],
+            "verbs": ["list", "watch"],
         }
     ]
 
@@ -196,7 +209,10 @@ def _peers(objects: list[Obj], rule: Obj) -> set[str]:
         if "namespaceSelector" in peer:
             labels = peer["namespaceSelector"].get("matchLabels", {})
             parts.append(f"namespace:{labels['kubernetes.io/metadata.name']}")
-        if "podSelector" in peer:
+            if "podSelector" in peer:  # pods of that namespace, not of ours
+                pods = peer["podSelector"]["matchLabels"]
+                parts.append("pods:" + ",".join(f"{k}={v}" for k, v in sorted(pods.items())))
+        elif "podSelector" in peer:
             selected = selected_workloads(objects, peer["podSelector"])
             assert selected, f"podSelector {peer['podSelector']} selects no pods"
             parts.append("pods:" + ",".join(sorted(w["metadata"]["name"] for w in selected)))
@@ -213,7 +229,8 @@ def _ingress_access(objects: list[Obj]) -> dict[tuple[str, str], set[str]]:
     }
     for policy in of_kind(objects, "NetworkPolicy"):
         spec = policy["spec"]
-        assert "Ingress" in spec.get("policyTypes", ["Ingress"])
+        if "Ingress" not in spec.get("policyTypes", ["Ingress"]):
+            continue
         selected = selected_workloads(objects, spec["podSelector"]) if spec["podSelector"] else []
         if spec["podSelector"]:
             assert selected, f"NetworkPolicy {policy['metadata']['name']} selects no pods"
@@ -231,7 +248,7 @@ def _ingress_access(objects: list[Obj]) -> dict[tuple[str, str], set[str]]:
 EXPECTED_ACCESS = {
     ("rating-api", "http"): {"anyone"},
     ("rating-api", "admin"): {"pods:rating-scaler", "namespace:monitoring"},
-    ("rating-scaler", "grpc"): {"namespace:keda"},
+    ("rating-scaler", "grpc"): {"namespace:keda/pods:app=keda-operator"},
     ("rating-scaler", "http"): {"namespace:monitoring"},
 }
 
@@ -243,6 +260,25 @@ def test_network_policies_admit_exactly_what_they_mean_to(variant: Variant) -> N
     assert deny["podSelector"] == {} and deny["policyTypes"] == ["Ingress"]
     assert "ingress" not in deny
     assert _ingress_access(objects) == EXPECTED_ACCESS
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=str)
+def test_rating_api_may_open_no_connection_and_the_scaler_any(variant: Variant) -> None:
+    """rating-api only answers; the scaler dials the API server and the pods."""
+    objects = render(variant)
+    egress = {
+        w["metadata"]["name"]: [
+            p
+            for p in of_kind(objects, "NetworkPolicy")
+            if "Egress" in p["spec"].get("policyTypes", [])
+            and w in selected_workloads(objects, p["spec"]["podSelector"])
+        ]
+        for w in workloads(objects)
+    }
+    assert egress["rating-scaler"] == [], "the scaler must reach the API server and the pods"
+    (policy,) = egress["rating-api"]
+    assert policy["spec"]["policyTypes"] == ["Egress"]
+    assert policy["spec"].get("egress", []) == [], "rating-api needs no egress, not even DNS"
 
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=str)
@@ -306,3 +342,29 @@ def test_mtls_wiring(variant: Variant) -> None:
     text = "\n".join(path.read_text() for path in docs)
     for secret in secrets:
         assert secret in text, f"the deploy docs do not say how to create {secret}"
+
+
+def cited_docs() -> set[str]:
+    """docs/ files named in the manifests, the chart and the docs themselves."""
+    sources = [*(ROOT / "manifests").rglob("*.yaml"), *(ROOT / "charts").rglob("*")]
+    sources += [*(ROOT / "docs").glob("*.md"), ROOT / "README.md"]
+    texts = (path.read_text() for path in sources if path.is_file())
+    return {m for text in texts for m in re.findall(r"docs/[\w.-]+\.(?:md|yaml)", text)}
+
+
+def test_every_cited_doc_exists() -> None:
+    cited = cited_docs()
+    assert "docs/DEPLOY.md" in cited
+    missing = sorted(name for name in cited if not (ROOT / name).is_file())
+    assert missing == [], f"cited but missing: {missing}"
+
+
+def test_the_deploy_doc_covers_what_a_production_install_sets() -> None:
+    text = (ROOT / "docs" / "DEPLOY.md").read_text()
+    for value in PRODUCTION_VALUES:
+        assert f"`{value}`" in text or f"{value}:" in text, value
+    for topic in ("--create-namespace", "helm upgrade", "docs/kube-state-metrics.yaml"):
+        assert topic in text, topic
+    rotation = text[text.index("## Certificates and their rotation") :]
+    assert "no restart" in rotation.lower()
+    assert "rating-scaler-tls" in rotation and "rating-scaler-client-tls" in rotation

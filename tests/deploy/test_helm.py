@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -97,6 +98,15 @@ def by_key(objects: list[Obj]) -> dict[tuple[str, str], Obj]:
     return keyed
 
 
+# The chart installs into the release's namespace and leaves the Namespace to
+# `helm install --create-namespace`; the kustomize base names and makes its own.
+IN_THE_BASE_NAMESPACE = ("-n", "openclaw-rating")
+
+
+def without_namespace(objects: list[Obj]) -> list[Obj]:
+    return [obj for obj in objects if obj["kind"] != "Namespace"]
+
+
 def assert_same_objects(chart: list[Obj], kustomized: list[Obj]) -> None:
     ours, theirs = by_key(chart), by_key(kustomized)
     assert sorted(ours) == sorted(theirs), "the chart and kustomize render other objects"
@@ -128,8 +138,8 @@ def test_helm_lint(tmp_path: Path) -> None:
 
 
 def test_default_render_is_the_kustomize_base(tmp_path: Path) -> None:
-    chart = without_helm_labels(template(tmp_path))
-    assert_same_objects(chart, kustomize(MANIFESTS / "base"))
+    chart = without_helm_labels(template(tmp_path, *IN_THE_BASE_NAMESPACE))
+    assert_same_objects(chart, without_namespace(kustomize(MANIFESTS / "base")))
 
 
 @pytest.mark.parametrize(
@@ -141,13 +151,14 @@ def test_each_toggle_renders_its_kustomize_component(
     tmp_path: Path, components: tuple[str, ...]
 ) -> None:
     sets = [arg for name in components for arg in ("--set", f"{name}.enabled=true")]
-    chart = without_helm_labels(template(tmp_path, *sets))
-    assert_same_objects(chart, generate.render_base(components))
+    chart = without_helm_labels(template(tmp_path, *IN_THE_BASE_NAMESPACE, *sets))
+    assert_same_objects(chart, without_namespace(generate.render_base(components)))
 
 
-def test_production_overlay_is_one_value(tmp_path: Path) -> None:
-    chart = without_helm_labels(template(tmp_path, "--set", "replicaCount=2"))
-    assert_same_objects(chart, kustomize(MANIFESTS / "overlays" / "production"))
+def test_production_overlay_is_the_defaults(tmp_path: Path) -> None:
+    chart = without_helm_labels(template(tmp_path, *IN_THE_BASE_NAMESPACE))
+    production = kustomize(MANIFESTS / "overlays" / "production")
+    assert_same_objects(chart, without_namespace(production))
 
 
 def test_e2e_values_render_the_e2e_overlay(tmp_path: Path) -> None:
@@ -167,6 +178,7 @@ OPTIONAL = {
         ("NetworkPolicy", name)
         for name in (
             "default-deny-ingress",
+            "rating-api-egress",
             "rating-api-admin",
             "rating-api-public",
             "rating-scaler-grpc",
@@ -179,12 +191,13 @@ OPTIONAL = {
     },
     "namespace.create": {("Namespace", "openclaw-rating")},
 }
+EVERYTHING = ("--set", "namespace.name=openclaw-rating", "--set", "namespace.create=true")
 
 
 @pytest.mark.parametrize("value", OPTIONAL, ids=str)
 def test_a_switch_leaves_out_exactly_its_objects(tmp_path: Path, value: str) -> None:
-    everything = by_key(template(tmp_path))
-    rest = by_key(template(tmp_path, "--set", f"{value}=false"))
+    everything = by_key(template(tmp_path, *EVERYTHING))
+    rest = by_key(template(tmp_path, *EVERYTHING, "--set", f"{value}=false"))
     assert set(everything) - set(rest) == OPTIONAL[value]
     assert all(rest[key] == everything[key] for key in rest)
 
@@ -192,7 +205,8 @@ def test_a_switch_leaves_out_exactly_its_objects(tmp_path: Path, value: str) -> 
 def test_values_reach_every_place_they_name(tmp_path: Path) -> None:
     objects = template(
         tmp_path,
-        *("--set", "namespace.name=ratings", "--set", "image.tag=1.2.3"),
+        *("--set", "namespace.name=ratings", "--set", "namespace.create=true"),
+        *("--set", "image.tag=1.2.3"),
         *("--set", "replicaCount=0", "--set", "autoscaling.maxReplicaCount=50"),
         *("--set", "autoscaling.fallbackReplicas=9", "--set", "scaler.replicas=3"),
         *("--set", "api.bucket.capacity=40", "--set", "api.bucket.refillPerS=12.5"),
@@ -238,17 +252,141 @@ def test_e2e_install_names_the_chart_and_its_version() -> None:
     ]
 
 
-def test_release_namespace_when_the_chart_does_not_name_one(tmp_path: Path) -> None:
-    objects = template(
-        tmp_path, "-n", "team-a", "--set", "namespace.name=", "--set", "namespace.create=false"
-    )
+def test_the_release_namespace_and_no_namespace_object_by_default(tmp_path: Path) -> None:
+    """`helm uninstall` must not take the namespace, and the user's Secrets in it, along."""
+    objects = template(tmp_path, "-n", "team-a")
     assert not of_kind(objects, "Namespace")
     assert {o["metadata"]["namespace"] for o in objects} == {"team-a"}
+    metadata = named(objects, "ScaledObject", "rating-api")["spec"]["triggers"][0]["metadata"]
+    assert metadata["scalerAddress"] == "rating-scaler.team-a.svc.cluster.local:6000"
+
+
+def test_e2e_keeps_a_namespace_of_its_own_making(tmp_path: Path) -> None:
+    """`make e2e` installs into an empty cluster with the release in `default`."""
+    objects = template(tmp_path, "-f", str(helm.VALUES))
+    assert named(objects, "Namespace", "openclaw-rating")
+    assert {o["metadata"].get("namespace") for o in without_namespace(objects)} == {
+        "openclaw-rating"
+    }
+
+
+def pdb_spec(objects: list[Obj], name: str) -> Obj:
+    return dict(named(objects, "PodDisruptionBudget", name)["spec"])
+
+
+@pytest.mark.parametrize("replicas", [1, 2, 5])
+def test_one_scaler_replica_never_blocks_a_node_drain(tmp_path: Path, replicas: int) -> None:
+    objects = template(tmp_path, "--set", f"scaler.replicas={replicas}")
+    assert named(objects, "Deployment", "rating-scaler")["spec"]["replicas"] == replicas
+    spec = pdb_spec(objects, "rating-scaler")
+    assert "minAvailable" not in spec and spec["maxUnavailable"] == 1
+
+
+def test_two_rating_pods_by_default_and_one_never_blocks_a_drain(tmp_path: Path) -> None:
+    defaults = template(tmp_path)
+    assert named(defaults, "ScaledObject", "rating-api")["spec"]["minReplicaCount"] == 2
+    assert pdb_spec(defaults, "rating-api") == pdb_spec(
+        template(tmp_path, "--set", "replicaCount=1"), "rating-api"
+    )
+    assert pdb_spec(defaults, "rating-api")["maxUnavailable"] == 1
+    assert "minAvailable" not in pdb_spec(defaults, "rating-api")
+
+
+DIGEST = "sha256:" + "0123456789abcdef" * 4
+
+
+def images(objects: list[Obj]) -> set[str]:
+    return {
+        c["image"]
+        for d in of_kind(objects, "Deployment")
+        for c in d["spec"]["template"]["spec"]["containers"]
+    }
+
+
+def test_an_image_digest_wins_over_the_tag(tmp_path: Path) -> None:
+    objects = template(tmp_path, "--set", "image.tag=1.2.3", "--set", f"image.digest={DIGEST}")
+    assert images(objects) == {f"openclaw/rating-edge@{DIGEST}"}
+    assert images(template(tmp_path)) == {f"openclaw/rating-edge:{helm_app_version()}"}
+
+
+def helm_app_version() -> str:
+    return str(yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"])
+
+
+def peers(objects: list[Obj], policy: str) -> list[Obj]:
+    spec = named(objects, "NetworkPolicy", policy)["spec"]
+    return [peer for rule in spec["ingress"] for peer in rule.get("from", [])]
+
+
+def namespace_label(peer: Obj) -> str:
+    return str(peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"])
+
+
+def test_peer_namespaces_and_keda_operator_labels_are_values(tmp_path: Path) -> None:
+    objects = template(
+        tmp_path,
+        *("--set", "networkPolicies.keda.namespace=autoscaling"),
+        *("--set", "networkPolicies.keda.podLabels.app\\.kubernetes\\.io/name=keda-operator"),
+        *("--set", "networkPolicies.keda.podLabels.app=null"),
+        *("--set", "networkPolicies.monitoring.namespace=observability"),
+    )
+    (keda,) = peers(objects, "rating-scaler-grpc")
+    assert namespace_label(keda) == "autoscaling"
+    assert keda["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "keda-operator"}
+    admin = peers(objects, "rating-api-admin")
+    assert [namespace_label(p) for p in admin if "namespaceSelector" in p] == ["observability"]
+    assert [namespace_label(p) for p in peers(objects, "rating-scaler-http")] == ["observability"]
+    (default,) = peers(template(tmp_path), "rating-scaler-grpc")
+    assert (namespace_label(default), default["podSelector"]["matchLabels"]) == (
+        "keda",
+        {"app": "keda-operator"},
+    )
+
+
+def test_monitoring_labels_reach_the_monitors_and_the_rule_only(tmp_path: Path) -> None:
+    objects = template(tmp_path, "--set", "monitoring.labels.release=kube-prometheus-stack")
+    labelled = {
+        (o["kind"], o["metadata"]["name"])
+        for o in objects
+        if o["metadata"].get("labels", {}).get("release") == "kube-prometheus-stack"
+    }
+    assert labelled == {
+        ("PodMonitor", "rating-api"),
+        ("PodMonitor", "rating-scaler"),
+        ("PrometheusRule", "rating-edge"),
+    }
+
+
+def scaler_env(objects: list[Obj]) -> dict[str, str]:
+    (container,) = named(objects, "Deployment", "rating-scaler")["spec"]["template"]["spec"][
+        "containers"
+    ]
+    return {item["name"]: item.get("value", "") for item in container["env"]}
+
+
+def test_the_scaler_may_poll_the_release_namespace_only_unless_told(tmp_path: Path) -> None:
+    own = scaler_env(template(tmp_path, "-n", "team-a"))
+    assert own["RATING_SCALER_ALLOWED_HOSTS"] == "*.team-a.svc.cluster.local"
+    told = scaler_env(
+        template(tmp_path, "--set", "scaler.allowedHosts={*.team-a.svc.cluster.local,localhost}")
+    )
+    assert told["RATING_SCALER_ALLOWED_HOSTS"] == "*.team-a.svc.cluster.local,localhost"
 
 
 VALUE_SETS: dict[str, dict[str, Any]] = {
     "default": {},
     "push+mtls": {"push": {"enabled": True}, "mtls": {"enabled": True}},
+    "production": {
+        "namespace": {"name": "ratings", "create": True},
+        "image": {"digest": DIGEST},
+        "scaler": {"replicas": 1, "allowedHosts": ["*.ratings.svc.cluster.local"]},
+        "monitoring": {"labels": {"release": "kube-prometheus-stack"}},
+        "networkPolicies": {
+            "enabled": True,
+            "keda": {"namespace": "autoscaling", "podLabels": {"name": "keda-operator"}},
+            "monitoring": {"namespace": "observability"},
+        },
+    },
     "e2e": yaml.safe_load(helm.VALUES.read_text()),
 }
 
@@ -307,11 +445,36 @@ BAD_VALUES = {
     ),
     "fallback-out-of-bounds": (
         ["--set", "autoscaling.fallbackReplicas=25"],
-        ["autoscaling.fallbackReplicas (25) must lie between replicaCount (1)"],
+        ["autoscaling.fallbackReplicas (25) must lie between replicaCount (2)"],
     ),
     "create-without-name": (
-        ["--set", "namespace.name="],
+        ["--set", "namespace.create=true"],
         ["namespace.create needs namespace.name"],
+    ),
+    "keda-namespace-at-the-top": (
+        ["--set", "kedaNamespace=autoscaling"],
+        ["additional properties 'kedaNamespace' not allowed"],
+    ),
+    "bad-keda-namespace": (
+        ["--set", "networkPolicies.keda.namespace=KEDA"],
+        ["/networkPolicies/keda/namespace", "'KEDA' does not match pattern"],
+    ),
+    "digest-in-the-tag": (
+        ["--set", f"image.tag=0.1.0@{DIGEST}"],
+        ["/image/tag", "does not match pattern"],
+    ),
+    "short-digest": (
+        ["--set", "image.digest=sha256:abc"],
+        ["/image/digest", "'sha256:abc' does not match pattern"],
+    ),
+    "no-scaler": (["--set", "scaler.replicas=0"], ["/scaler/replicas", "minimum: got 0"]),
+    "bad-allowed-host": (
+        ["--set", "scaler.allowedHosts={http://x}"],
+        ["/scaler/allowedHosts/0", "does not match pattern"],
+    ),
+    "bad-monitoring-label": (
+        ["--set", "monitoring.labels.release=a b"],
+        ["/monitoring/labels/release", "does not match pattern"],
     ),
 }
 
@@ -341,3 +504,25 @@ def test_extra_env_cannot_set_what_the_chart_sets(
     key = "api" if deployment == "rating-api" else "scaler"
     message = template_fails(tmp_path, "--set", f"{key}.extraEnv[0].name={variable}")
     assert f"{key}.extraEnv sets {variable}, which the chart sets itself" in message
+
+
+def value_paths(values: dict[str, Any], prefix: str = "") -> list[str]:
+    """Every value's dotted path; a mapping the chart takes whole counts as one."""
+    whole = {"resources", "labels", "podLabels"}
+    paths = []
+    for key, value in values.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value and key not in whole:
+            paths += value_paths(value, f"{path}.")
+        else:
+            paths.append(path)
+    return paths
+
+
+def test_the_chart_readme_lists_every_value() -> None:
+    readme = (CHART / "README.md").read_text()
+    listed = set(re.findall(r"^\| `([\w.]+)` \|", readme, flags=re.M))
+    values = value_paths(yaml.safe_load((CHART / "values.yaml").read_text()))
+    assert "networkPolicies.keda.podLabels" in values
+    assert sorted(set(values) - listed) == [], "values missing from the README's table"
+    assert sorted(listed - set(values)) == [], "README rows for values that do not exist"

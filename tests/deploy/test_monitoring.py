@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.deploy.kube import BASE, DATA, OVERLAYS, VARIANTS, Obj, Variant, of_kind, render
+from tests.deploy.kube import BASE, DATA, OVERLAYS, ROOT, VARIANTS, Obj, Variant, of_kind, render
 from tests.procs import Proc, start_rating_api, start_scaler
 
 # Series that neither rating-api nor rating-scaler exposes, each with its source.
@@ -24,7 +24,12 @@ EXTERNAL_METRICS = {
     # KEDA operator, v2.17 and later (pkg/metricscollector/prommetrics.go)
     "keda_scaler_detail_errors_total": "KEDA",
     "keda_scaler_metrics_value": "KEDA",
+    # kube-state-metrics with docs/kube-state-metrics.yaml (custom resource state)
+    "kube_customresource_scaledobject_status_condition": "kube-state-metrics + docs",
+    # Prometheus itself, per scrape target
+    "up": "Prometheus",
     # kube-state-metrics (docs/metrics/workload/*.md)
+    "kube_deployment_spec_replicas": "kube-state-metrics",
     "kube_deployment_status_replicas": "kube-state-metrics",
     "kube_deployment_status_replicas_available": "kube-state-metrics",
     "kube_horizontalpodautoscaler_spec_max_replicas": "kube-state-metrics",
@@ -39,7 +44,9 @@ ALERTS = {
     "RatingScalerDataStale",
     "RatingScalerPodsFailing",
     "RatingScalerUnavailable",
+    "RatingScalerDown",
     "RatingApiKedaFallback",
+    "RatingApiKedaScalerErrors",
 }
 
 PANELS = {
@@ -213,6 +220,50 @@ def test_alerts_have_severity_summary_and_runbook() -> None:
             assert len(text.strip()) > 20, f"{rule['alert']}: {annotation}"
 
 
+KSM_CONFIG = ROOT / "docs" / "kube-state-metrics.yaml"
+
+
+def ksm_series() -> dict[str, set[str]]:
+    """Metric name -> label names of what docs/kube-state-metrics.yaml makes
+    kube-state-metrics export for KEDA's ScaledObjects."""
+    config = yaml.safe_load(KSM_CONFIG.read_text())
+    assert config["kind"] == "CustomResourceStateMetrics"
+    series: dict[str, set[str]] = {}
+    for resource in config["spec"]["resources"]:
+        kind = resource["groupVersionKind"]
+        if (kind["group"], kind["kind"]) != ("keda.sh", "ScaledObject"):
+            continue
+        prefix = resource.get("metricNamePrefix", "kube_customresource")
+        common = set(resource.get("labelsFromPath", {}))
+        for metric in resource["metrics"]:
+            each = metric["each"]
+            own = set(each[each["type"].lower()].get("labelsFromPath", {}))
+            series[f"{prefix}_{metric['name']}"] = common | own
+    return series
+
+
+def test_the_fallback_alert_reads_what_the_documented_kube_state_metrics_config_exports() -> None:
+    (rule,) = [r for r in rules() if r.get("alert") == "RatingApiKedaFallback"]
+    exported = ksm_series()
+    (name,) = metric_names(rule["expr"])
+    assert name in exported, f"{name} is not what {KSM_CONFIG.name} exports: {sorted(exported)}"
+    used = {label for label, _ in label_matchers(rule["expr"])}
+    used |= set(re.findall(r"by \(([^)]*)\)", rule["expr"])[0].replace(" ", "").split(","))
+    assert used <= exported[name], f"labels {used - exported[name]} are not exported"
+    assert ("type", "Fallback") in label_matchers(rule["expr"])
+
+
+def test_one_kind_of_signal_per_keda_alert() -> None:
+    """Fallback is KEDA's condition, not its error counter (which goes flat while it
+    falls back); errors are a warning of their own."""
+    by_name = {r["alert"]: r for r in rules() if "alert" in r}
+    fallback, errors = by_name["RatingApiKedaFallback"], by_name["RatingApiKedaScalerErrors"]
+    assert "keda_scaler_detail_errors_total" not in metric_names(fallback["expr"])
+    assert fallback["labels"]["severity"] == "critical"
+    assert errors["labels"]["severity"] == "warning"
+    assert errors["for"] in ("5m", "10m", "15m")
+
+
 # --- dashboard ---------------------------------------------------------------
 
 
@@ -242,6 +293,18 @@ def test_dashboard_queries_use_its_data_source_and_variables() -> None:
             assert used <= variables, f"{panel['title']}: undefined {used - variables}"
 
 
+def test_every_dashboard_query_keeps_to_the_chosen_namespace() -> None:
+    """Each series a panel reads is filtered by $namespace: as `namespace`, or as
+    `exported_namespace` for KEDA scraped without honorLabels."""
+    matcher = re.compile(r'(?<![\w])(exported_)?namespace\s*=\s*"\$namespace"')
+    for panel in panels(dashboard()):
+        for target in panel.get("targets", []):
+            expr = target["expr"]
+            for name in metric_names(expr):
+                for selector in re.findall(rf"(?<![\w:]){name}\s*(\{{[^}}]*\}})?", expr):
+                    assert matcher.search(selector), f"{panel['title']}: {name} in {expr}"
+
+
 def test_promtool_parses_every_dashboard_query(tmp_path: Path) -> None:
     records = [
         {"record": f"dashboard:query_{index}", "expr": for_promtool(expr)}
@@ -263,6 +326,7 @@ def test_queries_name_the_objects_the_manifests_create(variant: Variant) -> None
     expected = {
         "horizontalpodautoscaler": {f"keda-hpa-{so_name}"},
         "scaledObject": {so_name},
+        "scaledobject": {so_name},
         "scaled_object": {so_name},
         "deployment": {d["metadata"]["name"] for d in of_kind(objects, "Deployment")},
     }

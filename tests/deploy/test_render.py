@@ -204,6 +204,70 @@ def test_only_the_scaler_pod_carries_a_token(variant: Variant) -> None:
         assert spec.get("automountServiceAccountToken") is (name in API_CLIENTS), name
 
 
+# Liveness on the admin port, which public load cannot fill (at --max-connections the
+# public port answers everything with 503); readiness on the public port.
+PROBES = {
+    "startupProbe": ("/healthz", "admin"),
+    "livenessProbe": ("/healthz", "admin"),
+    "readinessProbe": ("/readyz", "http"),
+}
+
+
+def shutdown_seconds(workload: Obj) -> dict[str, float]:
+    """What a stopping rating-api pod spends, step by step, and the grace it has."""
+    (container,) = containers(workload)
+    env = {item["name"]: item.get("value") for item in container["env"]}
+    return {
+        "preStop": float(container["lifecycle"]["preStop"]["sleep"]["seconds"]),
+        "delay": float(env.get("RATING_API_SHUTDOWN_DELAY") or 0),
+        "drain": float(env.get("RATING_API_DRAIN_TIMEOUT") or 10),
+        "grace": float(pod_spec(workload).get("terminationGracePeriodSeconds", 30)),
+    }
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=str)
+def test_rating_api_drains_within_its_grace_period(variant: Variant) -> None:
+    """The shutdown delay is on (else the pod never says `Connection: close`), and the
+    preStop sleep, the delay and the drain together fit the grace period."""
+    steps = shutdown_seconds(named(render(variant), "Deployment", "rating-api"))
+    assert steps["delay"] > 0, "RATING_API_SHUTDOWN_DELAY is not set: no drain"
+    used = steps["preStop"] + steps["delay"] + steps["drain"]
+    assert used <= steps["grace"], f"{variant}: {steps}"
+
+
+SPREAD_KEYS = ["topology.kubernetes.io/zone", "kubernetes.io/hostname"]
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=str)
+def test_pods_spread_over_zones_and_nodes_per_replica_set(variant: Variant) -> None:
+    for workload in workloads(render(variant)):
+        constraints = pod_spec(workload)["topologySpreadConstraints"]
+        assert [c["topologyKey"] for c in constraints] == SPREAD_KEYS, workload["metadata"]
+        for constraint in constraints:
+            assert constraint["matchLabelKeys"] == ["pod-template-hash"]
+            # A burst never waits on the spread.
+            assert constraint["whenUnsatisfiable"] == "ScheduleAnyway"
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=str)
+def test_disruption_budgets_never_block_a_drain(variant: Variant) -> None:
+    """maxUnavailable 1 lets a drain evict one pod at any replica count; minAvailable 1
+    at one replica would block it for good."""
+    for budget in of_kind(render(variant), "PodDisruptionBudget"):
+        spec = budget["spec"]
+        assert "minAvailable" not in spec, budget["metadata"]["name"]
+        assert spec["maxUnavailable"] == 1, budget["metadata"]["name"]
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=str)
+def test_the_scaler_may_poll_only_services_of_its_namespace(variant: Variant) -> None:
+    objects = render(variant)
+    (container,) = containers(named(objects, "Deployment", "rating-scaler"))
+    env = {item["name"]: item.get("value") for item in container["env"]}
+    namespace = namespace_of(objects)
+    assert env["RATING_SCALER_ALLOWED_HOSTS"] == f"*.{namespace}.svc.cluster.local"
+
+
 @pytest.mark.parametrize("variant", VARIANTS, ids=str)
 def test_rating_api_pod(variant: Variant) -> None:
     api = named(render(variant), "Deployment", "rating-api")
@@ -211,8 +275,8 @@ def test_rating_api_pod(variant: Variant) -> None:
     (container,) = containers(api)
     env = {e["name"]: e for e in container["env"]}
     assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
-    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
-    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    probes = {kind: container[kind]["httpGet"] for kind in PROBES}
+    assert {kind: (get["path"], get["port"]) for kind, get in probes.items()} == PROBES
     annotations = api["spec"]["template"]["metadata"]["annotations"]
     assert annotations["prometheus.io/scrape"] == "true"
     assert int(annotations["prometheus.io/port"]) == 9090
@@ -286,7 +350,7 @@ def test_tolerances_are_set_per_direction(variant: Variant) -> None:
 
 @pytest.mark.parametrize(
     ("variant", "bounds"),
-    [(BASE, (1, 20)), (STAGING, (1, 4)), (PRODUCTION, (2, 20))],
+    [(BASE, (2, 20)), (STAGING, (1, 4)), (PRODUCTION, (2, 20))],
     ids=str,
 )
 def test_replica_bounds_per_environment(variant: Variant, bounds: tuple[int, int]) -> None:

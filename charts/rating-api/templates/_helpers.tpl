@@ -10,3 +10,27 @@ is empty.
 {{- define "rating-api.chart" -}}
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
+
+{{/*
+The image both containers run: repository@digest when image.digest is set (it wins
+over the tag), else repository:tag (the chart's appVersion when the tag is empty).
+*/}}
+{{- define "rating-api.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion | toString) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The hosts the scaler's `service` and `endpoints` triggers may name: scaler.allowedHosts,
+or else the Services of the namespace the chart installs into.
+*/}}
+{{- define "rating-api.allowedHosts" -}}
+{{- if .Values.scaler.allowedHosts -}}
+{{- join "," .Values.scaler.allowedHosts -}}
+{{- else -}}
+{{- printf "*.%s.svc.cluster.local" (include "rating-api.namespace" .) -}}
+{{- end -}}
+{{- end -}}
