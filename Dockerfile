@@ -15,6 +15,7 @@ ENV PIP_NO_CACHE_DIR=1 \
 RUN python3 -m venv /opt/venv
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY common ./common
 COPY api ./api
 COPY scaler ./scaler
 # Every dependency ships manylinux wheels for CPython 3.11, so no compiler is

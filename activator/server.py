@@ -29,8 +29,8 @@ from activator.hold import Holds
 from activator.metrics import ActivatorMetrics
 from activator.pods import EndpointsFile, EndpointSlicePods, PodSource
 from api.protocol import BoundedHttpToolsProtocol, ConnectionLimits, bounded_protocol
-from api.server import _listen
 from api.server import _Server as GracefulServer
+from common.listener import listen
 
 log = logging.getLogger("activator")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -69,8 +69,8 @@ def run(*, config: ActivatorConfig) -> int:
 async def serve(config: ActivatorConfig) -> int:
     """Both ports and the pod source on the running loop, until SIGTERM or SIGINT."""
     try:
-        public_socket = _listen(config.host, config.port, "--port")
-        admin_socket = _listen(config.host, config.admin_port, "--admin-port")
+        public_socket = listen(config.host, config.port, "--port")
+        admin_socket = listen(config.host, config.admin_port, "--admin-port")
     except OSError as exc:
         log.error("cannot start: %s", exc)
         return EXIT_CANNOT_START

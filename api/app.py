@@ -26,7 +26,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, ExceptionHandler, Receive, Scope, Send
 
 from api import bucket_schema
-from api.auth import BearerAuth, TokenFile
+from api.auth import BearerAuth
 from api.batch import InvalidInput, rate_payload
 from api.bucket import Clock, TokenBucket
 from api.config import ApiConfig
@@ -50,6 +50,7 @@ from api.problems import (
     problem_body,
     problem_response,
 )
+from common.token_file import TokenFile
 
 logger = logging.getLogger(__name__)
 

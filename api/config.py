@@ -1,9 +1,9 @@
 """Configuration of the rating service: one frozen dataclass, built from flags and environment.
 
 Every flag `--some-flag` falls back to the environment variable `RATING_API_SOME_FLAG`,
-then to its default; a flag on the command line wins. `--pod-name` also falls back to
-`POD_NAME` (set by Kubernetes through the downward API), then to the host name.
-This is the only module that reads `os.environ`.
+then to its default; a flag on the command line wins (`common.flags`, as in the
+scaler). `--pod-name` also falls back to `POD_NAME` (set by Kubernetes through the
+downward API), then to the host name. This is the only module that reads `os.environ`.
 """
 
 from __future__ import annotations
@@ -13,11 +13,13 @@ import math
 import os
 import socket
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
-from pathlib import Path
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Literal, get_args
 
 from api import bucket_schema
+from common.flags import Flag, Given, add_flags, epilog, given
+from common.numbers import parse_decimal, parse_integer
+from common.token_file import TokenFileError, read_token
 
 LogLevel = Literal["debug", "info", "warning", "error"]
 ENV_PREFIX = "RATING_API_"
@@ -102,107 +104,97 @@ class ApiConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class _Flag:
-    """One command-line flag of `ApiConfig`: how to read it and what it means."""
+class _Setting:
+    """One field of `ApiConfig` and its flag; `parse` gives None for text it refuses."""
 
     dest: str
-    parse: Callable[[str], object]
-    help: str
-    metavar: str
-
-    @property
-    def flag(self) -> str:
-        return "--" + self.dest.removesuffix("_s").replace("_", "-")
-
-    @property
-    def env(self) -> str:
-        return ENV_PREFIX + self.flag[2:].replace("-", "_").upper()
+    parse: Callable[[str], object | None]
+    flag: Flag
 
 
-def _whole(raw: str) -> int:
-    """`int`, but of ASCII only: `int` also takes Arabic-Indic digits and '1_000'."""
-    if not _is_plain_ascii(raw):
-        raise ValueError(raw)
-    return int(raw)
-
-
-def _decimal(raw: str) -> float:
-    """`float`, but of ASCII only: `float` also takes Arabic-Indic digits and '1_0'."""
-    if not _is_plain_ascii(raw):
-        raise ValueError(raw)
-    return float(raw)
-
-
-def _is_plain_ascii(raw: str) -> bool:
-    return raw.isascii() and "_" not in raw
+def _setting(dest: str, parse: Callable[[str], object | None], help: str, metavar: str) -> _Setting:
+    """The field `dest`'s flag: `shutdown_delay_s` is `--shutdown-delay`."""
+    default = _FIELDS[dest].default
+    shown = "$POD_NAME or host name" if default is MISSING else str(default)
+    name = dest.removesuffix("_s").replace("_", "-")
+    return _Setting(dest, parse, Flag(ENV_PREFIX, name, metavar, help, shown_default=shown))
 
 
 _LEVELS = ", ".join(get_args(LogLevel))
+_FIELDS = {f.name: f for f in fields(ApiConfig)}
 
-_FLAGS = (
-    _Flag("host", str, "bind address for both ports", "ADDR"),
-    _Flag("port", _whole, "public port: POST /v1/rate, /healthz, /readyz, /openapi.json", "PORT"),
-    _Flag(
-        "admin_port", _whole, "admin port: /metrics, /v1/bucket; never expose it publicly", "PORT"
+_SETTINGS = (
+    _setting("host", str, "bind address for both ports", "ADDR"),
+    _setting(
+        "port",
+        parse_integer,
+        "public port: POST /v1/rate, /healthz, /readyz, /openapi.json",
+        "PORT",
     ),
-    _Flag("bucket_capacity", _decimal, "burst size of the token bucket, tokens", "TOKENS"),
-    _Flag(
+    _setting(
+        "admin_port",
+        parse_integer,
+        "admin port: /metrics, /v1/bucket; never expose it publicly",
+        "PORT",
+    ),
+    _setting("bucket_capacity", parse_decimal, "burst size of the token bucket, tokens", "TOKENS"),
+    _setting(
         "bucket_rate",
-        _decimal,
+        parse_decimal,
         "refill, tokens per second: the sustainable load of one pod",
         "PER_S",
     ),
-    _Flag("max_batch", _whole, "most items in one request; more get 413", "N"),
-    _Flag("pod_name", str, "pod name reported in the bucket state", "NAME"),
-    _Flag("max_body_bytes", _whole, "largest request body; larger gets 413", "BYTES"),
-    _Flag("log_level", str.lower, f"one of {_LEVELS}", "LEVEL"),
-    _Flag(
+    _setting("max_batch", parse_integer, "most items in one request; more get 413", "N"),
+    _setting("pod_name", str, "pod name reported in the bucket state", "NAME"),
+    _setting("max_body_bytes", parse_integer, "largest request body; larger gets 413", "BYTES"),
+    _setting("log_level", str.lower, f"one of {_LEVELS}", "LEVEL"),
+    _setting(
         "shutdown_delay_s",
-        _decimal,
+        parse_decimal,
         "seconds to keep serving after SIGTERM while /readyz says 503, so that load "
         "balancers stop sending first",
         "SECONDS",
     ),
-    _Flag(
+    _setting(
         "drain_timeout_s",
-        _decimal,
+        parse_decimal,
         "most seconds in-flight requests get to finish on shutdown",
         "SECONDS",
     ),
-    _Flag(
+    _setting(
         "admin_token_file",
         str,
         "file holding a bearer token that GET /v1/bucket requires (mount it from a "
         "Secret; re-read when it changes); empty: no token",
         "PATH",
     ),
-    _Flag(
+    _setting(
         "max_header_bytes",
-        _whole,
+        parse_integer,
         "largest request line plus headers; larger gets 431 and the connection closes",
         "BYTES",
     ),
-    _Flag(
+    _setting(
         "keep_alive_timeout_s",
-        _decimal,
+        parse_decimal,
         "seconds an idle keep-alive connection stays open",
         "SECONDS",
     ),
-    _Flag(
+    _setting(
         "request_timeout_s",
-        _decimal,
+        parse_decimal,
         "most seconds a request's headers, then its body, may take to arrive; "
         "slower gets 408 and the connection closes",
         "SECONDS",
     ),
-    _Flag(
+    _setting(
         "max_connections",
-        _whole,
+        parse_integer,
         "open connections per port; a request arriving while this many are open gets 503",
         "N",
     ),
 )
-_FLAG_BY_DEST = {flag.dest: flag for flag in _FLAGS}
+_SETTING_BY_DEST = {setting.dest: setting for setting in _SETTINGS}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -210,18 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rating-api",
         description="OpenClaw Rating API Edge: rates batches of items behind a token bucket.",
-        epilog=f"Every flag can also be set by the environment variable {ENV_PREFIX}<FLAG>, "
-        "e.g. --bucket-rate by RATING_API_BUCKET_RATE; a flag on the command line wins.",
+        epilog=epilog(_SETTING_BY_DEST["bucket_rate"].flag),
     )
-    defaults = {f.name: f.default for f in fields(ApiConfig)}
-    for flag in _FLAGS:
-        default = defaults[flag.dest] if flag.dest != "pod_name" else "$POD_NAME or host name"
-        parser.add_argument(
-            flag.flag,
-            dest=flag.dest,
-            metavar=flag.metavar,
-            help=f"{flag.help} [env {flag.env}, default {default}]",
-        )
+    add_flags(parser, (setting.flag for setting in _SETTINGS))
     return parser
 
 
@@ -229,9 +212,9 @@ def load(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     """Parse `argv` with `environ` as fallback; on a bad value print usage and exit 2."""
     env = os.environ if environ is None else environ
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = vars(parser.parse_args(argv))
     try:
-        config = from_values(vars(args), env)
+        config = from_values({s.dest: args[s.flag.name] for s in _SETTINGS}, env)
         check_files(config)
     except ConfigError as exc:
         parser.error(str(exc))
@@ -242,46 +225,44 @@ def check_files(config: ApiConfig) -> None:
     """Files named by flags must be readable and usable at start-up."""
     if not config.admin_token_file:
         return
-    flag = _FLAG_BY_DEST["admin_token_file"]
     try:
-        token = Path(config.admin_token_file).read_bytes().strip()
-    except OSError as exc:
-        raise ConfigError(f"{flag.flag} [{flag.env}] cannot be read: {exc}") from None
-    if not token:
-        raise ConfigError(f"{flag.flag} [{flag.env}] {config.admin_token_file} is empty")
+        read_token(config.admin_token_file)
+    except TokenFileError as exc:
+        raise ConfigError(f"{_SETTING_BY_DEST['admin_token_file'].flag.label} {exc}") from None
 
 
-def from_values(given: Mapping[str, str | None], environ: Mapping[str, str]) -> ApiConfig:
-    """An `ApiConfig` from raw flag strings (None when not given) and the environment."""
-    values: dict[str, object] = {}
-    for flag in _FLAGS:
-        raw, source = given.get(flag.dest), flag.flag
-        if raw is None and flag.env in environ:
-            raw, source = environ[flag.env], f"{flag.flag} (from {flag.env})"
-        if raw is None and flag.dest == "pod_name":
-            raw, source = environ.get("POD_NAME"), f"{flag.flag} (from POD_NAME)"
-        if raw is not None:
-            values[flag.dest] = _parse(flag, raw, source)
-    return ApiConfig(**values)  # type: ignore[arg-type]
+def from_values(values: Mapping[str, str | None], environ: Mapping[str, str]) -> ApiConfig:
+    """An `ApiConfig` from raw flag strings by field (None when not given) and the
+    environment."""
+    found = given(
+        (setting.flag for setting in _SETTINGS),
+        {setting.flag.name: values.get(setting.dest) for setting in _SETTINGS},
+        environ,
+    )
+    pod_name = _SETTING_BY_DEST["pod_name"].flag
+    if pod_name.name not in found and "POD_NAME" in environ:
+        found[pod_name.name] = Given(environ["POD_NAME"], f"{pod_name.option} (from POD_NAME)")
+    parsed = {s.dest: _parse(s, found[s.flag.name]) for s in _SETTINGS if s.flag.name in found}
+    return ApiConfig(**parsed)  # type: ignore[arg-type]
 
 
 def describe(config: ApiConfig) -> str:
     """One log line: the effective value of every setting, by flag name."""
-    return " ".join(f"{flag.flag[2:]}={getattr(config, flag.dest)}" for flag in _FLAGS)
+    return " ".join(f"{s.flag.name}={getattr(config, s.dest)}" for s in _SETTINGS)
 
 
-def _parse(flag: _Flag, raw: str, source: str) -> object:
-    try:
-        return flag.parse(raw.strip())
-    except ValueError:
-        raise ConfigError(f"{source}: {raw!r} is not a valid {flag.metavar.lower()}") from None
+def _parse(setting: _Setting, value: Given) -> object:
+    parsed = setting.parse(value.text.strip())
+    if parsed is None:
+        metavar = setting.flag.metavar.lower()
+        raise ConfigError(f"{value.source}: {value.text!r} is not a valid {metavar}")
+    return parsed
 
 
 def _require(config: ApiConfig, dest: str, ok: bool, message: str) -> None:
     if not ok:
-        flag = _FLAG_BY_DEST[dest]
         value = getattr(config, dest)
-        raise ConfigError(f"{flag.flag} [{flag.env}] {message}, got {value!r}")
+        raise ConfigError(f"{_SETTING_BY_DEST[dest].flag.label} {message}, got {value!r}")
 
 
 def _finite_at_least(value: float, low: float) -> bool:

@@ -24,6 +24,7 @@ from starlette.types import ASGIApp
 from api.app import Service, admin_app, public_app
 from api.config import ApiConfig, describe
 from api.protocol import BoundedHttpToolsProtocol, ConnectionLimits, Observe, bounded_protocol
+from common.listener import ListenError, listen
 
 logger = logging.getLogger("api")
 
@@ -76,9 +77,9 @@ def run(*, config: ApiConfig) -> int:
 async def serve(config: ApiConfig) -> int:
     """Both servers on the running loop, until SIGTERM or SIGINT."""
     try:
-        public_socket = _listen(config.host, config.port, "--port")
-        admin_socket = _listen(config.host, config.admin_port, "--admin-port")
-    except OSError as exc:
+        public_socket = listen(config.host, config.port, "--port")
+        admin_socket = listen(config.host, config.admin_port, "--admin-port")
+    except ListenError as exc:
         logger.error("cannot start: %s", exc)
         return EXIT_CANNOT_LISTEN
     service = Service.create(config)
@@ -120,20 +121,6 @@ def _server(app: ASGIApp, service: Service, observe: Observe | None = None) -> _
             timeout_graceful_shutdown=math.ceil(config.drain_timeout_s),
         )
     )
-
-
-def _listen(host: str, port: int, flag: str) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise OSError(
-            exc.errno, f"{flag}: cannot listen on {host}:{port}: {exc.strerror}"
-        ) from None
-    return sock
 
 
 def _accept_queued(listener: socket.socket) -> list[socket.socket]:

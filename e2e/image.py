@@ -16,8 +16,8 @@ rootfs that `e2e/oci.py` runs with runc.
 Everything lives under `${OPENCLAW_E2E_CACHE:-/var/cache/openclaw-e2e}/image/`: the
 containers storage (`storage/`), and per source tree `<key>/` with `oci/`, `bundle/rootfs`,
 `build.log` and `image.json` (key, image id, digest, sizes, build seconds). The key hashes
-the Dockerfile, .dockerignore, the build context (pyproject.toml, README.md, api/,
-scaler/) and the base's recipe, so a second run with the same sources reuses the image.
+the Dockerfile, .dockerignore, the build context (pyproject.toml, README.md, common/,
+api/, scaler/) and the base's recipe, so a second run with the same sources reuses the image.
 pip resolves the dependencies when the image is built: the key does not pin them.
 Builds run under `nice -n 19`. Needs root.
 """
@@ -53,7 +53,7 @@ BASE_ENV = {
 IMAGE = "localhost/openclaw/rating-edge"
 LAYOUT_TAG = "rating-edge"
 # What .dockerignore lets into the build context, and the files that shape the build.
-CONTEXT = ("pyproject.toml", "README.md", "api", "scaler")
+CONTEXT = ("pyproject.toml", "README.md", "common", "api", "scaler")
 RECIPE_FILES = ("Dockerfile", ".dockerignore")
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 RUNROOT = Path("/run/openclaw-e2e/storage")

@@ -1,6 +1,6 @@
 """Real processes for the tests, benchmarks, soak and demo: started, awaited, stopped.
 
-A development tool, not shipped with the services (the wheel holds `api` and `scaler`).
+A development tool, not shipped with the services (the wheel holds `api`, `scaler` and `common`).
 Everything binds to and talks to 127.0.0.1.
 
 Children (`harness.child`):

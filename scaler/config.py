@@ -1,7 +1,8 @@
 """The scaler's configuration: flags, each also read from `RATING_SCALER_<FLAG>`.
 
-This is the only module that reads the environment. Values are checked at start-up
-and a bad one stops the process with a message that names the flag.
+This is the only module that reads the environment, through `common.flags` as the
+rating service does. Values are checked at start-up and a bad one stops the process
+with a message that names the flag (and its variable, when the value came from there).
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from scaler.numbers import parse_decimal, parse_integer
+from common.flags import Flag, Given, add_flags, epilog, given
+from common.numbers import parse_decimal, parse_integer
+from common.token_file import TokenFileError, read_token
 from scaler.policy import HostPolicy
 
 ENV_PREFIX = "RATING_SCALER_"
@@ -55,96 +58,88 @@ class ConfigError(ValueError):
     """A flag's value is unusable; the message names the flag."""
 
 
-@dataclass(frozen=True, slots=True)
-class _Flag:
-    """One flag: its default as a string (None: unset), its metavar, and its help."""
-
-    name: str
-    default: str | None
-    metavar: str
-    help: str
-    shown_default: str | None = None  # how --help names the default, when not the value
-
-    @property
-    def env(self) -> str:
-        return ENV_PREFIX + self.name.upper().replace("-", "_")
+def _flag(
+    name: str, default: str | None, metavar: str, help: str, shown_default: str | None = None
+) -> Flag:
+    """A flag read from `RATING_SCALER_<NAME>` too; a `default` of None: unset."""
+    return Flag(ENV_PREFIX, name, metavar, help, default, shown_default)
 
 
 FLAGS = (
-    _Flag("host", "0.0.0.0", "ADDR", "address both ports bind to"),
-    _Flag(
+    _flag("host", "0.0.0.0", "ADDR", "address both ports bind to"),
+    _flag(
         "grpc-port",
         "6000",
         "PORT",
         "gRPC port: externalscaler.ExternalScaler, grpc.health.v1, reflection",
     ),
-    _Flag("http-port", "9102", "PORT", "HTTP port: /metrics, /healthz, /readyz, /v1/targets"),
-    _Flag("poll-interval", "1.0", "SECONDS", "seconds between polls of one target's pods"),
-    _Flag("pod-timeout", "0.25", "SECONDS", "seconds one pod may take to answer"),
-    _Flag("tls-cert", None, "PATH", "PEM certificate for the gRPC port (enables TLS)", "none"),
-    _Flag("tls-key", None, "PATH", "PEM private key for --tls-cert", "none"),
-    _Flag(
+    _flag("http-port", "9102", "PORT", "HTTP port: /metrics, /healthz, /readyz, /v1/targets"),
+    _flag("poll-interval", "1.0", "SECONDS", "seconds between polls of one target's pods"),
+    _flag("pod-timeout", "0.25", "SECONDS", "seconds one pod may take to answer"),
+    _flag("tls-cert", None, "PATH", "PEM certificate for the gRPC port (enables TLS)", "none"),
+    _flag("tls-key", None, "PATH", "PEM private key for --tls-cert", "none"),
+    _flag(
         "tls-client-ca",
         None,
         "PATH",
         "PEM CA bundle; when set, clients must present a certificate it signed (mTLS)",
         "none",
     ),
-    _Flag(
+    _flag(
         "allowed-hosts",
         DEFAULT_ALLOWED_HOSTS,
         "GLOBS",
         "comma-separated host patterns that `service` and `endpoints` triggers may name",
     ),
-    _Flag(
+    _flag(
         "dns-server",
         None,
         "ADDR",
         "IP address (with an optional :port) of the DNS server for `service` lookups",
         "the servers of /etc/resolv.conf",
     ),
-    _Flag(
+    _flag(
         "pod-token-file",
         None,
         "PATH",
         "file holding a bearer token sent to the pods' /v1/bucket (re-read when it changes)",
         "none: no token",
     ),
-    _Flag(
+    _flag(
         "kubeconfig",
         None,
         "PATH",
         "kubeconfig for reading `endpointSlices` targets from the Kubernetes API",
         "the pod's in-cluster configuration",
     ),
-    _Flag(
+    _flag(
         "forget-after",
         "600",
         "SECONDS",
         "seconds after which a target nobody asks about is forgotten",
     ),
-    _Flag(
+    _flag(
         "max-targets",
         "1000",
         "N",
         "targets (distinct sets of pods) polled at once; a trigger naming one more is "
         "refused with RESOURCE_EXHAUSTED",
     ),
-    _Flag(
+    _flag(
         "max-in-flight",
         "64",
         "N",
         "pod requests in flight at once, all targets together; a pod whose turn does not "
         "come within one poll interval counts as a timeout for that cycle",
     ),
-    _Flag(
+    _flag(
         "shutdown-grace", "5", "SECONDS", "seconds in-flight calls may take to finish after SIGTERM"
     ),
-    _Flag("log-level", "info", "LEVEL", f"one of {', '.join(LOG_LEVELS)}"),
+    _flag("log-level", "info", "LEVEL", f"one of {', '.join(LOG_LEVELS)}"),
 )
 
 
-def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     """The `rating-scaler` command line; `--help` documents every flag and its variable."""
     parser = argparse.ArgumentParser(
         prog="rating-scaler",
@@ -153,42 +148,34 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
             "token bucket about once a second and answers KEDA's ExternalScaler gRPC calls "
             "from memory."
         ),
-        epilog=f"Every flag can also be set by the environment variable {ENV_PREFIX}<FLAG>, "
-        "e.g. --poll-interval by RATING_SCALER_POLL_INTERVAL; a flag on the command line wins.",
+        epilog=epilog(next(flag for flag in FLAGS if flag.name == "poll-interval")),
     )
-    for flag in FLAGS:
-        shown = flag.shown_default if flag.shown_default is not None else flag.default
-        parser.add_argument(
-            f"--{flag.name}",
-            default=env.get(flag.env, flag.default),
-            metavar=flag.metavar,
-            help=f"{flag.help} [env {flag.env}, default {shown}]",
-        )
+    add_flags(parser, FLAGS)
     return parser
 
 
 def load(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> ScalerConfig:
     """Parse flags (falling back to the environment) into a checked config."""
     environment = os.environ if env is None else env
-    args = build_parser(environment).parse_args(argv)
+    values = given(FLAGS, vars(build_parser().parse_args(argv)), environment)
     config = ScalerConfig(
-        host=_host(args.host),
-        grpc_port=_port("--grpc-port", args.grpc_port),
-        http_port=_port("--http-port", args.http_port),
-        poll_interval_s=_seconds("--poll-interval", args.poll_interval, 0.05, 3600),
-        pod_timeout_s=_seconds("--pod-timeout", args.pod_timeout, 0.01, 60),
-        tls_cert=_file("--tls-cert", args.tls_cert),
-        tls_key=_file("--tls-key", args.tls_key),
-        tls_client_ca=_file("--tls-client-ca", args.tls_client_ca),
-        allowed_hosts=_hosts(args.allowed_hosts),
-        dns_server=_dns_server(args.dns_server),
-        pod_token_file=_file("--pod-token-file", args.pod_token_file),
-        kubeconfig=_file("--kubeconfig", args.kubeconfig),
-        forget_after_s=_seconds("--forget-after", args.forget_after, 1, 86400),
-        max_targets=_count("--max-targets", args.max_targets, 1, MAX_TARGETS),
-        max_in_flight=_count("--max-in-flight", args.max_in_flight, 1, MAX_IN_FLIGHT),
-        shutdown_grace_s=_seconds("--shutdown-grace", args.shutdown_grace, 0, 600),
-        log_level=_choice("--log-level", args.log_level, LOG_LEVELS),
+        host=_host(values["host"]),
+        grpc_port=_port(values["grpc-port"]),
+        http_port=_port(values["http-port"]),
+        poll_interval_s=_seconds(values["poll-interval"], 0.05, 3600),
+        pod_timeout_s=_seconds(values["pod-timeout"], 0.01, 60),
+        tls_cert=_file(values.get("tls-cert")),
+        tls_key=_file(values.get("tls-key")),
+        tls_client_ca=_file(values.get("tls-client-ca")),
+        allowed_hosts=_hosts(values["allowed-hosts"]),
+        dns_server=_dns_server(values.get("dns-server")),
+        pod_token_file=_token_file(values.get("pod-token-file")),
+        kubeconfig=_file(values.get("kubeconfig")),
+        forget_after_s=_seconds(values["forget-after"], 1, 86400),
+        max_targets=_count(values["max-targets"], 1, MAX_TARGETS),
+        max_in_flight=_count(values["max-in-flight"], 1, MAX_IN_FLIGHT),
+        shutdown_grace_s=_seconds(values["shutdown-grace"], 0, 600),
+        log_level=_choice(values["log-level"], LOG_LEVELS),
     )
     _check_tls(config)
     if config.tls:
@@ -201,54 +188,70 @@ def load(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     return config
 
 
-def _host(value: str) -> str:
-    if not value or any(ch.isspace() for ch in value):
-        raise ConfigError(f"--host: {value!r} is not an address")
-    return value
+def _host(value: Given) -> str:
+    if not value.text or any(ch.isspace() for ch in value.text):
+        raise ConfigError(f"{value.source}: {value.text!r} is not an address")
+    return value.text
 
 
-def _port(flag: str, value: str) -> int:
-    number = parse_integer(value.strip())
+def _port(value: Given) -> int:
+    number = parse_integer(value.text.strip())
     if number is None or not 0 <= number <= 65535:
-        raise ConfigError(f"{flag}: {value!r} is not a port number (0-65535)")
+        raise ConfigError(f"{value.source}: {value.text!r} is not a port number (0-65535)")
     return number
 
 
-def _count(flag: str, value: str, low: int, high: int) -> int:
-    number = parse_integer(value.strip())
+def _count(value: Given, low: int, high: int) -> int:
+    number = parse_integer(value.text.strip())
     if number is None or not low <= number <= high:
-        raise ConfigError(f"{flag}: {value!r} is not a whole number in [{low}, {high}]")
+        raise ConfigError(
+            f"{value.source}: {value.text!r} is not a whole number in [{low}, {high}]"
+        )
     return number
 
 
-def _seconds(flag: str, value: str, low: float, high: float) -> float:
-    number = parse_decimal(value.strip())
+def _seconds(value: Given, low: float, high: float) -> float:
+    number = parse_decimal(value.text.strip())
     if number is None or not low <= number <= high:
-        raise ConfigError(f"{flag}: {value!r} is not a number of seconds in [{low:g}, {high:g}]")
+        raise ConfigError(
+            f"{value.source}: {value.text!r} is not a number of seconds in [{low:g}, {high:g}]"
+        )
     return number
 
 
-def _file(flag: str, value: str | None) -> Path | None:
-    if not value:
+def _file(value: Given | None) -> Path | None:
+    if value is None or not value.text:
         return None
-    path = Path(value)
+    path = Path(value.text)
     if path.is_dir():
-        raise ConfigError(f"{flag}: {value} is a directory, not a file")
+        raise ConfigError(f"{value.source}: {value.text} is a directory, not a file")
     if not path.is_file():
-        raise ConfigError(f"{flag}: no such file: {value}")
+        raise ConfigError(f"{value.source}: no such file: {value.text}")
     return path
 
 
-def _hosts(value: str) -> HostPolicy:
-    patterns = tuple(part.strip() for part in value.split(",") if part.strip())
+def _token_file(value: Given | None) -> Path | None:
+    """A file that holds a usable token now: the rating service's rule for its own."""
+    path = _file(value)
+    if path is not None and value is not None:
+        try:
+            read_token(path)
+        except TokenFileError as exc:
+            raise ConfigError(f"{value.source}: {exc}") from None
+    return path
+
+
+def _hosts(value: Given) -> HostPolicy:
+    patterns = tuple(part.strip() for part in value.text.split(",") if part.strip())
     if not patterns:
-        raise ConfigError("--allowed-hosts: give at least one host pattern")
+        raise ConfigError(f"{value.source}: give at least one host pattern")
     return HostPolicy(patterns)
 
 
-def _dns_server(value: str | None) -> tuple[str, int] | None:
-    if not value:
+def _dns_server(given_value: Given | None) -> tuple[str, int] | None:
+    if given_value is None or not given_value.text:
         return None
+    value, source = given_value.text, given_value.source
     host, sep, port = value.rpartition(":")
     if not sep or (":" in host and not host.startswith("[")):
         host, port = value, "53"
@@ -259,14 +262,14 @@ def _dns_server(value: str | None) -> tuple[str, int] | None:
         host = ""
     number = parse_integer(port)
     if not host or number is None or not 1 <= number <= 65535:
-        raise ConfigError(f"--dns-server: {value!r} is not an IP address with an optional :port")
+        raise ConfigError(f"{source}: {value!r} is not an IP address with an optional :port")
     return host, number
 
 
-def _choice(flag: str, value: str, choices: Sequence[str]) -> str:
-    if value.lower() not in choices:
-        raise ConfigError(f"{flag}: {value!r} is not one of {', '.join(choices)}")
-    return value.lower()
+def _choice(value: Given, choices: Sequence[str]) -> str:
+    if value.text.lower() not in choices:
+        raise ConfigError(f"{value.source}: {value.text!r} is not one of {', '.join(choices)}")
+    return value.text.lower()
 
 
 def _check_tls(config: ScalerConfig) -> None:

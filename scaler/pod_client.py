@@ -4,9 +4,7 @@ over a shared keep-alive pool."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
-from pathlib import Path
 
 import aiohttp
 from yarl import URL
@@ -19,30 +17,6 @@ BUCKET_PATH = "/v1/bucket"
 MAX_BODY_BYTES = 64 * 1024
 
 
-class TokenFile:
-    """A bearer token in a file mounted from a Secret, re-read when the file changes."""
-
-    def __init__(self, path: Path, check_every_s: float = 1.0) -> None:
-        self._path = path
-        self._check_every_s = check_every_s
-        self._checked_at = -float("inf")
-        self._mtime_ns: int | None = None
-        self._token: str | None = None
-
-    def __call__(self) -> str | None:
-        now = time.monotonic()
-        if now - self._checked_at >= self._check_every_s:
-            self._checked_at = now
-            try:
-                mtime_ns = self._path.stat().st_mtime_ns
-                if mtime_ns != self._mtime_ns:
-                    self._token = self._path.read_text().strip() or None
-                    self._mtime_ns = mtime_ns
-            except OSError:
-                pass  # a Secret being swapped: keep the token we had
-        return self._token
-
-
 class PodClient:
     """Fetches `/v1/bucket` from many pods at once; every request is bounded in time and size."""
 
@@ -50,7 +24,7 @@ class PodClient:
         self,
         timeout_s: float,
         max_body_bytes: int = MAX_BODY_BYTES,
-        token: Callable[[], str | None] = lambda: None,
+        token: Callable[[], bytes | None] = lambda: None,
     ) -> None:
         self._token = token
         self._urls: dict[tuple[str, int], URL] = {}
@@ -106,8 +80,8 @@ class PodClient:
             raise PodError("protocol", f"{type(exc).__name__}: {exc}") from None
 
     async def _get(self, url: URL, with_token: bool) -> bytes:
-        token = self._token() if with_token else None
-        headers = {"Authorization": f"Bearer {token}"} if token else None
+        token = self._token() if with_token else None  # visible ASCII: common.token_file checks it
+        headers = {"Authorization": f"Bearer {token.decode('ascii')}"} if token else None
         async with self._client().get(url, allow_redirects=False, headers=headers) as response:
             if response.status in (401, 403):
                 hint = "the pod wants a bearer token: check --pod-token-file"

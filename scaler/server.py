@@ -22,13 +22,15 @@ from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry
 
+from common.listener import ListenError, listen
+from common.token_file import TokenFile
 from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
 from scaler.config import ConfigError, ScalerConfig, read_tls
 from scaler.discovery import Discoveries
 from scaler.http import make_app
 from scaler.metrics import ScalerMetrics, TargetsCollector
-from scaler.pod_client import PodClient, TokenFile
+from scaler.pod_client import PodClient
 from scaler.poller import SeriesStore, TargetPoller
 from scaler.servicer import ExternalScalerServicer, TriggerCache
 from scaler.target_key import TargetKey
@@ -183,16 +185,11 @@ def _grpc_server(
 
 
 def _listen(host: str, port: int, flag: str) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    """`common.listener.listen`, its failure a StartError like every other."""
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(128)
-    except OSError as exc:
-        sock.close()
-        raise StartError(f"{flag}: cannot listen on {host}:{port}: {exc.strerror}") from None
-    return sock
+        return listen(host, port, flag)
+    except ListenError as exc:
+        raise StartError(str(exc)) from None
 
 
 def _bind_grpc(server: grpc.aio.Server, config: ScalerConfig) -> int:

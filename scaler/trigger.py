@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from scaler.numbers import parse_decimal, parse_integer
+from common.numbers import parse_decimal, parse_integer
 from scaler.policy import HostPolicy, namespace_problem
 from scaler.target_key import ActivatorKey, TargetKey
 

@@ -14,8 +14,10 @@ from pathlib import Path
 import grpc
 import orjson
 import pytest
+from starlette.types import Message, Receive, Scope, Send
 
-from api.auth import TokenFile
+from api.auth import BearerAuth
+from common.token_file import TokenFile
 from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
 from tests.procs import Proc, start_rating_api, start_scaler
@@ -98,23 +100,24 @@ def test_a_new_token_in_the_file_replaces_the_old(guarded_pod: Proc, token_file:
     assert get(url, f"Bearer {TOKEN}")[0] == 401
 
 
-def test_token_file_keeps_the_last_token_and_rechecks_at_most_once_a_second(
-    tmp_path: Path,
-) -> None:
-    path = tmp_path / "token"
-    path.write_text("first\n")
-    now_s = [0.0]
-    token = TokenFile(str(path), clock=lambda: now_s[0])
-    assert token.token() == b"first"
-    path.write_text("second")
-    os.utime(path, ns=(1, 1))
-    now_s[0] = 0.5
-    assert token.token() == b"first"  # not looked at again yet
-    now_s[0] = 1.5
-    assert token.token() == b"second"
-    path.unlink()
-    now_s[0] = 3.0
-    assert token.token() == b"second"  # briefly missing during an update: keep the last
+async def test_no_token_read_lets_nobody_in_not_even_an_empty_bearer(tmp_path: Path) -> None:
+    reached: list[str] = []
+    sent: list[Message] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        reached.append(scope["path"])
+
+    async def receive() -> Message:
+        return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    guard = BearerAuth(app, TokenFile(tmp_path / "not-there"), frozenset({"/v1/bucket"}))
+    scope = {"type": "http", "path": "/v1/bucket", "headers": [(b"authorization", b"Bearer ")]}
+    await guard(scope, receive, send)
+    assert reached == []
+    assert sent[0]["status"] == 401
 
 
 @pytest.mark.parametrize(
@@ -122,6 +125,7 @@ def test_token_file_keeps_the_last_token_and_rechecks_at_most_once_a_second(
     [
         pytest.param(None, "cannot be read", id="missing"),
         pytest.param("\n", "is empty", id="empty"),
+        pytest.param("two words\n", "no bearer token", id="not-a-token"),
     ],
 )
 def test_an_unusable_token_file_stops_start_up_naming_the_flag(

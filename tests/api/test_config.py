@@ -69,7 +69,7 @@ def test_each_flag_reads_its_variable_and_the_flag_wins(
     ("argv", "environ", "message"),
     [
         (["--bucket-rate", "0"], {}, "--bucket-rate [RATING_API_BUCKET_RATE] must be > 0"),
-        (["--bucket-rate", "nan"], {}, "--bucket-rate [RATING_API_BUCKET_RATE] must be > 0"),
+        (["--bucket-rate", "nan"], {}, "--bucket-rate: 'nan' is not a valid per_s"),
         (
             ["--bucket-capacity", "0.5"],
             {},

@@ -243,6 +243,7 @@ CONTEXT = {
     "pyproject.toml": False,
     "README.md": False,
     "api/__main__.py": False,
+    "common/flags.py": False,
     "scaler/_proto/__init__.py": False,
     "api/__pycache__/app.cpython-311.pyc": True,
     "scaler/poller.pyc": True,
@@ -311,6 +312,6 @@ def test_the_build_context_installs_both_commands(tmp_path: Path) -> None:
         scripts = archive.read(entry_points).decode()
     assert "rating-api = api.__main__:main" in scripts
     assert "rating-scaler = scaler.__main__:main" in scripts
-    assert {"api/__main__.py", "scaler/__main__.py"} <= names
+    assert {"api/__main__.py", "scaler/__main__.py", "common/token_file.py"} <= names
     assert [n for n in names if n.startswith("scaler/_proto/") and n.endswith("_pb2.py")]
     assert not [n for n in names if n.startswith("tests/")]

@@ -162,6 +162,7 @@ def _tree(root: Path) -> Path:
         "README.md": "# r\n",
         "api/app.py": "A = 1\n",
         "scaler/server.py": "S = 1\n",
+        "common/flags.py": "F = 1\n",
         "tests/test_x.py": "T = 1\n",
     }.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
@@ -172,6 +173,7 @@ def _tree(root: Path) -> Path:
 EDITS = {
     "source": ("api/app.py", "A = 2\n", True),
     "new-module": ("scaler/poller.py", "P = 1\n", True),
+    "shared-source": ("common/flags.py", "F = 2\n", True),
     "dockerfile": ("Dockerfile", "FROM y\n", True),
     "readme": ("README.md", "# s\n", True),
     "bytecode": ("api/__pycache__/app.cpython-311.pyc", "x", False),

@@ -14,7 +14,6 @@ from harness.fakepods import FakePod
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
 from scaler.config import DEFAULT_HOST_POLICY
 from scaler.metrics import PREFIX
-from scaler.numbers import parse_decimal, parse_integer
 from scaler.scaling import MAX_REPLICAS, desired_replicas
 from scaler.server import Scaler
 from scaler.target_key import TargetKey
@@ -77,32 +76,6 @@ def test_the_documented_bounds_themselves_are_accepted(
 ) -> None:
     trigger = parse_trigger(ENDPOINTS | metadata, DEFAULT_HOST_POLICY)
     assert getattr(trigger, attribute) == expected
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        pytest.param("5", 5.0, id="integer"),
-        pytest.param("-0.25", -0.25, id="negative"),
-        pytest.param("1e3", 1000.0, id="exponent"),
-        pytest.param(".5", 0.5, id="leading-dot"),
-        pytest.param(ARABIC_INDIC_5, None, id="arabic-indic"),
-        pytest.param(FULL_WIDTH_5, None, id="full-width"),
-        pytest.param("nan", None, id="nan"),
-        pytest.param("inf", None, id="inf"),
-        pytest.param("1e400", None, id="overflow"),
-        pytest.param("1_0", None, id="underscore"),
-        pytest.param("0x10", None, id="hex"),
-    ],
-)
-def test_parse_decimal(text: str, expected: float | None) -> None:
-    assert parse_decimal(text) == expected
-
-
-def test_parse_integer_takes_ascii_digits_only() -> None:
-    assert parse_integer("6000") == 6000
-    assert parse_integer("\u0666\u0660\u0660\u0660") is None  # Arabic-Indic 6000
-    assert parse_integer("-1") is None and parse_integer("") is None
 
 
 @pytest.mark.parametrize(

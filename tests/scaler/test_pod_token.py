@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -13,23 +12,32 @@ import pytest
 from harness.fakepods import FakePod
 from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
-from scaler.pod_client import TokenFile
+from scaler.config import ConfigError, load
 from scaler.server import start
 from tests.scaler.conftest import ref, with_config
 
 PodFactory = Callable[..., Awaitable[FakePod]]
 
 
-def test_token_file_is_reread_when_it_changes(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        pytest.param("\n", "is empty", id="empty"),
+        pytest.param("two words\n", "no bearer token", id="not-a-token"),
+    ],
+)
+def test_an_unusable_token_file_stops_start_up_naming_the_flag(
+    tmp_path: Path, content: str, problem: str
+) -> None:
+    """The rating service's rule for its own token file (tests/api/test_auth.py)."""
     path = tmp_path / "token"
-    path.write_text("first\n")
-    token = TokenFile(path, check_every_s=0.0)
-    assert token() == "first"
-    path.write_text("second")
-    os.utime(path, ns=(1, 1))  # a new mtime, as a Secret update gives
-    assert token() == "second"
-    path.unlink()
-    assert token() == "second"  # a file briefly missing keeps the last token
+    path.write_text(content)
+    with pytest.raises(ConfigError, match=f"^--pod-token-file: .*{problem}"):
+        load(["--pod-token-file", str(path)], {})
+    with pytest.raises(
+        ConfigError, match=r"^--pod-token-file \(from RATING_SCALER_POD_TOKEN_FILE\)"
+    ):
+        load([], {"RATING_SCALER_POD_TOKEN_FILE": str(path)})
 
 
 @pytest.mark.parametrize(

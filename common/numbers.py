@@ -1,8 +1,9 @@
-"""Numbers as the scaler accepts them from clients and flags: ASCII decimal only.
+"""Numbers as both services accept them from flags, and the scaler from triggers: ASCII
+decimal only.
 
 Python's `int()` and `float()` also take Arabic-Indic or full-width digits, `_`
-separators, `inf` and `nan`; a trigger or a flag must not. This module imports
-nothing from the project.
+separators, `inf` and `nan`; a trigger or a flag must not. A text that is not such a
+number gives None, and the caller says which flag or key it was.
 """
 
 from __future__ import annotations
