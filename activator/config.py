@@ -1,9 +1,10 @@
 """Configuration of the activator: one frozen dataclass, built from flags and environment.
 
 Every flag `--some-flag` falls back to the environment variable
-`RATING_ACTIVATOR_SOME_FLAG`, then to its default; a flag on the command line wins.
-`--pod-name` also falls back to `POD_NAME` (the downward API), then to the host name.
-This is the only module of the activator that reads `os.environ`.
+`RATING_ACTIVATOR_SOME_FLAG`, then to its default; a flag on the command line wins
+(`common.flags`, as in the other two commands). `--pod-name` also falls back to
+`POD_NAME` (the downward API), then to the host name. This is the only module of the
+activator that reads `os.environ`.
 """
 
 from __future__ import annotations
@@ -14,12 +15,16 @@ import os
 import re
 import socket
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Literal, get_args
+
+from common.flags import Flag, Given, add_flags, epilog, given
+from common.numbers import parse_decimal, parse_integer
 
 LogLevel = Literal["debug", "info", "warning", "error"]
 ENV_PREFIX = "RATING_ACTIVATOR_"
 MIB = 1024 * 1024
+_DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 _NAMESPACED_SERVICE = re.compile(
     r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?/[a-z]([-a-z0-9]{0,61}[a-z0-9])?$"
 )
@@ -44,6 +49,12 @@ class ActivatorConfig:
     """With --endpoint-slices: the rating pods' public port."""
     kubeconfig: str = ""
     """With --endpoint-slices: empty means the in-cluster service account."""
+    public_service: str = ""
+    """The selector-less public Service whose EndpointSlice this keeps; empty: none."""
+    activator_service: str = "rating-activator"
+    """This activator's own Service: its ready pods take the public traffic at zero."""
+    lease: str = "rating-activator"
+    """The Lease that keeps one writer of the public EndpointSlice."""
     hold_timeout_s: float = 30.0
     max_held: int = 1000
     forward_timeout_s: float = 30.0
@@ -81,6 +92,16 @@ class ActivatorConfig:
             not self.endpoint_slices or bool(_NAMESPACED_SERVICE.match(self.endpoint_slices)),
             "must be namespace/service (lower-case DNS labels)",
         )
+        _require(
+            self,
+            "public_service",
+            not self.public_service or bool(self.endpoint_slices),
+            "needs --endpoint-slices: the public EndpointSlice lives in the cluster",
+        )
+        for dest in ("public_service", "activator_service", "lease"):
+            name = getattr(self, dest)
+            ok = (not name and dest == "public_service") or bool(_DNS_LABEL.match(name))
+            _require(self, dest, ok, "must be a lower-case DNS label")
         _require(self, "hold_timeout_s", _finite_above(self.hold_timeout_s, 0.0), "must be > 0")
         _require(self, "max_held", self.max_held >= 1, "must be >= 1")
         _require(
@@ -105,121 +126,129 @@ class ActivatorConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class _Flag:
-    """One command-line flag of `ActivatorConfig`: how to read it and what it means."""
+class _Setting:
+    """One field of `ActivatorConfig` and its flag; `parse` gives None for text it refuses."""
 
     dest: str
-    parse: Callable[[str], object]
-    help: str
-    metavar: str
-
-    @property
-    def flag(self) -> str:
-        return "--" + self.dest.removesuffix("_s").replace("_", "-")
-
-    @property
-    def env(self) -> str:
-        return ENV_PREFIX + self.flag[2:].replace("-", "_").upper()
+    parse: Callable[[str], object | None]
+    flag: Flag
 
 
-def _whole(raw: str) -> int:
-    """`int`, but of ASCII only: `int` also takes Arabic-Indic digits and '1_000'."""
-    if not raw.isascii() or "_" in raw:
-        raise ValueError(raw)
-    return int(raw)
-
-
-def _decimal(raw: str) -> float:
-    """`float`, but of ASCII only: `float` also takes Arabic-Indic digits and '1_0'."""
-    if not raw.isascii() or "_" in raw:
-        raise ValueError(raw)
-    return float(raw)
+def _setting(dest: str, parse: Callable[[str], object | None], help: str, metavar: str) -> _Setting:
+    """The field `dest`'s flag: `hold_timeout_s` is `--hold-timeout`."""
+    default = _FIELDS[dest].default
+    shown = "$POD_NAME or host name" if default is MISSING else repr(default)
+    name = dest.removesuffix("_s").replace("_", "-")
+    return _Setting(dest, parse, Flag(ENV_PREFIX, name, metavar, help, shown_default=shown))
 
 
 _LEVELS = ", ".join(get_args(LogLevel))
-_FLAGS = (
-    _Flag("host", str, "bind address for both ports", "ADDR"),
-    _Flag("port", _whole, "public port: every path of rating-api's, held or forwarded", "PORT"),
-    _Flag(
+_FIELDS = {f.name: f for f in fields(ActivatorConfig)}
+_SETTINGS = (
+    _setting("host", str, "bind address for both ports", "ADDR"),
+    _setting(
+        "port", parse_integer, "public port: every path of rating-api's, held or forwarded", "PORT"
+    ),
+    _setting(
         "admin_port",
-        _whole,
+        parse_integer,
         "admin port: /metrics, /healthz, /readyz, /v1/held (what the scaler reads)",
         "PORT",
     ),
-    _Flag(
+    _setting(
         "endpoint_slices",
         str,
         "namespace/service of the rating pods: their EndpointSlices (ready, not terminating)",
         "NS/SERVICE",
     ),
-    _Flag(
+    _setting(
         "endpoints_file",
         str,
         "instead, for local runs: one host:port of a ready pod's public port per line, "
         "re-read when it changes; an empty file means no pod",
         "PATH",
     ),
-    _Flag("pod_port", _whole, "with --endpoint-slices: the rating pods' public port", "PORT"),
-    _Flag(
+    _setting("pod_port", parse_integer, "with --endpoint-slices: the pods' public port", "PORT"),
+    _setting(
         "kubeconfig",
         str,
         "with --endpoint-slices: a kubeconfig file; empty: the in-cluster service account",
         "PATH",
     ),
-    _Flag(
+    _setting(
+        "public_service",
+        str,
+        "the public Service (no selector) whose EndpointSlice this keeps: the ready rating "
+        "pods, or this Service's activators while none is; empty: leave it alone",
+        "NAME",
+    ),
+    _setting(
+        "activator_service",
+        str,
+        "the activators' own Service, in the same namespace: its ready pods are the public "
+        "Service's endpoints while no rating pod is ready",
+        "NAME",
+    ),
+    _setting(
+        "lease",
+        str,
+        "the Lease (same namespace) that lets one activator at a time write the slice",
+        "NAME",
+    ),
+    _setting(
         "hold_timeout_s",
-        _decimal,
+        parse_decimal,
         "most seconds a request waits for a ready pod; then 503 with Retry-After",
         "SECONDS",
     ),
-    _Flag("max_held", _whole, "requests held at once; one more gets 503 at once", "N"),
-    _Flag(
+    _setting("max_held", parse_integer, "requests held at once; one more gets 503 at once", "N"),
+    _setting(
         "forward_timeout_s",
-        _decimal,
+        parse_decimal,
         "most seconds a pod may take to answer a forwarded request; then 504",
         "SECONDS",
     ),
-    _Flag("pod_name", str, "this activator's name in /v1/held and the logs", "NAME"),
-    _Flag("max_body_bytes", _whole, "largest request body; larger gets 413", "BYTES"),
-    _Flag(
+    _setting("pod_name", str, "this activator's name in /v1/held, the Lease and the logs", "NAME"),
+    _setting("max_body_bytes", parse_integer, "largest request body; larger gets 413", "BYTES"),
+    _setting(
         "max_header_bytes",
-        _whole,
+        parse_integer,
         "largest request line plus headers; larger gets 431 and the connection closes",
         "BYTES",
     ),
-    _Flag(
+    _setting(
         "keep_alive_timeout_s",
-        _decimal,
+        parse_decimal,
         "seconds an idle keep-alive connection stays open",
         "SECONDS",
     ),
-    _Flag(
+    _setting(
         "request_timeout_s",
-        _decimal,
+        parse_decimal,
         "most seconds a request's headers, then its body, may take to arrive; slower gets 408",
         "SECONDS",
     ),
-    _Flag(
+    _setting(
         "max_connections",
-        _whole,
+        parse_integer,
         "open connections per port (more than --max-held); one more gets 503",
         "N",
     ),
-    _Flag(
+    _setting(
         "shutdown_delay_s",
-        _decimal,
+        parse_decimal,
         "seconds to keep serving after SIGTERM while /readyz says 503",
         "SECONDS",
     ),
-    _Flag(
+    _setting(
         "drain_timeout_s",
-        _decimal,
+        parse_decimal,
         "most seconds held and in-flight requests get to finish on shutdown",
         "SECONDS",
     ),
-    _Flag("log_level", str.lower, f"one of {_LEVELS}", "LEVEL"),
+    _setting("log_level", str.lower, f"one of {_LEVELS}", "LEVEL"),
 )
-_FLAG_BY_DEST = {flag.dest: flag for flag in _FLAGS}
+_SETTING_BY_DEST = {setting.dest: setting for setting in _SETTINGS}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -228,18 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="rating-activator",
         description="OpenClaw Rating API Edge activator: holds requests while no rating pod "
         "is ready, wakes the fleet through the scaler, and forwards them once a pod is.",
-        epilog=f"Every flag can also be set by the environment variable {ENV_PREFIX}<FLAG>, "
-        "e.g. --hold-timeout by RATING_ACTIVATOR_HOLD_TIMEOUT; a flag on the command line wins.",
+        epilog=epilog(_SETTING_BY_DEST["hold_timeout_s"].flag),
     )
-    defaults = {f.name: f.default for f in fields(ActivatorConfig)}
-    for flag in _FLAGS:
-        default = defaults[flag.dest] if flag.dest != "pod_name" else "$POD_NAME or host name"
-        parser.add_argument(
-            flag.flag,
-            dest=flag.dest,
-            metavar=flag.metavar,
-            help=f"{flag.help} [env {flag.env}, default {default!r}]",
-        )
+    add_flags(parser, (setting.flag for setting in _SETTINGS))
     return parser
 
 
@@ -248,43 +268,46 @@ def load(
 ) -> ActivatorConfig:
     """Parse `argv` with `environ` as fallback; on a bad value print usage and exit 2."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = vars(parser.parse_args(argv))
     try:
-        return from_values(vars(args), os.environ if environ is None else environ)
+        values = {s.dest: args[s.flag.name] for s in _SETTINGS}
+        return from_values(values, os.environ if environ is None else environ)
     except ConfigError as exc:
         parser.error(str(exc))
 
 
-def from_values(given: Mapping[str, str | None], environ: Mapping[str, str]) -> ActivatorConfig:
-    """An `ActivatorConfig` from raw flag strings (None when not given) and the environment."""
-    values: dict[str, object] = {}
-    for flag in _FLAGS:
-        raw, source = given.get(flag.dest), flag.flag
-        if raw is None and flag.env in environ:
-            raw, source = environ[flag.env], f"{flag.flag} (from {flag.env})"
-        if raw is None and flag.dest == "pod_name":
-            raw, source = environ.get("POD_NAME"), f"{flag.flag} (from POD_NAME)"
-        if raw is not None:
-            values[flag.dest] = _parse(flag, raw, source)
-    return ActivatorConfig(**values)  # type: ignore[arg-type]
+def from_values(values: Mapping[str, str | None], environ: Mapping[str, str]) -> ActivatorConfig:
+    """An `ActivatorConfig` from raw flag strings by field (None when not given) and the
+    environment."""
+    found = given(
+        (setting.flag for setting in _SETTINGS),
+        {setting.flag.name: values.get(setting.dest) for setting in _SETTINGS},
+        environ,
+    )
+    pod_name = _SETTING_BY_DEST["pod_name"].flag
+    if pod_name.name not in found and "POD_NAME" in environ:
+        found[pod_name.name] = Given(environ["POD_NAME"], f"{pod_name.option} (from POD_NAME)")
+    parsed = {s.dest: _parse(s, found[s.flag.name]) for s in _SETTINGS if s.flag.name in found}
+    return ActivatorConfig(**parsed)  # type: ignore[arg-type]
 
 
 def describe(config: ActivatorConfig) -> str:
     """One log line: the effective value of every setting, by flag name."""
-    return " ".join(f"{flag.flag[2:]}={getattr(config, flag.dest)}" for flag in _FLAGS)
+    return " ".join(f"{s.flag.name}={getattr(config, s.dest)}" for s in _SETTINGS)
 
 
-def _parse(flag: _Flag, raw: str, source: str) -> object:
-    try:
-        return flag.parse(raw.strip())
-    except ValueError:
-        raise ConfigError(f"{source}: {raw!r} is not a valid {flag.metavar.lower()}") from None
+def _parse(setting: _Setting, value: Given) -> object:
+    parsed = setting.parse(value.text.strip())
+    if parsed is None:
+        metavar = setting.flag.metavar.lower()
+        raise ConfigError(f"{value.source}: {value.text!r} is not a valid {metavar}")
+    return parsed
 
 
 def _require(config: ActivatorConfig, dest: str, ok: bool, message: str) -> None:
     if not ok:
-        flag = _FLAG_BY_DEST[dest]
-        raise ConfigError(f"{flag.flag} [{flag.env}] {message}, got {getattr(config, dest)!r}")
+        label = _SETTING_BY_DEST[dest].flag.label
+        raise ConfigError(f"{label} {message}, got {getattr(config, dest)!r}")
 
 
 def _finite_at_least(value: float, low: float) -> bool:
