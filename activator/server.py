@@ -15,6 +15,7 @@ import math
 import signal
 import socket
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 import uvicorn
@@ -28,9 +29,11 @@ from activator.forward import Forwarder
 from activator.hold import Holds
 from activator.metrics import ActivatorMetrics
 from activator.pods import EndpointsFile, EndpointSlicePods, PodSource
+from activator.publish import Desired, Lease, SliceWriter
 from api.protocol import BoundedHttpToolsProtocol, ConnectionLimits, bounded_protocol
 from api.server import _Server as GracefulServer
 from common.listener import listen
+from scaler.discovery.endpointslices import KubeApi
 
 log = logging.getLogger("activator")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -77,7 +80,23 @@ async def serve(config: ActivatorConfig) -> int:
     activator = build(config)
     servers = [_server(PublicApp(activator), activator), _server(admin_app(activator), activator)]
     _handle_signals(activator, servers)
-    follow = asyncio.create_task(pod_source(config).run(activator.holds.set_pods), name="pods")
+    desired = Desired()
+
+    def ready_pods(pods: Sequence[str]) -> None:
+        activator.holds.set_pods(pods)
+        desired.set_rating_pods(pods)
+
+    tasks = [asyncio.create_task(pod_source(config).run(ready_pods), name="pods")]
+    writer = _writer(config, desired)
+    if writer is not None:
+        activators = EndpointSlicePods(
+            config.endpoint_slices.split("/")[0],
+            config.activator_service,
+            config.port,
+            Path(config.kubeconfig) if config.kubeconfig else None,
+        )
+        tasks.append(asyncio.create_task(activators.run(desired.set_activators), name="peers"))
+        tasks.append(asyncio.create_task(writer.run(), name="public slice"))
     log.info(
         "rating-activator ready: public %s admin %s, pods from %s, hold %gs, at most %d held",
         _address(public_socket),
@@ -89,11 +108,24 @@ async def serve(config: ActivatorConfig) -> int:
     try:
         await asyncio.gather(servers[0].serve([public_socket]), servers[1].serve([admin_socket]))
     finally:
-        follow.cancel()
-        await asyncio.gather(follow, return_exceptions=True)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if writer is not None:
+            await writer.close()
         await activator.forwarder.close()
     log.info("rating-activator stopped")
     return EXIT_OK
+
+
+def _writer(config: ActivatorConfig, desired: Desired) -> SliceWriter | None:
+    """The public EndpointSlice's writer (one per activator; the Lease picks who writes)."""
+    if not config.public_service:
+        return None
+    namespace = config.endpoint_slices.split("/")[0]
+    api = KubeApi(Path(config.kubeconfig) if config.kubeconfig else None)
+    lease = Lease(api, namespace, config.lease, config.pod_name)
+    return SliceWriter(api, namespace, config.public_service, config.pod_port, desired, lease)
 
 
 def _server(app: ASGIApp, activator: Activator) -> GracefulServer:

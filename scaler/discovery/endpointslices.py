@@ -42,10 +42,14 @@ class KubeApi:
         self._lock = asyncio.Lock()
 
     async def discovery_v1(self) -> client.DiscoveryV1Api:
+        return client.DiscoveryV1Api(await self.api_client())
+
+    async def api_client(self) -> client.ApiClient:
+        """The one client, configured on first use; raises DiscoveryError without an API."""
         async with self._lock:
             if self._client is None:
                 self._client = client.ApiClient(await self._configuration())
-        return client.DiscoveryV1Api(self._client)
+        return self._client
 
     async def _configuration(self) -> client.Configuration:
         configuration = client.Configuration()
