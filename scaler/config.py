@@ -248,13 +248,12 @@ def _hosts(value: Given) -> HostPolicy:
     return HostPolicy(patterns)
 
 
-def _dns_server(given_value: Given | None) -> tuple[str, int] | None:
-    if given_value is None or not given_value.text:
+def _dns_server(value: Given | None) -> tuple[str, int] | None:
+    if value is None or not value.text:
         return None
-    value, source = given_value.text, given_value.source
-    host, sep, port = value.rpartition(":")
+    host, sep, port = value.text.rpartition(":")
     if not sep or (":" in host and not host.startswith("[")):
-        host, port = value, "53"
+        host, port = value.text, "53"
     host = host.strip("[]")
     try:
         ipaddress.ip_address(host)
@@ -262,7 +261,9 @@ def _dns_server(given_value: Given | None) -> tuple[str, int] | None:
         host = ""
     number = parse_integer(port)
     if not host or number is None or not 1 <= number <= 65535:
-        raise ConfigError(f"{source}: {value!r} is not an IP address with an optional :port")
+        raise ConfigError(
+            f"{value.source}: {value.text!r} is not an IP address with an optional :port"
+        )
     return host, number
 
 
