@@ -23,11 +23,16 @@ from pathlib import Path
 from demo.load_control import LoadFailure
 from demo.orchestrate import Settings, run
 from demo.scenarios import SCENARIOS
+from demo.zero import ZeroSettings, run_zero
 from harness import StartError
 from harness.interrupt import Interrupted, until_signal
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:
+        argv = sys.argv[1:]
+    if _zero_asked(argv):
+        return main_zero(argv)
     settings = parse_args(argv)
     if shutil.which(settings.prometheus_binary) is None:
         print("prometheus is not installed: `make system-deps` installs it", file=sys.stderr)
@@ -44,6 +49,43 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _zero_asked(argv: list[str]) -> bool:
+    return any(
+        arg == "--scenario=zero" or (arg == "--scenario" and argv[i + 1 : i + 2] == ["zero"])
+        for i, arg in enumerate(argv)
+    )
+
+
+def main_zero(argv: list[str]) -> int:
+    """`--scenario zero`: one fleet at zero behind a real rating-activator (demo/zero.py)."""
+    parser = argparse.ArgumentParser(prog="python -m demo --scenario zero")
+    parser.add_argument("--scenario", choices=("zero",), required=True)
+    parser.add_argument(
+        "--burst", type=int, default=ZeroSettings.burst_per_s, metavar="PER_S",
+        help="the second wake-up's burst, requests/s, 1-200 (default %(default)s)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--cooldown", type=float, default=ZeroSettings.cooldown_s, metavar="SECONDS",
+        help="KEDA's cooldownPeriod before scaling to 0, 5-300 (default %(default)g)",
+    )  # fmt: skip
+    parser.add_argument("--out", type=Path, default=ZeroSettings.out_dir, metavar="DIR")
+    args = parser.parse_args(argv)
+    if not 1 <= args.burst <= 200:
+        parser.error("--burst: 1 to 200 requests/s")
+    if not 5 <= args.cooldown <= 300:
+        parser.error("--cooldown: 5 to 300 seconds")
+    settings = ZeroSettings(burst_per_s=args.burst, cooldown_s=args.cooldown, out_dir=args.out)
+    try:
+        asyncio.run(until_signal(run_zero(settings, sys.stdout)))
+    except Interrupted as stop:
+        print(f"\ninterrupted ({stop}): every process it started was stopped", flush=True)
+        return 128 + stop.signum
+    except (StartError, RuntimeError, TimeoutError, AssertionError) as failure:
+        print(f"\nthe demo failed: {failure}", flush=True)
+        return 1
+    return 0
+
+
 def parse_args(argv: list[str] | None) -> Settings:
     defaults = Settings()
     parser = argparse.ArgumentParser(
@@ -54,10 +96,11 @@ def parse_args(argv: list[str] | None) -> Settings:
     add = parser.add_argument
     add(
         "--scenario",
-        choices=SCENARIOS,
+        choices=(*SCENARIOS, "zero"),
         default=defaults.scenario,
         help="step: idle, then --step times the starting pods' refill; bursts: quiet load "
-        "with 3 bursts of 5-10x it (default %(default)s)",
+        "with 3 bursts of 5-10x it; zero: one fleet at 0 behind rating-activator, woken "
+        "twice (its own flags: --scenario zero --help) (default %(default)s)",
     )
     add(
         "--seed",
