@@ -141,15 +141,39 @@ async def test_a_full_queue_refuses_at_once_and_keeps_what_it_holds(
     assert await metric(session, service, "openclaw_rating_activator_refused_full_total") == 1
 
 
-async def test_a_client_that_leaves_while_held_no_longer_counts(
-    activator: ActivatorFactory, session: aiohttp.ClientSession
+async def test_a_client_that_hangs_up_while_held_is_never_forwarded(
+    activator: ActivatorFactory,
+    endpoints_file: Path,
+    rating_pod: RatingPodFactory,
+    session: aiohttp.ClientSession,
 ) -> None:
     service, _ = await activator(hold_timeout_s=30)
     pending = asyncio.ensure_future(post_rate(session, service))
     await held_now(session, service, 1)
-    pending.cancel()
+    pending.cancel()  # the client hangs up
     await asyncio.gather(pending, return_exceptions=True)
     await held_now(session, service, 0)
+    pod = await asyncio.to_thread(rating_pod)
+    await write(endpoints_file, f"127.0.0.1:{pod.ports['public']}\n")
+    await asyncio.sleep(0.5)  # the file is read every 0.1 s: the pod is known by now
+    assert (await get_json(session, held_url(service)))["pods_ready"] == 1
+    forwarded = 'openclaw_rating_activator_forwarded_total{held="true"}'
+    assert await metric(session, service, forwarded) == 0
+    bucket = await get_json(session, f"http://127.0.0.1:{pod.ports['admin']}/v1/bucket")
+    assert bucket["granted_total"] + bucket["denied_total"] == 0  # the pod saw nothing
+
+
+async def test_a_request_the_activator_cannot_parse_gets_its_own_400_problem_json(
+    activator: ActivatorFactory,
+) -> None:
+    service, _ = await activator(hold_timeout_s=30)
+    reader, writer = await asyncio.open_connection("127.0.0.1", service.port)
+    writer.write(b"POST /v1/rate HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n")
+    await writer.drain()
+    head = await reader.readuntil(b"\r\n\r\n")
+    writer.close()
+    assert head.startswith(b"HTTP/1.1 400 ")
+    assert b"content-type: application/problem+json" in head.lower()
 
 
 async def test_held_long_polls_until_the_queue_turns_active(

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import aiohttp
 import grpc
 import pytest
 
-from harness import RatingActivator
+from harness import RatingActivator, wait_http_ok_async
 from harness.keda_client import KedaClient
 from scaler._proto import externalscaler_pb2 as pb
 from scaler.server import Scaler, start
@@ -48,16 +47,20 @@ def at_zero(service: RatingActivator, **metadata: str) -> pb.ScaledObjectRef:
     return pb.ScaledObjectRef(name="rating-api", namespace="edge", scalerMetadata=keys | metadata)
 
 
-async def send_held(service: RatingActivator, count: int) -> list[asyncio.Task[int]]:
-    session = aiohttp.ClientSession()
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as client:
+        yield client
 
+
+async def send_held(
+    session: aiohttp.ClientSession, service: RatingActivator, count: int
+) -> list[asyncio.Task[int]]:
     async def one() -> int:
         async with session.post(service.public_url + "/v1/rate", json=BATCH) as response:
             return response.status
 
-    tasks = [asyncio.create_task(one()) for _ in range(count)]
-    asyncio.get_running_loop().call_later(20.0, lambda: asyncio.ensure_future(session.close()))
-    return tasks
+    return [asyncio.create_task(one()) for _ in range(count)]
 
 
 async def test_a_fleet_at_zero_is_answered_not_failed(
@@ -70,14 +73,14 @@ async def test_a_fleet_at_zero_is_answered_not_failed(
 
 
 async def test_the_first_held_request_wakes_the_stream_without_waiting_for_a_poll(
-    activator: ActivatorFactory, keda: KedaClient, endpoints_file: Path
+    activator: ActivatorFactory, keda: KedaClient, session: aiohttp.ClientSession
 ) -> None:
     service, _ = await activator(hold_timeout_s=30)
     stream = keda.stream_is_active(at_zero(service))
     messages = aiter(stream)
     first = await asyncio.wait_for(anext(messages), 5.0)
     assert first.result is False  # the state at once: idle
-    held = await send_held(service, 3)
+    held = await send_held(session, service, 3)
     woken = await asyncio.wait_for(anext(messages), 10.0)  # far sooner than the 30 s poll
     assert woken.result is True
     reading = await keda.read(at_zero(service))
@@ -113,3 +116,31 @@ async def test_a_bad_activator_key_is_named(
         await keda.get_metric_spec(ref)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert f"metadata {key!r}" in (caught.value.details() or "")
+
+
+async def test_an_activator_killed_while_holding_still_wakes_the_fleet_once_back(
+    activator: ActivatorFactory, scaler: Scaler, session: aiohttp.ClientSession
+) -> None:
+    """The held clients see their connection end without an answer, as with any server
+    that dies; the activator's replacement holds the next request, and the scaler's
+    stream says true again."""
+    service, child = await activator(hold_timeout_s=30)
+    async with KedaClient.insecure(f"127.0.0.1:{scaler.grpc_port}") as keda:
+        stream = keda.stream_is_active(at_zero(service))
+        messages = aiter(stream)
+        seen = [(await asyncio.wait_for(anext(messages), 5.0)).result]
+        held = await send_held(session, service, 2)
+        seen.append((await asyncio.wait_for(anext(messages), 10.0)).result)
+        child.kill()
+        outcomes = await asyncio.gather(*held, return_exceptions=True)
+        assert all(isinstance(outcome, aiohttp.ClientError) for outcome in outcomes), outcomes
+        child.start()
+        await wait_http_ok_async(service.ready_urls[0], child, timeout_s=10.0)
+        seen.append((await asyncio.wait_for(anext(messages), 10.0)).result)  # nothing held
+        again = await send_held(session, service, 1)
+        seen.append((await asyncio.wait_for(anext(messages), 10.0)).result)
+        assert seen == [False, True, False, True]
+        stream.cancel()
+        for task in again:
+            task.cancel()
+        await asyncio.gather(*again, return_exceptions=True)
