@@ -113,7 +113,8 @@ def test_poller_survives_any_answers_and_never_sums_absurd_values(bodies: list[b
 metadata_maps = st.dictionaries(
     st.sampled_from(
         ["service", "endpoints", "endpointSlices", "port", "metric", "targetUtilization",
-         "targetPerPod", "activationDemand", "window", "scalerAddress"]
+         "targetPerPod", "activationDemand", "window", "scalerAddress", "activator",
+         "activatorEndpoints", "activatorPort"]
     ) | st.text(max_size=10),
     st.text(max_size=40)
     | st.sampled_from(["127.0.0.1:1", "0", "1e308", "nan", "-1", "demand", "fuzz/api", "5e-324",
@@ -130,7 +131,8 @@ def test_any_metadata_parses_or_names_a_key(metadata: dict[str, str]) -> None:
     except MetadataError as exc:
         assert exc.key in {"service", "endpoints", "endpointSlices", "port", "metric",
                            "targetUtilization", "targetPerPod", "activationDemand",
-                           "window"}  # fmt: skip
+                           "window", "activator", "activatorEndpoints",
+                           "activatorPort"}  # fmt: skip
     else:
         assert MIN_WINDOW_S <= trigger.window_s <= MAX_WINDOW_S
         assert MIN_UTILIZATION <= trigger.target_utilization <= 1.0
