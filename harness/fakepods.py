@@ -52,9 +52,11 @@ class FakePod:
     requests: int = 0
     delay_s: float = 0.0  # each answer waits this long first (a slow pod)
     answering: Concurrency = field(default_factory=Concurrency)  # share one to count many
+    up_before_s: float = 3600.0  # how long it had been up when made: a fleet's pods are not new
     _boot_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     _booted_at: float = field(default_factory=time.monotonic)
     _requested_total: float = 0.0
+    _restarts: int = 0
     _last_change: float = field(default_factory=time.monotonic)
     _server: asyncio.Server | None = None
     _connections: dict[asyncio.StreamWriter, asyncio.Task[None]] = field(default_factory=dict)
@@ -68,6 +70,11 @@ class FakePod:
         """A new boot: counters and uptime start again from zero."""
         self._boot_id, self._booted_at = uuid.uuid4().hex, time.monotonic()
         self._requested_total, self._last_change = 0.0, self._booted_at
+        self._restarts += 1
+
+    def _up_before(self) -> float:
+        """Uptime before `_booted_at`: the first boot's offset; a restart starts at 0."""
+        return self.up_before_s if self._restarts == 0 else 0.0
 
     def _requested_now(self) -> float:
         return self._requested_total + self.demand_per_s * (time.monotonic() - self._last_change)
@@ -79,7 +86,7 @@ class FakePod:
                 "schema": SCHEMA,
                 "pod": self.name,
                 "boot_id": self._boot_id,
-                "uptime_s": time.monotonic() - self._booted_at,
+                "uptime_s": time.monotonic() - self._booted_at + self._up_before(),
                 "capacity": self.capacity,
                 "refill_per_s": self.refill_per_s,
                 "tokens": self.capacity / 2,

@@ -28,7 +28,8 @@ class Partial:
     pods_total: int
     answered: int  # pods that ever answered
     fresh: int  # answered within `fresh_for_s`
-    rated: int  # fresh and seen twice in this boot: the ones demand comes from
+    rated: int  # fresh and seen twice in this boot (or young): the window's average
+    fast_rated: int  # fresh and answered twice in this boot: the last second's rate
     failed: int  # whose last poll failed
     fast_per_s: float
     window_per_s: float
@@ -70,14 +71,16 @@ def partial(pods: Iterable[PodSeries], now: float, window_s: float, fresh_for_s:
     answered = [pod for pod in pods if pod.state is not None]
     fresh = [pod for pod in answered if now - pod.last_ok_at <= fresh_for_s]
     rated = [pod for pod in fresh if len(pod.samples) >= 2]
+    fast = [rate for rate in (fast_rate(pod.samples) for pod in rated) if rate is not None]
     states = [pod.state for pod in fresh if pod.state]
     return Partial(
         pods_total=len(pods),
         answered=len(answered),
         fresh=len(fresh),
         rated=len(rated),
+        fast_rated=len(fast),
         failed=sum(pod.failed_last_poll for pod in pods),
-        fast_per_s=sum(fast_rate(pod.samples) or 0.0 for pod in rated),
+        fast_per_s=sum(fast),
         window_per_s=sum(window_rate(pod.samples, window_s) or 0.0 for pod in rated),
         deficit_tokens=sum(state.capacity - state.tokens for state in states),
         refill_per_s=sum(state.refill_per_s for state in states),
@@ -100,32 +103,39 @@ def combine(
     `fresh_for_s`; after that the total is extrapolated from the pods that answer.
     A pod that never answered contributes no estimate: it may never have served
     anything (a wrong port, a pod not started), so 1 pod at 20/s beside 3 silent ones
-    reads 20/s, not 80/s. A pod seen once has no rate yet and adds nothing for that
-    poll: a new scaler beside busy pods reports 0 rather than their past, and a new
-    pod's load, which moved from pods whose window still holds it, is not counted
-    twice. Refill and capacity fall back to the last values seen, if any.
+    reads 20/s, not 80/s. A young pod seen once counts its requests since boot over the
+    window (all of them came within it), and no last-second rate yet. A pod up for a
+    while but seen once (listed late) has no rate of its own yet: it counts at the
+    other pods' last-second average, never at their window's, which still holds the
+    load that has just moved to it. With no pod rated at all (a new scaler beside busy
+    pods), the value is 0 rather than their past. Refill and capacity fall back to the
+    last values seen, if any.
     """
     parts = list(partials)
     answered = sum(part.answered for part in parts)
     fresh = sum(part.fresh for part in parts)
     rated = sum(part.rated for part in parts)
+    fast_rated = sum(part.fast_rated for part in parts)
     fast = sum(part.fast_per_s for part in parts)
     windowed = sum(part.window_per_s for part in parts)
-    # Extrapolate over stale pods only, never over pods that never answered. A pod seen
-    # once has no rate yet, and is not counted at the rated pods' average either: the
-    # load it takes has just moved from them, and their window still holds it, so
-    # counting it twice would overstate demand each time the fleet grows (for one read,
-    # 3 -> 9 pods read 322/s for 123/s).
+    # The window's sum is extrapolated over stale pods only, never over pods seen once:
+    # the load they take has just moved from the others, whose window still holds it,
+    # so that would count it twice each time the fleet grows (for one read, 3 -> 9 pods
+    # read 322/s for 123/s). The last second's rate is extrapolated over pods seen once
+    # too, but not over young ones (their boot is too near: the others' last second may
+    # still hold the load before it moved to them).
     seen_once = fresh - rated
+    young_unrated = rated - fast_rated
     rate_scale = (answered - seen_once) / rated if rated else 0.0
+    fast_scale = (answered - young_unrated) / fast_rated if fast_rated else 0.0
     level_scale = answered / fresh if fresh else 0.0
     newest_ok = max((part.newest_ok_at for part in parts), default=-math.inf)
     held = list(held)
     held_requests = sum(state.held for state in held)
     held_demand = sum(state.demand_per_s for state in held)
     return Aggregate(
-        demand_per_s=max(fast, windowed) * rate_scale + held_demand,
-        fast_demand_per_s=fast * rate_scale,
+        demand_per_s=max(fast * fast_scale, windowed * rate_scale) + held_demand,
+        fast_demand_per_s=fast * fast_scale,
         window_demand_per_s=windowed * rate_scale,
         deficit_tokens=sum(part.deficit_tokens for part in parts) * level_scale + held_requests,
         refill_per_s_per_pod=_mean([part.refill_per_s for part in parts], fresh, fallback_refill),

@@ -345,7 +345,8 @@ class TargetPoller:
             series.fail(str(result))
             return f"{address} {result}" if was_ok else None
         recovered = series.failed_last_poll
-        series.observe(result, now, self._keep_s())
+        keep_s = self._keep_s()
+        series.observe(result, now, keep_s, young_s=keep_s)
         return f"{address} ({result.pod})" if recovered else None
 
     def _log_changes(self, what: str, changes: list[str], level: int) -> None:

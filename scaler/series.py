@@ -29,19 +29,22 @@ class Sample:
 def fast_rate(samples: Sequence[Sample]) -> float | None:
     """Tokens/s since the newest sample at least `FAST_SPAN_S` older than the last one
     (the last two polls, at the default interval), or since the oldest when none is;
-    None when seen only once in this boot.
+    None when seen only once in this boot. Between two answers the scaler took itself:
+    a young pod's boot sample (`PodSeries.observe`) is for the window's average, since
+    its rate since boot is no rate of the last second.
 
     Not over a shorter gap: two answers a few milliseconds apart (a pod a new target
     copied from another target's series, then polled at once) would read the clumps in
     which requests arrive as a rate many times the true one.
     """
-    if len(samples) < 2:
+    first = 1 if samples and samples[0].uptime_s == 0.0 else 0  # skip the boot sample
+    if len(samples) - first < 2:
         return None
     newest = samples[-1]
-    for index in range(len(samples) - 2, -1, -1):
+    for index in range(len(samples) - 2, first - 1, -1):
         if newest.uptime_s - samples[index].uptime_s >= FAST_SPAN_S:
             return _rate(samples[index], newest)
-    return _rate(samples[0], newest)
+    return _rate(samples[first], newest)
 
 
 def window_rate(samples: Sequence[Sample], window_s: float) -> float | None:
@@ -90,7 +93,14 @@ class PodSeries:
         """An independent copy: another target's poller goes on from these samples."""
         return replace(self, samples=deque(self.samples))
 
-    def observe(self, state: BucketState, now: float, keep_s: float) -> None:
+    def observe(
+        self, state: BucketState, now: float, keep_s: float, young_s: float = 0.0
+    ) -> None:
+        """Record one answer. A pod first seen (in this boot) with `uptime_s` under
+        `young_s` gets its boot as a first sample too: every request it was asked for
+        came within the history kept, so the rate since boot is already a rate over the
+        window, and a pod that has just joined counts at once instead of after its
+        second answer."""
         previous = self.state
         new_boot = previous is not None and previous.boot_id != state.boot_id
         went_back = previous is not None and (
@@ -100,6 +110,8 @@ class PodSeries:
             # A restart starts a new series: never difference counters across boots.
             self.samples.clear()
             self.restarts += 1
+        if not self.samples and 0.0 < state.uptime_s < young_s:
+            self.samples.append(Sample(0.0, 0.0))  # the boot: every counter starts at 0
         if not self.samples or state.uptime_s > self.samples[-1].uptime_s:
             self.samples.append(Sample(state.uptime_s, state.requested_total))
         self._prune(keep_s)

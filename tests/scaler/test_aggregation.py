@@ -187,14 +187,17 @@ def test_targets_fall_back_to_the_last_values_seen_and_are_unknown_before() -> N
     assert (agg.refill_per_s_per_pod, agg.capacity_per_pod) == (None, None)
 
 
-def test_a_new_pod_has_no_rate_yet_and_adds_nothing_for_that_poll() -> None:
+def test_a_pod_seen_once_counts_at_the_others_last_second_never_at_its_past() -> None:
     old, new = PodSeries("old"), PodSeries("new")
     old.observe(state(0, 1.0), now=1.0, keep_s=10)
     old.observe(state(30, 2.0), now=2.0, keep_s=10)
     new.observe(state(99_999, 50.0), now=2.0, keep_s=10)  # its past is not demand now
     agg = aggregate([old, new], now=2.0, window_s=1.0, fresh_for_s=FRESH_FOR_S)
     assert (agg.pods_fresh, agg.pods_rated, agg.extrapolated) == (2, 1, False)
-    assert agg.demand_per_s == pytest.approx(30.0)
+    # No rate of its own yet: the load balancer sends it what it sends the other.
+    assert agg.demand_per_s == pytest.approx(60.0)
+    alone = aggregate([new], now=2.0, window_s=1.0, fresh_for_s=FRESH_FOR_S)
+    assert alone.demand_per_s == 0.0  # nobody rated: nothing to go by, never its past
     assert agg.deficit_tokens == pytest.approx(100.0)  # levels count from the first answer
 
 
@@ -211,7 +214,7 @@ def test_a_growing_fleet_does_not_count_the_load_that_moved_to_new_pods_twice() 
         pod.observe(state(0.0, 1.0), now=6.0, keep_s=10)
     agg = aggregate([*old, *new], now=6.0, window_s=5.0, fresh_for_s=FRESH_FOR_S)
     # The old pods' window (5 s) still holds most of the 120/s; nothing is tripled.
-    assert 0.8 * 120.0 <= agg.demand_per_s <= 120.0
+    assert 0.8 * 120.0 <= agg.demand_per_s <= 120.0 + 1e-9
     assert not agg.extrapolated
 
 

@@ -196,9 +196,10 @@ async def test_a_new_target_takes_the_samples_another_target_has_of_its_pods(
         store=store if known else SeriesStore(),  # one store: each reads what the other took
     )
     await after.poll_once()
-    # The pod polled before has its rate at once (the new one adds nothing until its
-    # second sample); without that history, a first sample of each gives no rate at all.
-    assert after.aggregate(5.0).demand_per_s == pytest.approx(20.0 if known else 0.0)
+    # The pod polled before has its rate at once, and the new one, with none of its own
+    # yet, counts at that pod's last second; without that history, a first sample of
+    # each gives no rate at all.
+    assert after.aggregate(5.0).demand_per_s == pytest.approx(40.0 if known else 0.0)
     assert after.pods["127.0.0.1:9000"] is not before.pods["127.0.0.1:9000"]
     samples_after = len(after.pods["127.0.0.1:9000"].samples)
     uptime["s"] += 1.0
@@ -295,3 +296,84 @@ def test_a_closed_table_is_read_no_more() -> None:
     store.close(table)
     assert store.new_series(STORED).state is None
     assert table[STORED].state is not None  # closing leaves the table itself alone
+
+
+class JoiningFleet:
+    """3 pods up for an hour carry `load_per_s`; at `join_at`, 13 more boot, each ready
+    `start_s` later; the load is spread evenly over the ready pods (as kube-proxy does)."""
+
+    def __init__(self, clock: Clock, load_per_s: float, join_at: float, start_s: float) -> None:
+        self.clock, self.load_per_s = clock, load_per_s
+        self.join_at, self.start_s = join_at, start_s
+
+    def ready(self, port: int, at: float) -> bool:
+        return port < 9003 or at >= self.join_at + self.start_s
+
+    def requested(self, port: int, at: float) -> float:
+        """What pod `port` was asked for by `at`: the load integrated in 0.05 s steps."""
+        total, t, step = 0.0, 90.0, 0.05
+        while t < at:
+            if self.ready(port, t):
+                total += self.load_per_s / sum(self.ready(p, t) for p in range(9000, 9016)) * step
+            t += step
+        return total
+
+    def state(self, port: int) -> BucketState:
+        now = self.clock.now
+        booted = -3500.0 if port < 9003 else self.join_at
+        return BucketState(
+            f"pod-{port}", "boot", now - booted, 100.0, 50.0, 50.0, self.requested(port, now), 0.0
+        )
+
+
+class ReadyPods(Unwatched):
+    """The ready pods, as a Service's EndpointSlices list them."""
+
+    def __init__(self, fleet: JoiningFleet) -> None:
+        self.fleet = fleet
+
+    async def addresses(self) -> list[tuple[str, int]]:
+        now = self.fleet.clock.now
+        return [("127.0.0.1", p) for p in range(9000, 9016) if self.fleet.ready(p, now)]
+
+
+@pytest.mark.parametrize(
+    ("start_s", "seen_after_s"),
+    [
+        pytest.param(3.0, 0.0, id="listed-once-ready"),  # endpointSlices: a watch
+        pytest.param(3.0, 2.5, id="listed-2.5s-after-ready"),  # `endpoints`: KEDA's next call
+        pytest.param(3.0, 5.0, id="listed-5s-after-ready"),
+        pytest.param(1.0, 0.0, id="quick-start"),
+    ],
+)
+async def test_the_value_stays_within_10_percent_of_the_load_while_pods_join(
+    start_s: float, seen_after_s: float
+) -> None:
+    """From the moment the scaler is told of the new pods: a young pod's requests since
+    boot count at once (over the window), so the value does not dip while the load
+    moves to pods that have answered only once. Pods nobody has listed yet cannot
+    count; the ScaledObject that lists them is a new target, as in the demo."""
+    clock, store = Clock(), SeriesStore()
+    fleet = JoiningFleet(clock, 123.0, join_at=110.5, start_s=start_s)
+    listed_at = fleet.join_at + start_s + seen_after_s
+
+    async def fetch(host: str, port: int) -> BucketState:
+        return fleet.state(port)
+
+    before = TargetPoller(TARGET, Pods(3), fetch, poll_interval_s=1.0, clock=clock, store=store)
+    after = TargetPoller(
+        TargetKey(None, (("127.0.0.1", 9000),), 9091),  # another key: all 16 pods
+        ReadyPods(fleet), fetch, poll_interval_s=1.0, clock=clock, store=store,
+    )  # fmt: skip
+    for poller in (before, after):
+        poller.view.touch(5.0)
+    values = []
+    while clock.now < listed_at + 15.0:
+        if clock.now < listed_at:
+            await before.poll_once()
+        else:
+            await after.poll_once()
+            values.append((clock.now, after.view.aggregate(5.0).demand_per_s))
+        clock.now += 1.0
+    off = [(t, round(v, 1)) for t, v in values if abs(v - 123.0) > 0.1 * 123.0]
+    assert len(values) == 15 and off == [], off
