@@ -1,4 +1,5 @@
-# One image, two commands: `rating-api` (the default) and `rating-scaler`.
+# One image, three commands: `rating-api` (the default), `rating-scaler` and
+# `rating-activator`.
 #
 #   docker build -t openclaw/rating-edge:0.1.0 .
 #
@@ -18,6 +19,7 @@ COPY pyproject.toml README.md ./
 COPY common ./common
 COPY api ./api
 COPY scaler ./scaler
+COPY activator ./activator
 # Every dependency ships manylinux wheels for CPython 3.11, so no compiler is
 # needed; pip also compiles the bytecode here, as the runtime filesystem is
 # read-only.
@@ -25,7 +27,7 @@ RUN /opt/venv/bin/pip install --no-cache-dir .
 
 FROM ${PYTHON_IMAGE} AS runtime
 LABEL org.opencontainers.image.title="openclaw-rating-edge" \
-      org.opencontainers.image.description="OpenClaw Rating API Edge: rating-api and rating-scaler" \
+      org.opencontainers.image.description="OpenClaw Rating API Edge: rating-api, rating-scaler and rating-activator" \
       org.opencontainers.image.licenses="Apache-2.0"
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -34,6 +36,7 @@ COPY --from=build /opt/venv /opt/venv
 # A numeric user, so that Kubernetes can verify runAsNonRoot without an
 # /etc/passwd entry; the same 10001 the manifests run as.
 USER 10001:10001
-# 8080 public, 9090 admin (rating-api); 6000 gRPC, 9102 HTTP (rating-scaler).
-EXPOSE 8080 9090 6000 9102
+# 8080 public, 9090 admin (rating-api); 6000 gRPC, 9102 HTTP (rating-scaler);
+# 8080 public, 9092 admin (rating-activator).
+EXPOSE 8080 9090 6000 9102 9092
 CMD ["rating-api"]

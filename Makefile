@@ -57,7 +57,7 @@ image-deps:  ## apt-get install buildah, mmdebstrap, umoci and runc, if missing 
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-image: image-deps $(STAMP)  ## build the image from the Dockerfile if not cached, then run both commands from it (root)
+image: image-deps $(STAMP)  ## build the image from the Dockerfile if not cached, then run each command from it (root)
 	$(PY) -m e2e.image --check
 
 e2e: image $(STAMP)  ## real kube-apiserver, controller-manager, etcd, KEDA and Prometheus on this machine (root; see README)

@@ -1,7 +1,7 @@
 """Build the project's container image from its Dockerfile without a Docker engine.
 
     python -m e2e.image            # build what is missing, print the image's digest
-    python -m e2e.image --check    # the same, then run both commands from the image
+    python -m e2e.image --check    # the same, then run each command from the image
                                    # (tests/deploy/test_image.py)
 
 The base is made here from Debian's packages: `mmdebstrap` writes a minimal bookworm
@@ -17,7 +17,8 @@ Everything lives under `${OPENCLAW_E2E_CACHE:-/var/cache/openclaw-e2e}/image/`: 
 containers storage (`storage/`), and per source tree `<key>/` with `oci/`, `bundle/rootfs`,
 `build.log` and `image.json` (key, image id, digest, sizes, build seconds). The key hashes
 the Dockerfile, .dockerignore, the build context (pyproject.toml, README.md, common/,
-api/, scaler/) and the base's recipe, so a second run with the same sources reuses the image.
+api/, scaler/, activator/) and the base's recipe, so a second run with the same sources
+reuses the image.
 pip resolves the dependencies when the image is built: the key does not pin them.
 Builds run under `nice -n 19`. Needs root.
 """
@@ -53,7 +54,7 @@ BASE_ENV = {
 IMAGE = "localhost/openclaw/rating-edge"
 LAYOUT_TAG = "rating-edge"
 # What .dockerignore lets into the build context, and the files that shape the build.
-CONTEXT = ("pyproject.toml", "README.md", "common", "api", "scaler")
+CONTEXT = ("pyproject.toml", "README.md", "common", "api", "scaler", "activator")
 RECIPE_FILES = ("Dockerfile", ".dockerignore")
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 RUNROOT = Path("/run/openclaw-e2e/storage")
@@ -332,7 +333,7 @@ def ensure() -> dict[str, Any]:
 
 
 def check(key: str) -> int:
-    """Run both commands from the image of `key` (tests/deploy/test_image.py, which then
+    """Run each command from the image of `key` (tests/deploy/test_image.py, which then
     fails rather than skips when it cannot run them). Pods run from it in `make e2e`."""
     env = {**os.environ, "OPENCLAW_E2E_IMAGE_REQUIRED": "1", KEY_ENV: key}
     argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
@@ -341,7 +342,7 @@ def check(key: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m e2e.image", description=__doc__.split("\n")[0])
-    parser.add_argument("--check", action="store_true", help="then run both commands from it")
+    parser.add_argument("--check", action="store_true", help="then run each command from it")
     parser.add_argument("--rebuild", action="store_true", help="build even if cached (base too)")
     args = parser.parse_args(argv)
     key = image_key()

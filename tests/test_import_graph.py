@@ -403,7 +403,11 @@ def test_readme_says_where_each_scaler_module_is() -> None:
 
 @pytest.mark.parametrize(
     ("heading", "package"),
-    [("The rating service", "api"), ("What both services share", "common")],
+    [
+        ("The rating service", "api"),
+        ("What both services share", "common"),
+        ("Scale from zero", "activator"),
+    ],
 )
 def test_readme_says_where_each_module_is(heading: str, package: str) -> None:
     expected = {path.name for path in (ROOT / package).glob("*.py")} - {"__init__.py"}

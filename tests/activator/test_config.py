@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
-from activator.config import ActivatorConfig, ConfigError, from_values, load
+from activator.config import ActivatorConfig, ConfigError, build_parser, from_values, load
 
 ARABIC_INDIC_TEN = "\u0661\u0660"  # int() would take it as 10
 
@@ -55,3 +58,17 @@ def test_the_defaults_are_sane() -> None:
     assert (config.port, config.admin_port, config.hold_timeout_s, config.max_held) == (
         8080, 9092, 30.0, 1000,
     )  # fmt: skip
+
+
+def test_the_readme_flag_table_names_every_flag() -> None:
+    readme = Path(__file__).resolve().parents[2] / "README.md"
+    section = readme.read_text().split("\n## Scale from zero")[1].split("\n## ")[0]
+    table = [line for line in section.splitlines() if line.startswith("| `--")]
+    named = set(re.findall(r"^\| `(--[a-z-]+)`", "\n".join(table), flags=re.M))
+    flags = {
+        option
+        for action in build_parser()._actions
+        for option in action.option_strings
+        if option.startswith("--") and option != "--help"
+    }
+    assert named == flags

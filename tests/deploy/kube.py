@@ -45,6 +45,8 @@ class Variant:
 BASE = Variant("base")
 STAGING = Variant("staging", "staging")
 PRODUCTION = Variant("production", "production")
+# Scale from zero: the base with components/activator, listed in the overlay itself.
+ZERO = Variant("zero", "zero")
 VARIANTS = (
     BASE,
     STAGING,
@@ -52,8 +54,18 @@ VARIANTS = (
     Variant("production+push", "production", ("push",)),
     Variant("production+mtls", "production", ("mtls",)),
     Variant("staging+push+mtls", "staging", ("push", "mtls")),
+    ZERO,
+    Variant("zero+push+mtls", "zero", ("push", "mtls")),
 )
 OVERLAYS = tuple(v for v in VARIANTS if v.overlay and not v.components)
+
+
+def has_activator(objects: list[Obj]) -> bool:
+    """Whether a render has components/activator in it (the zero overlay has)."""
+    return any(o["kind"] == "Deployment" and o["metadata"]["name"] == ACTIVATOR for o in objects)
+
+
+ACTIVATOR = "rating-activator"
 
 
 def kustomize(path: Path) -> list[Obj]:
@@ -84,7 +96,8 @@ def _render(variant: Variant) -> tuple[Obj, ...]:
         shutil.copytree(MANIFESTS, tree)
         overlay = tree / "overlays" / variant.overlay / "kustomization.yaml"
         config = yaml.safe_load(overlay.read_text())
-        config["components"] = [f"../../components/{name}" for name in variant.components]
+        listed = config.get("components", [])
+        config["components"] = listed + [f"../../components/{name}" for name in variant.components]
         overlay.write_text(yaml.safe_dump(config, sort_keys=False))
         return tuple(kustomize(overlay.parent))
 
@@ -168,6 +181,12 @@ def service_selected_workloads(objects: list[Obj], service: Obj) -> list[Obj]:
     if not selector["matchLabels"]:
         return []
     return selected_workloads(objects, selector)
+
+
+def env_values(workload: Obj) -> dict[str, str]:
+    """The plain `value` of each env entry of the workload's first container."""
+    env = pod_spec(workload)["containers"][0].get("env", [])
+    return {item["name"]: item["value"] for item in env if "value" in item}
 
 
 def scaled_object_triggers(objects: list[Obj]) -> Iterator[tuple[Obj, Obj]]:

@@ -13,12 +13,15 @@ from pathlib import PurePosixPath
 import pytest
 
 from tests.deploy.kube import (
+    ACTIVATOR,
     ROOT,
     VARIANTS,
     Obj,
     Variant,
     container_ports,
     containers,
+    env_values,
+    has_activator,
     label_selector_matches,
     named,
     namespace_of,
@@ -38,8 +41,10 @@ ENV_PORTS = {
     "RATING_API_ADMIN_PORT": "admin",
     "RATING_SCALER_GRPC_PORT": "grpc",
     "RATING_SCALER_HTTP_PORT": "http",
+    "RATING_ACTIVATOR_PORT": "http",
+    "RATING_ACTIVATOR_ADMIN_PORT": "admin",
 }
-METRICS_PORT = {"rating-api": "admin", "rating-scaler": "http"}
+METRICS_PORT = {"rating-api": "admin", "rating-scaler": "http", ACTIVATOR: "admin"}
 # Where the "Deploy to Kubernetes" instructions live.
 DEPLOY_DOCS = (ROOT / "README.md", ROOT / "docs" / "DEPLOY.md")
 # What a production install sets, each of which docs/DEPLOY.md must explain.
@@ -89,11 +94,111 @@ def _service_port(service: Obj, number: int) -> Obj:
 def test_services_select_pods_and_name_their_ports(variant: Variant) -> None:
     objects = render(variant)
     for service in of_kind(objects, "Service"):
+        if public_service_of_the_activator(objects, service):
+            continue  # its endpoints are the activator's to write
         selected = service_selected_workloads(objects, service)
         assert selected, f"{variant}: Service {service['metadata']['name']} selects no pods"
         for port in service["spec"]["ports"]:
             for workload in selected:
                 _port_name(workload, port.get("targetPort", port["port"]))
+
+
+def public_service_of_the_activator(objects: list[Obj], service: Obj) -> bool:
+    if not has_activator(objects):
+        return False
+    public = env_values(named(objects, "Deployment", ACTIVATOR))["RATING_ACTIVATOR_PUBLIC_SERVICE"]
+    return bool(service["metadata"]["name"] == public)
+
+
+ZERO_VARIANTS = [v for v in VARIANTS if v.overlay == "zero"]
+
+
+@pytest.mark.parametrize("variant", ZERO_VARIANTS, ids=str)
+def test_the_public_service_goes_where_the_activator_says(variant: Variant) -> None:
+    """The public Service has no selector (else the EndpointSlice controller would
+    write its slices too); the activator's slice for it lists the ready rating pods
+    on --pod-port, or the ready activators on their --port, under one port named
+    `http` (what kube-proxy matches with the Service's port name): the rating pods'
+    and the activators' public ports must be that port."""
+    objects = render(variant)
+    activator = named(objects, "Deployment", ACTIVATOR)
+    env = env_values(activator)
+    public = named(objects, "Service", env["RATING_ACTIVATOR_PUBLIC_SERVICE"])
+    assert "selector" not in public["spec"], "the public Service must have no selector"
+    assert [p["name"] for p in public["spec"]["ports"]] == ["http"]
+    api = named(objects, "Deployment", "rating-api")
+    assert container_ports(api)["http"] == int(env["RATING_ACTIVATOR_POD_PORT"])
+    assert container_ports(activator)["http"] == int(env["RATING_ACTIVATOR_PORT"])
+    assert int(env["RATING_ACTIVATOR_POD_PORT"]) == int(env["RATING_ACTIVATOR_PORT"])
+    # The rating pods, from the admin Service's EndpointSlices (their addresses only).
+    namespace, _, name = env["RATING_ACTIVATOR_ENDPOINT_SLICES"].partition("/")
+    assert namespace == namespace_of(objects)
+    pods = _headless_service(objects, name, namespace)
+    assert [w["metadata"]["name"] for w in service_selected_workloads(objects, pods)] == [
+        "rating-api"
+    ]
+    # The activators, from their own Service's EndpointSlices.
+    own = named(objects, "Service", env["RATING_ACTIVATOR_ACTIVATOR_SERVICE"])
+    assert service_selected_workloads(objects, own) == [activator]
+    (port,) = own["spec"]["ports"]
+    assert _port_name(activator, port["targetPort"]) == "http"
+
+
+@pytest.mark.parametrize("variant", ZERO_VARIANTS, ids=str)
+def test_trigger_activator_is_the_admin_service_of_the_activators(variant: Variant) -> None:
+    objects = render(variant)
+    for scaled_object, trigger in scaled_object_triggers(objects):
+        metadata = trigger["metadata"]
+        namespace, _, name = metadata["activator"].partition("/")
+        assert namespace == scaled_object["metadata"]["namespace"], f"{variant}: {namespace}"
+        service = _headless_service(objects, name, namespace)
+        # The scaler reads the activators' admin port: activatorPort, 9092 if absent.
+        number = int(metadata.get("activatorPort", "9092"))
+        port = _service_port(service, number)
+        (activator,) = service_selected_workloads(objects, service)
+        assert activator["metadata"]["name"] == ACTIVATOR
+        assert _port_name(activator, port["targetPort"]) == "admin"
+        assert container_ports(activator)["admin"] == number
+
+
+@pytest.mark.parametrize("variant", ZERO_VARIANTS, ids=str)
+def test_the_activator_may_write_its_slice_and_lease_and_nothing_more(variant: Variant) -> None:
+    """Watch EndpointSlices (the rating pods', the activators'), create and replace the
+    public Service's one slice, and hold one Lease. Names where Kubernetes allows them:
+    not on list, watch and create. No patch, no delete: the writer replaces its one
+    slice whole, by one name."""
+    objects = render(variant)
+    activator = named(objects, "Deployment", ACTIVATOR)
+    spec, env = pod_spec(activator), env_values(activator)
+    account = spec["serviceAccountName"]
+    assert spec.get("automountServiceAccountToken") is True
+    assert named(objects, "ServiceAccount", account)
+    subject = {"kind": "ServiceAccount", "name": account, "namespace": namespace_of(objects)}
+    bindings = [b for b in of_kind(objects, "RoleBinding") if subject in b["subjects"]]
+    assert len(bindings) == 1, f"{variant}: {account} should have exactly one RoleBinding"
+    role_ref = bindings[0]["roleRef"]
+    assert (role_ref["apiGroup"], role_ref["kind"]) == ("rbac.authorization.k8s.io", "Role")
+    slice_name = f"{env['RATING_ACTIVATOR_PUBLIC_SERVICE']}-activator"
+    assert named(objects, "Role", role_ref["name"])["rules"] == [
+        {
+            "apiGroups": ["discovery.k8s.io"],
+            "resources": ["endpointslices"],
+            "verbs": ["list", "watch", "create"],
+        },
+        {
+            "apiGroups": ["discovery.k8s.io"],
+            "resources": ["endpointslices"],
+            "resourceNames": [slice_name],
+            "verbs": ["get", "update"],
+        },
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "resourceNames": [env["RATING_ACTIVATOR_LEASE"]],
+            "verbs": ["get", "update"],
+        },
+    ]
 
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=str)
@@ -251,6 +356,15 @@ EXPECTED_ACCESS = {
     ("rating-scaler", "grpc"): {"namespace:keda/pods:app=keda-operator"},
     ("rating-scaler", "http"): {"namespace:monitoring"},
 }
+# With the activator: clients reach it, it reaches the rating pods' public port (by a
+# policy of its own, should rating-api-public ever be narrowed), and the scaler reads
+# what it holds.
+EXPECTED_ACCESS_WITH_ACTIVATOR = {
+    **EXPECTED_ACCESS,
+    ("rating-api", "http"): {"anyone", f"pods:{ACTIVATOR}"},
+    (ACTIVATOR, "http"): {"anyone"},
+    (ACTIVATOR, "admin"): {"pods:rating-scaler", "namespace:monitoring"},
+}
 
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=str)
@@ -259,7 +373,8 @@ def test_network_policies_admit_exactly_what_they_mean_to(variant: Variant) -> N
     deny = named(objects, "NetworkPolicy", "default-deny-ingress")["spec"]
     assert deny["podSelector"] == {} and deny["policyTypes"] == ["Ingress"]
     assert "ingress" not in deny
-    assert _ingress_access(objects) == EXPECTED_ACCESS
+    expected = EXPECTED_ACCESS_WITH_ACTIVATOR if has_activator(objects) else EXPECTED_ACCESS
+    assert _ingress_access(objects) == expected
 
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=str)
@@ -279,6 +394,20 @@ def test_rating_api_may_open_no_connection_and_the_scaler_any(variant: Variant) 
     (policy,) = egress["rating-api"]
     assert policy["spec"]["policyTypes"] == ["Egress"]
     assert policy["spec"].get("egress", []) == [], "rating-api needs no egress, not even DNS"
+    if ACTIVATOR not in egress:
+        return
+    # The activator dials the rating pods' public port and the API server, nothing else.
+    (policy,) = egress[ACTIVATOR]
+    assert policy["spec"]["policyTypes"] == ["Egress"]
+    to_pods, to_api = policy["spec"]["egress"]
+    (peer,) = to_pods["to"]
+    assert [w["metadata"]["name"] for w in selected_workloads(objects, peer["podSelector"])] == [
+        "rating-api"
+    ]
+    api = named(objects, "Deployment", "rating-api")
+    assert [_port_name(api, p["port"]) for p in to_pods["ports"]] == ["http"]
+    assert "to" not in to_api, "the API server is no pod: its ports, anywhere"
+    assert sorted(p["port"] for p in to_api["ports"]) == [443, 6443]
 
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=str)
@@ -308,7 +437,7 @@ def test_pod_monitors_scrape_the_metrics_ports(variant: Variant) -> None:
             assert _port_name(workload, endpoint["port"]) == METRICS_PORT[name]
             assert endpoint.get("path", "/metrics") == "/metrics"
         scraped.add(name)
-    assert scraped == set(METRICS_PORT)
+    assert scraped == {w["metadata"]["name"] for w in workloads(objects)}
 
 
 @pytest.mark.parametrize("variant", [v for v in VARIANTS if "mtls" in v.components], ids=str)

@@ -15,7 +15,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.kube import BASE, ROOT, container_ports, pod_spec, render, venv_tool, workloads
+from tests.deploy.kube import (
+    BASE,
+    ROOT,
+    ZERO,
+    container_ports,
+    pod_spec,
+    render,
+    venv_tool,
+    workloads,
+)
 
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
@@ -193,7 +202,7 @@ def test_image_user_and_ports_match_the_manifests() -> None:
     _, stages = parse(DOCKERFILE.read_text())
     uid, gid = (int(n) for n in stages[-1].all("USER")[-1].split(":"))
     exposed = {int(port) for args in stages[-1].all("EXPOSE") for port in args.split()}
-    for workload in workloads(render(BASE)):
+    for workload in workloads(render(BASE)) + workloads(render(ZERO)):
         context = pod_spec(workload)["securityContext"]
         assert (context["runAsUser"], context["runAsGroup"]) == (uid, gid)
         assert set(container_ports(workload).values()) <= exposed
@@ -244,6 +253,8 @@ CONTEXT = {
     "README.md": False,
     "api/__main__.py": False,
     "common/flags.py": False,
+    "activator/__main__.py": False,
+    "activator/__pycache__/hold.cpython-311.pyc": True,
     "scaler/_proto/__init__.py": False,
     "api/__pycache__/app.cpython-311.pyc": True,
     "scaler/poller.pyc": True,
@@ -292,7 +303,7 @@ def _build_context(destination: Path) -> None:
                 shutil.copy2(ROOT / path, destination / path)
 
 
-def test_the_build_context_installs_both_commands(tmp_path: Path) -> None:
+def test_the_build_context_installs_the_three_commands(tmp_path: Path) -> None:
     """What the build stage's `pip install .` gets from the context: build the wheel
     offline (setuptools from this venv) and look inside."""
     context = tmp_path / "context"
@@ -312,6 +323,8 @@ def test_the_build_context_installs_both_commands(tmp_path: Path) -> None:
         scripts = archive.read(entry_points).decode()
     assert "rating-api = api.__main__:main" in scripts
     assert "rating-scaler = scaler.__main__:main" in scripts
-    assert {"api/__main__.py", "scaler/__main__.py", "common/token_file.py"} <= names
+    assert "rating-activator = activator.__main__:main" in scripts
+    modules = {"api/__main__.py", "scaler/__main__.py", "activator/__main__.py"}
+    assert modules | {"common/token_file.py", "activator/hold.py"} <= names
     assert [n for n in names if n.startswith("scaler/_proto/") and n.endswith("_pb2.py")]
     assert not [n for n in names if n.startswith("tests/")]

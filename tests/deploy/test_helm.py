@@ -144,7 +144,7 @@ def test_default_render_is_the_kustomize_base(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "components",
-    [("push",), ("mtls",), ("push", "mtls")],
+    [("push",), ("mtls",), ("push", "mtls"), ("activator",), ("mtls", "activator")],
     ids=lambda c: "+".join(c),
 )
 def test_each_toggle_renders_its_kustomize_component(
@@ -155,10 +155,114 @@ def test_each_toggle_renders_its_kustomize_component(
     assert_same_objects(chart, without_namespace(generate.render_base(components)))
 
 
+ACTIVATOR_OBJECTS = {
+    ("Deployment", "rating-activator"),
+    ("ServiceAccount", "rating-activator"),
+    ("Role", "rating-activator"),
+    ("RoleBinding", "rating-activator"),
+    ("Service", "rating-activator"),
+    ("Service", "rating-activator-admin"),
+    ("PodDisruptionBudget", "rating-activator"),
+    ("PodMonitor", "rating-activator"),
+    ("NetworkPolicy", "rating-activator-public"),
+    ("NetworkPolicy", "rating-activator-admin"),
+    ("NetworkPolicy", "rating-activator-egress"),
+    ("NetworkPolicy", "rating-api-from-activator"),
+}
+
+
+def test_the_activator_toggle(tmp_path: Path) -> None:
+    """On: the activator's objects, a public Service without a selector, and a
+    ScaledObject that scales from zero through the activator. Off: none of it, exactly
+    the default render."""
+    off = by_key(template(tmp_path))
+    assert by_key(template(tmp_path, "--set", "activator.enabled=false")) == off
+    assert not ACTIVATOR_OBJECTS & set(off)
+    assert "selector" in off[("Service", "rating-api")]["spec"]
+    on = by_key(template(tmp_path, "--set", "activator.enabled=true"))
+    assert set(on) - set(off) == ACTIVATOR_OBJECTS
+    assert "selector" not in on[("Service", "rating-api")]["spec"]
+    spec = on[("ScaledObject", "rating-api")]["spec"]
+    assert spec["minReplicaCount"] == 0
+    (trigger,) = spec["triggers"]
+    assert trigger["type"] == "external-push"
+    assert trigger["metadata"]["activator"] == "default/rating-activator-admin"
+    assert trigger["metadata"]["targetPerPod"] == "40"
+    changed = {key for key in off if on[key] != off[key]}
+    assert changed == {("Service", "rating-api"), ("ScaledObject", "rating-api")}
+
+
+def test_the_activator_values_reach_their_places(tmp_path: Path) -> None:
+    objects = template(
+        tmp_path,
+        *("-n", "ratings", "--set", "activator.enabled=true"),
+        *("--set", "activator.replicas=3", "--set", "activator.holdTimeout=12.5"),
+        *("--set", "activator.maxHeld=200", "--set", "activator.resources.limits.cpu=2"),
+        *("--set", "api.bucket.refillPerS=12.5", "--set", "image.tag=1.2.3"),
+    )
+    activator = named(objects, "Deployment", "rating-activator")
+    assert activator["spec"]["replicas"] == 3
+    pod = activator["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["image"] == "openclaw/rating-edge:1.2.3"
+    assert container["resources"]["limits"] == {"cpu": 2, "memory": "256Mi"}
+    env = {item["name"]: item.get("value") for item in container["env"]}
+    assert env["RATING_ACTIVATOR_ENDPOINT_SLICES"] == "ratings/rating-api-admin"
+    assert (env["RATING_ACTIVATOR_HOLD_TIMEOUT"], env["RATING_ACTIVATOR_MAX_HELD"]) == (
+        "12.5",
+        "200",
+    )
+    # The drain outlasts the hold, and the grace period the drain.
+    assert env["RATING_ACTIVATOR_DRAIN_TIMEOUT"] == "18"
+    assert pod["terminationGracePeriodSeconds"] == 33
+    metadata = named(objects, "ScaledObject", "rating-api")["spec"]["triggers"][0]["metadata"]
+    assert metadata["activator"] == "ratings/rating-activator-admin"
+    assert metadata["targetPerPod"] == "10"  # 12.5 x 0.8
+
+
+@pytest.mark.parametrize(
+    ("rate", "target"), [("50", "40"), ("3", "2.4"), ("10", "8"), ("0.5", "0.4")]
+)
+def test_the_target_per_pod_is_computed_from_the_refill(
+    tmp_path: Path, rate: str, target: str
+) -> None:
+    objects = template(
+        tmp_path, "--set", "activator.enabled=true", "--set", f"api.bucket.refillPerS={rate}"
+    )
+    metadata = named(objects, "ScaledObject", "rating-api")["spec"]["triggers"][0]["metadata"]
+    assert metadata["targetPerPod"] == target
+
+
+# Each switch by kind leaves out the activator's objects of that kind too.
+SWITCHED_KINDS = {
+    "networkPolicies.enabled": "NetworkPolicy",
+    "podDisruptionBudgets.enabled": "PodDisruptionBudget",
+    "monitoring.podMonitors.enabled": "PodMonitor",
+}
+
+
+@pytest.mark.parametrize(("value", "kind"), SWITCHED_KINDS.items(), ids=SWITCHED_KINDS.keys())
+def test_the_switches_leave_out_the_activator_objects_too(
+    tmp_path: Path, value: str, kind: str
+) -> None:
+    on = ("--set", "activator.enabled=true")
+    everything = by_key(template(tmp_path, *on))
+    rest = by_key(template(tmp_path, *on, "--set", f"{value}=false"))
+    assert set(everything) - set(rest) == {key for key in everything if key[0] == kind}
+    assert ("Deployment", "rating-activator") in rest
+
+
 def test_production_overlay_is_the_defaults(tmp_path: Path) -> None:
     chart = without_helm_labels(template(tmp_path, *IN_THE_BASE_NAMESPACE))
     production = kustomize(MANIFESTS / "overlays" / "production")
     assert_same_objects(chart, without_namespace(production))
+
+
+def test_zero_overlay_is_the_activator_value(tmp_path: Path) -> None:
+    on = ("--set", "activator.enabled=true")
+    chart = without_helm_labels(template(tmp_path, *IN_THE_BASE_NAMESPACE, *on))
+    zero = kustomize(MANIFESTS / "overlays" / "zero")
+    assert_same_objects(chart, without_namespace(zero))
 
 
 def test_e2e_values_render_the_e2e_overlay(tmp_path: Path) -> None:
@@ -376,6 +480,10 @@ def test_the_scaler_may_poll_the_release_namespace_only_unless_told(tmp_path: Pa
 VALUE_SETS: dict[str, dict[str, Any]] = {
     "default": {},
     "push+mtls": {"push": {"enabled": True}, "mtls": {"enabled": True}},
+    "activator": {
+        "activator": {"enabled": True, "replicas": 3, "holdTimeout": 12.5, "maxHeld": 50},
+        "api": {"bucket": {"refillPerS": 12.5}},
+    },
     "production": {
         "namespace": {"name": "ratings", "create": True},
         "image": {"digest": DIGEST},
@@ -471,6 +579,26 @@ BAD_VALUES = {
     "bad-allowed-host": (
         ["--set", "scaler.allowedHosts={http://x}"],
         ["/scaler/allowedHosts/0", "does not match pattern"],
+    ),
+    "activator-misspelt": (
+        ["--set", "activator.enable=true"],
+        ["at '/activator': additional properties 'enable' not allowed"],
+    ),
+    "activator-no-replica": (
+        ["--set", "activator.replicas=0"],
+        ["/activator/replicas", "minimum: got 0"],
+    ),
+    "activator-holds-too-many": (
+        ["--set", "activator.maxHeld=5000"],
+        ["/activator/maxHeld", "maximum: got 5,000"],
+    ),
+    "activator-zero-hold": (
+        ["--set", "activator.holdTimeout=0"],
+        ["activator.holdTimeout must be above 0 and at most 600 seconds, got 0"],
+    ),
+    "activator-endless-hold": (
+        ["--set", "activator.holdTimeout=3600"],
+        ["activator.holdTimeout must be above 0 and at most 600 seconds, got 3600"],
     ),
     "bad-monitoring-label": (
         ["--set", "monitoring.labels.release=a b"],

@@ -1,4 +1,4 @@
-"""Both commands from the built image, run as the manifests run them: the image's
+"""The three commands from the built image, run as the manifests run them: the image's
 numeric user, a read-only root, a tmpfs on /tmp, no capabilities (runc, `e2e/oci.py`).
 
 The image is what `python -m e2e.image` built for the current sources; without it these
@@ -106,7 +106,7 @@ def test_root_is_read_only_and_tmp_writable(bundle: Bundle) -> None:
     assert result.returncode == 1
 
 
-@pytest.mark.parametrize("command", ["rating-api", "rating-scaler"])
+@pytest.mark.parametrize("command", ["rating-api", "rating-scaler", "rating-activator"])
 def test_help(bundle: Bundle, command: str) -> None:
     result = oci.run_once(bundle(command, "--help"), _name("help"))
     assert result.returncode == 0, result.stdout + result.stderr
@@ -151,6 +151,20 @@ def test_rating_scaler_answers_grpc_health(
     assert scaler.stop() == 0, scaler.child.log_tail()
 
 
+def test_rating_activator_answers_and_stops_on_sigterm(
+    bundle: Bundle, container: Callable[..., oci.Container]
+) -> None:
+    """No pod (an empty endpoints file): it serves its admin port and holds nothing."""
+    ports = {"public": free_port(), "admin": free_port()}
+    argv = ["rating-activator", "--host", "127.0.0.1", "--port", str(ports["public"])]
+    argv += ["--admin-port", str(ports["admin"]), "--endpoints-file", "/dev/null"]
+    activator = container("rating-activator", bundle(*argv, POD_NAME="activator-image"), ports)
+    wait_http_ok(activator.child.url("admin", "/readyz"), activator.child)
+    held = request(activator.child.url("admin", "/v1/held")).json()
+    assert (held["activator"], held["held"], held["pods_ready"]) == ("activator-image", 0, 0)
+    assert activator.stop() == 0, activator.child.log_tail()
+
+
 # --- without the image: the key and the runtime config ---------------------------
 
 
@@ -163,6 +177,7 @@ def _tree(root: Path) -> Path:
         "api/app.py": "A = 1\n",
         "scaler/server.py": "S = 1\n",
         "common/flags.py": "F = 1\n",
+        "activator/hold.py": "H = 1\n",
         "tests/test_x.py": "T = 1\n",
     }.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
@@ -174,6 +189,7 @@ EDITS = {
     "source": ("api/app.py", "A = 2\n", True),
     "new-module": ("scaler/poller.py", "P = 1\n", True),
     "shared-source": ("common/flags.py", "F = 2\n", True),
+    "activator-source": ("activator/hold.py", "H = 2\n", True),
     "dockerfile": ("Dockerfile", "FROM y\n", True),
     "readme": ("README.md", "# s\n", True),
     "bytecode": ("api/__pycache__/app.cpython-311.pyc", "x", False),

@@ -9,14 +9,18 @@ from typing import Any
 import pytest
 
 from tests.deploy.kube import (
+    ACTIVATOR,
     BASE,
     OVERLAYS,
     PRODUCTION,
     STAGING,
     VARIANTS,
+    ZERO,
     Obj,
     Variant,
     containers,
+    env_values,
+    has_activator,
     named,
     namespace_of,
     of_kind,
@@ -79,6 +83,7 @@ def test_everything_lives_in_the_one_namespace(variant: Variant) -> None:
         (BASE, "openclaw-rating"),
         (STAGING, "openclaw-rating-staging"),
         (PRODUCTION, "openclaw-rating"),
+        (ZERO, "openclaw-rating"),
     ],
     ids=str,
 )
@@ -123,17 +128,20 @@ def test_overlays_differ_only_in_namespace_image_tag_and_replica_bounds() -> Non
 
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=str)
-def test_one_image_two_commands(variant: Variant) -> None:
+def test_one_image_one_command_per_deployment(variant: Variant) -> None:
     objects = render(variant)
-    api = named(objects, "Deployment", "rating-api")
-    scaler = named(objects, "Deployment", "rating-scaler")
-    images = {c["image"] for w in (api, scaler) for c in containers(w)}
+    images = {c["image"] for w in workloads(objects) for c in containers(w)}
     assert len(images) == 1, f"{variant}: more than one image: {images}"
     (image,) = images
     name, _, tag = image.rpartition(":")
     assert name and tag and tag != "latest" and "/" not in tag, f"{variant}: unpinned {image}"
-    assert [c.get("command") for c in containers(api)] == [["rating-api"]]
-    assert [c.get("command") for c in containers(scaler)] == [["rating-scaler"]]
+    commands = {
+        w["metadata"]["name"]: [c.get("command") for c in containers(w)] for w in workloads(objects)
+    }
+    expected = {"rating-api": [["rating-api"]], "rating-scaler": [["rating-scaler"]]}
+    if has_activator(objects):
+        expected[ACTIVATOR] = [["rating-activator"]]
+    assert commands == expected
 
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=str)
@@ -188,12 +196,13 @@ def test_requests_and_limits(variant: Variant) -> None:
                 )
 
 
-# Only the scaler talks to the Kubernetes API (it watches EndpointSlices).
-API_CLIENTS = {"rating-scaler"}
+# Only the scaler (it watches EndpointSlices) and the activator (it watches them and
+# writes the public one and its Lease) talk to the Kubernetes API.
+API_CLIENTS = {"rating-scaler", ACTIVATOR}
 
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=str)
-def test_only_the_scaler_pod_carries_a_token(variant: Variant) -> None:
+def test_only_the_scaler_and_the_activator_carry_a_token(variant: Variant) -> None:
     objects = render(variant)
     accounts = {sa["metadata"]["name"]: sa for sa in of_kind(objects, "ServiceAccount")}
     for workload in workloads(objects):
@@ -299,15 +308,17 @@ def test_scaler_pod(variant: Variant) -> None:
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=str)
 def test_scaled_object(variant: Variant) -> None:
-    (scaled_object,) = of_kind(render(variant), "ScaledObject")
+    objects = render(variant)
+    (scaled_object,) = of_kind(objects, "ScaledObject")
     spec = scaled_object["spec"]
     low, high = spec["minReplicaCount"], spec["maxReplicaCount"]
-    assert 1 <= low <= high, f"{variant}: bounds {low}..{high}"
+    # A fleet at zero needs the activator to take its traffic; without it, 1 at least.
+    assert (0 if has_activator(objects) else 1) <= low <= high, f"{variant}: {low}..{high}"
     assert low <= spec["fallback"]["replicas"] <= high
     assert spec["fallback"]["failureThreshold"] >= 1
     (trigger,) = spec["triggers"]
-    expected = "external-push" if "push" in variant.components else "external"
-    assert trigger["type"] == expected
+    push = "push" in variant.components or has_activator(objects)
+    assert trigger["type"] == ("external-push" if push else "external")
     assert trigger.get("metricType", "AverageValue") == "AverageValue"
     metadata = trigger["metadata"]
     assert metadata["metric"] in ("demand", "deficit")
@@ -350,7 +361,7 @@ def test_tolerances_are_set_per_direction(variant: Variant) -> None:
 
 @pytest.mark.parametrize(
     ("variant", "bounds"),
-    [(BASE, (2, 20)), (STAGING, (1, 4)), (PRODUCTION, (2, 20))],
+    [(BASE, (2, 20)), (STAGING, (1, 4)), (PRODUCTION, (2, 20)), (ZERO, (0, 20))],
     ids=str,
 )
 def test_replica_bounds_per_environment(variant: Variant, bounds: tuple[int, int]) -> None:
@@ -368,3 +379,61 @@ def test_dashboard_config_map_carries_the_sidecar_label() -> None:
         ]
         assert len(dashboards) == 1, variant
         assert [key for key in dashboards[0]["data"] if key.endswith(".json")]
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=str)
+def test_scale_from_zero_only_with_the_activator(variant: Variant) -> None:
+    """At zero pods, someone must hold the requests and tell the scaler: the activator.
+    Its trigger is external-push, so that KEDA scales 0 -> 1 the moment the scaler
+    streams true, not at its next poll."""
+    objects = render(variant)
+    (scaled_object,) = of_kind(objects, "ScaledObject")
+    spec = scaled_object["spec"]
+    (trigger,) = spec["triggers"]
+    if not has_activator(objects):
+        assert spec["minReplicaCount"] >= 1 and "activator" not in trigger["metadata"]
+        return
+    assert spec["minReplicaCount"] == 0 and "idleReplicaCount" not in spec
+    assert trigger["type"] == "external-push"
+    assert {"activator", "targetPerPod"} <= set(trigger["metadata"])
+
+
+@pytest.mark.parametrize("variant", [v for v in VARIANTS if v.overlay == "zero"], ids=str)
+def test_target_per_pod_is_the_pods_refill_times_the_utilization(variant: Variant) -> None:
+    """A fleet at zero has no pod to report its refill rate, so the trigger says the
+    target per pod; it must be what the pods would report, times targetUtilization."""
+    objects = render(variant)
+    (scaled_object,) = of_kind(objects, "ScaledObject")
+    (trigger,) = scaled_object["spec"]["triggers"]
+    rate = float(env_values(named(objects, "Deployment", "rating-api"))["RATING_API_BUCKET_RATE"])
+    utilization = float(trigger["metadata"]["targetUtilization"])
+    assert float(trigger["metadata"]["targetPerPod"]) == pytest.approx(rate * utilization)
+
+
+@pytest.mark.parametrize("variant", [v for v in VARIANTS if v.overlay == "zero"], ids=str)
+def test_the_activator_pod(variant: Variant) -> None:
+    activator = named(render(variant), "Deployment", ACTIVATOR)
+    assert activator["spec"]["replicas"] == 2
+    (container,) = containers(activator)
+    env = {e["name"]: e for e in container["env"]}
+    # Its identity as the Lease's holder.
+    assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    probes = {
+        kind: (container[kind]["httpGet"]["path"], container[kind]["httpGet"]["port"])
+        for kind in ("startupProbe", "livenessProbe", "readinessProbe")
+    }
+    assert probes == {
+        "startupProbe": ("/healthz", "admin"),
+        "livenessProbe": ("/healthz", "admin"),
+        "readinessProbe": ("/readyz", "admin"),
+    }
+    values = env_values(activator)
+    hold, drain = (
+        float(values["RATING_ACTIVATOR_HOLD_TIMEOUT"]),
+        float(values["RATING_ACTIVATOR_DRAIN_TIMEOUT"]),
+    )
+    assert drain >= hold, "a request held at SIGTERM must be answered within the drain"
+    stop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+    used = stop + float(values["RATING_ACTIVATOR_SHUTDOWN_DELAY"]) + drain
+    assert used <= pod_spec(activator)["terminationGracePeriodSeconds"], used
+    assert int(values["RATING_ACTIVATOR_MAX_HELD"]) >= 1

@@ -21,7 +21,16 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from tests.deploy.kube import DATA, PRODUCTION, VARIANTS, Obj, Variant, named, render
+from tests.deploy.kube import (
+    DATA,
+    PRODUCTION,
+    VARIANTS,
+    Obj,
+    Variant,
+    has_activator,
+    named,
+    render,
+)
 
 # The oldest Kubernetes minor that KEDA 2.17 (the oldest KEDA this project
 # supports) is tested against: anything that validates here also exists in the
@@ -110,8 +119,10 @@ def test_keda_objects_validate(variant: Variant) -> None:
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=str)
 def test_prometheus_operator_objects_validate(variant: Variant) -> None:
-    monitoring = [o for o in render(variant) if o["apiVersion"].startswith("monitoring.")]
-    assert sorted(o["kind"] for o in monitoring) == ["PodMonitor", "PodMonitor", "PrometheusRule"]
+    objects = render(variant)
+    monitoring = [o for o in objects if o["apiVersion"].startswith("monitoring.")]
+    monitors = 3 if has_activator(objects) else 2  # one per Deployment
+    assert sorted(o["kind"] for o in monitoring) == ["PodMonitor"] * monitors + ["PrometheusRule"]
     for obj, name in zip(monitoring, _ids(monitoring), strict=True):
         try:
             validate(obj)

@@ -12,7 +12,7 @@ is empty.
 {{- end -}}
 
 {{/*
-The image both containers run: repository@digest when image.digest is set (it wins
+The image every container runs: repository@digest when image.digest is set (it wins
 over the tag), else repository:tag (the chart's appVersion when the tag is empty).
 */}}
 {{- define "rating-api.image" -}}
