@@ -93,9 +93,7 @@ class PodSeries:
         """An independent copy: another target's poller goes on from these samples."""
         return replace(self, samples=deque(self.samples))
 
-    def observe(
-        self, state: BucketState, now: float, keep_s: float, young_s: float = 0.0
-    ) -> None:
+    def observe(self, state: BucketState, now: float, keep_s: float, young_s: float = 0.0) -> None:
         """Record one answer. A pod first seen (in this boot) with `uptime_s` under
         `young_s` gets its boot as a first sample too: every request it was asked for
         came within the history kept, so the rate since boot is already a rate over the
