@@ -59,6 +59,7 @@ class Activator:
     boot_id: str
     started_s: float = field(default_factory=time.monotonic)
     draining: bool = False
+    held_bytes: int = 0  # the bodies of the requests held now
 
 
 class PublicApp:
@@ -92,7 +93,7 @@ class PublicApp:
         tried: set[str] = set()
         while True:
             if pod is None:
-                pod = await self._hold(deadline, send, gone)
+                pod = await self._hold(deadline, send, gone, len(request.body))
                 if pod is None:
                     return  # answered 503, or the client left
             try:
@@ -114,9 +115,28 @@ class PublicApp:
             await _send_answer(send, answer)
             return
 
-    async def _hold(self, deadline: float, send: Send, gone: asyncio.Future[None]) -> str | None:
+    async def _hold(
+        self, deadline: float, send: Send, gone: asyncio.Future[None], size: int
+    ) -> str | None:
         """Wait for a ready pod; None once the 503 is sent or the client has left."""
         activator, started = self._activator, time.monotonic()
+        if activator.held_bytes + size > self._config.max_held_bytes:
+            activator.metrics.refused_full.inc()
+            detail = (
+                f"the held requests' bodies reach --max-held-bytes ({self._config.max_held_bytes})"
+            )
+            await self._unavailable(send, HELD_FULL, detail)
+            return None
+        activator.held_bytes += size
+        try:
+            return await self._wait(started, deadline, send, gone)
+        finally:
+            activator.held_bytes -= size
+
+    async def _wait(
+        self, started: float, deadline: float, send: Send, gone: asyncio.Future[None]
+    ) -> str | None:
+        activator = self._activator
         waiting = asyncio.ensure_future(activator.holds.wait_for_pod(max(0.0, deadline - started)))
         either: list[asyncio.Future[Any]] = [waiting, gone]
         await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)

@@ -57,6 +57,8 @@ class ActivatorConfig:
     """The Lease that keeps one writer of the public EndpointSlice."""
     hold_timeout_s: float = 30.0
     max_held: int = 1000
+    max_held_bytes: int = 64 * MIB
+    """The held requests' bodies together: the activator's memory at zero is bounded."""
     forward_timeout_s: float = 30.0
     pod_name: str = field(default_factory=socket.gethostname)
     max_body_bytes: int = MIB
@@ -104,6 +106,12 @@ class ActivatorConfig:
             _require(self, dest, ok, "must be a lower-case DNS label")
         _require(self, "hold_timeout_s", _finite_above(self.hold_timeout_s, 0.0), "must be > 0")
         _require(self, "max_held", self.max_held >= 1, "must be >= 1")
+        _require(
+            self,
+            "max_held_bytes",
+            self.max_held_bytes >= self.max_body_bytes,
+            "must be at least --max-body-bytes: one largest request must fit",
+        )
         _require(
             self, "forward_timeout_s", _finite_above(self.forward_timeout_s, 0.0), "must be > 0"
         )
@@ -202,6 +210,13 @@ _SETTINGS = (
         "SECONDS",
     ),
     _setting("max_held", parse_integer, "requests held at once; one more gets 503 at once", "N"),
+    _setting(
+        "max_held_bytes",
+        parse_integer,
+        "the held requests' bodies together; one that would pass it gets 503 at once "
+        "(bounds the activator's memory at zero)",
+        "BYTES",
+    ),
     _setting(
         "forward_timeout_s",
         parse_decimal,

@@ -233,3 +233,24 @@ async def test_a_listed_pod_that_refuses_connections_is_skipped_for_one_that_ans
         )
         >= 1
     )
+
+
+async def test_bodies_held_past_max_held_bytes_are_refused_at_once(
+    activator: ActivatorFactory, session: aiohttp.ClientSession
+) -> None:
+    service, _ = await activator(
+        hold_timeout_s=30, extra=("--max-body-bytes", "1024", "--max-held-bytes", "1500")
+    )
+    body = b'{"items": [], "pad": "' + b"x" * 900 + b'"}'
+    url = service.public_url + "/v1/rate"
+
+    async def post() -> int:
+        async with session.post(url, data=body) as response:
+            return response.status
+
+    first = asyncio.ensure_future(post())
+    await held_now(session, service, 1)
+    assert await post() == 503  # its body and the held one's would pass 1500 bytes
+    assert (await get_json(session, held_url(service)))["held"] == 1
+    first.cancel()
+    await asyncio.gather(first, return_exceptions=True)
