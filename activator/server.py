@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import signal
 import socket
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
-import uvicorn
 import uvloop
 from prometheus_client import CollectorRegistry
 from starlette.types import ASGIApp
@@ -30,8 +28,8 @@ from activator.hold import Holds
 from activator.metrics import ActivatorMetrics
 from activator.pods import EndpointsFile, EndpointSlicePods, PodSource
 from activator.publish import Desired, Lease, SliceWriter
-from api.protocol import BoundedHttpToolsProtocol, ConnectionLimits, bounded_protocol
-from api.server import _Server as GracefulServer
+from api.protocol import BoundedHttpToolsProtocol, ConnectionLimits
+from api.server import GracefulServer, graceful_server
 from common.listener import listen
 from scaler.discovery.endpointslices import KubeApi
 
@@ -135,20 +133,14 @@ def _server(app: ASGIApp, activator: Activator) -> GracefulServer:
         head_timeout_s=config.request_timeout_s,
         keep_alive_timeout_s=config.keep_alive_timeout_s,
     )
-    return GracefulServer(
-        uvicorn.Config(
-            app,
-            http=bounded_protocol(limits, None, activator),
-            limit_concurrency=config.max_connections,
-            ws="none",
-            loop="none",
-            lifespan="off",
-            access_log=False,
-            log_config=None,
-            timeout_graceful_shutdown=math.ceil(config.drain_timeout_s),
-            server_header=False,  # a pod's answer keeps its own Server and Date
-            date_header=False,
-        )
+    return graceful_server(
+        app,
+        limits,
+        observe=None,
+        drain=activator,
+        max_connections=config.max_connections,
+        drain_timeout_s=config.drain_timeout_s,
+        own_headers=False,  # a pod's answer keeps its own Server and Date
     )
 
 

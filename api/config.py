@@ -17,7 +17,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from typing import Literal, get_args
 
 from api import bucket_schema
-from common.flags import Flag, Given, add_flags, epilog, given
+from common.flags import BadValue, Setting, add_flags, describe_settings, epilog, parse_settings
 from common.numbers import parse_decimal, parse_integer
 from common.token_file import TokenFileError, read_token
 
@@ -103,21 +103,11 @@ class ApiConfig:
         _require(self, "max_connections", self.max_connections >= 2, "must be >= 2")
 
 
-@dataclass(frozen=True, slots=True)
-class _Setting:
-    """One field of `ApiConfig` and its flag; `parse` gives None for text it refuses."""
-
-    dest: str
-    parse: Callable[[str], object | None]
-    flag: Flag
-
-
-def _setting(dest: str, parse: Callable[[str], object | None], help: str, metavar: str) -> _Setting:
-    """The field `dest`'s flag: `shutdown_delay_s` is `--shutdown-delay`."""
+def _setting(dest: str, parse: Callable[[str], object | None], help: str, metavar: str) -> Setting:
+    """The field `dest`'s flag, its default as `--help` shows it."""
     default = _FIELDS[dest].default
     shown = "$POD_NAME or host name" if default is MISSING else str(default)
-    name = dest.removesuffix("_s").replace("_", "-")
-    return _Setting(dest, parse, Flag(ENV_PREFIX, name, metavar, help, shown_default=shown))
+    return Setting.of(ENV_PREFIX, dest, parse, help, metavar, shown)
 
 
 _LEVELS = ", ".join(get_args(LogLevel))
@@ -234,29 +224,16 @@ def check_files(config: ApiConfig) -> None:
 def from_values(values: Mapping[str, str | None], environ: Mapping[str, str]) -> ApiConfig:
     """An `ApiConfig` from raw flag strings by field (None when not given) and the
     environment."""
-    found = given(
-        (setting.flag for setting in _SETTINGS),
-        {setting.flag.name: values.get(setting.dest) for setting in _SETTINGS},
-        environ,
-    )
-    pod_name = _SETTING_BY_DEST["pod_name"].flag
-    if pod_name.name not in found and "POD_NAME" in environ:
-        found[pod_name.name] = Given(environ["POD_NAME"], f"{pod_name.option} (from POD_NAME)")
-    parsed = {s.dest: _parse(s, found[s.flag.name]) for s in _SETTINGS if s.flag.name in found}
+    try:
+        parsed = parse_settings(_SETTINGS, values, environ, also_from={"pod_name": "POD_NAME"})
+    except BadValue as exc:
+        raise ConfigError(str(exc)) from None
     return ApiConfig(**parsed)  # type: ignore[arg-type]
 
 
 def describe(config: ApiConfig) -> str:
     """One log line: the effective value of every setting, by flag name."""
-    return " ".join(f"{s.flag.name}={getattr(config, s.dest)}" for s in _SETTINGS)
-
-
-def _parse(setting: _Setting, value: Given) -> object:
-    parsed = setting.parse(value.text.strip())
-    if parsed is None:
-        metavar = setting.flag.metavar.lower()
-        raise ConfigError(f"{value.source}: {value.text!r} is not a valid {metavar}")
-    return parsed
+    return describe_settings(_SETTINGS, config)
 
 
 def _require(config: ApiConfig, dest: str, ok: bool, message: str) -> None:

@@ -23,7 +23,13 @@ from starlette.types import ASGIApp
 
 from api.app import Service, admin_app, public_app
 from api.config import ApiConfig, describe
-from api.protocol import BoundedHttpToolsProtocol, ConnectionLimits, Observe, bounded_protocol
+from api.protocol import (
+    BoundedHttpToolsProtocol,
+    ConnectionLimits,
+    Drain,
+    Observe,
+    bounded_protocol,
+)
 from common.listener import ListenError, listen
 
 logger = logging.getLogger("api")
@@ -33,7 +39,7 @@ EXIT_OK = 0
 EXIT_CANNOT_LISTEN = 1
 
 
-class _Server(uvicorn.Server):
+class GracefulServer(uvicorn.Server):
     """A uvicorn server that leaves signals to `serve`: two of them share one process."""
 
     @contextlib.contextmanager
@@ -100,7 +106,7 @@ async def serve(config: ApiConfig) -> int:
     return EXIT_OK
 
 
-def _server(app: ASGIApp, service: Service, observe: Observe | None = None) -> _Server:
+def _server(app: ASGIApp, service: Service, observe: Observe | None = None) -> GracefulServer:
     """`observe` counts the protocol's own answers (400, 408, 431, 503): public port only."""
     config = service.config
     limits = ConnectionLimits(
@@ -108,17 +114,42 @@ def _server(app: ASGIApp, service: Service, observe: Observe | None = None) -> _
         head_timeout_s=config.request_timeout_s,
         keep_alive_timeout_s=config.keep_alive_timeout_s,
     )
-    return _Server(
+    return graceful_server(
+        app,
+        limits,
+        observe=observe,
+        drain=service,
+        max_connections=config.max_connections,
+        drain_timeout_s=config.drain_timeout_s,
+    )
+
+
+def graceful_server(
+    app: ASGIApp,
+    limits: ConnectionLimits,
+    *,
+    observe: Observe | None,
+    drain: Drain,
+    max_connections: int,
+    drain_timeout_s: float,
+    own_headers: bool = True,
+) -> GracefulServer:
+    """A uvicorn server with the connection limits of `api.protocol`, for any of the
+    project's HTTP ports; `own_headers=False` leaves out uvicorn's Server and Date (a
+    proxy passes an upstream's own)."""
+    return GracefulServer(
         uvicorn.Config(
             app,
-            http=bounded_protocol(limits, observe, service),
-            limit_concurrency=config.max_connections,
+            http=bounded_protocol(limits, observe, drain),
+            limit_concurrency=max_connections,
             ws="none",  # no WebSocket here; an upgrade would take over the guarded transport
             loop="none",
             lifespan="off",
             access_log=False,
             log_config=None,
-            timeout_graceful_shutdown=math.ceil(config.drain_timeout_s),
+            timeout_graceful_shutdown=math.ceil(drain_timeout_s),
+            server_header=own_headers,
+            date_header=own_headers,
         )
     )
 
@@ -136,7 +167,9 @@ def _accept_queued(listener: socket.socket) -> list[socket.socket]:
         queued.append(connection)
 
 
-def _handle_signals(service: Service, servers: list[_Server], shutdown_delay_s: float) -> None:
+def _handle_signals(
+    service: Service, servers: list[GracefulServer], shutdown_delay_s: float
+) -> None:
     loop = asyncio.get_running_loop()
 
     def stop_accepting() -> None:

@@ -11,7 +11,7 @@ passed in: the services' config modules are the only ones that read `os.environ`
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 
@@ -86,3 +86,68 @@ def given(
         elif flag.default is not None:
             found[flag.name] = Given(flag.default, flag.option)
     return found
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One field of a service's config and its flag; `parse` gives None for text it
+    refuses."""
+
+    dest: str
+    parse: Callable[[str], object | None]
+    flag: Flag
+
+    @classmethod
+    def of(
+        cls,
+        env_prefix: str,
+        dest: str,
+        parse: Callable[[str], object | None],
+        help: str,
+        metavar: str,
+        shown_default: str,
+    ) -> Setting:
+        """The field `dest`'s flag: `shutdown_delay_s` is `--shutdown-delay`."""
+        name = dest.removesuffix("_s").replace("_", "-")
+        return cls(dest, parse, Flag(env_prefix, name, metavar, help, shown_default=shown_default))
+
+
+class BadValue(ValueError):
+    """A flag's text that its parser refuses; the message names where it came from."""
+
+
+def parse_settings(
+    settings: Sequence[Setting],
+    values: Mapping[str, str | None],
+    environ: Mapping[str, str],
+    *,
+    also_from: Mapping[str, str] | None = None,
+) -> dict[str, object]:
+    """By field: each setting parsed from the command line's text (`values`, by field,
+    None when not given), else its variable, else its default; `also_from` names one
+    more variable for a field that neither gives (`{"pod_name": "POD_NAME"}`). A field
+    with none of them is left out. Raises `BadValue`."""
+    found = given(
+        (setting.flag for setting in settings),
+        {setting.flag.name: values.get(setting.dest) for setting in settings},
+        environ,
+    )
+    for setting in settings:
+        variable = (also_from or {}).get(setting.dest)
+        if variable and setting.flag.name not in found and variable in environ:
+            source = f"{setting.flag.option} (from {variable})"
+            found[setting.flag.name] = Given(environ[variable], source)
+    return {s.dest: _parsed(s, found[s.flag.name]) for s in settings if s.flag.name in found}
+
+
+def describe_settings(settings: Sequence[Setting], config: object) -> str:
+    """One log line: the effective value of every setting, by flag name."""
+    return " ".join(f"{s.flag.name}={getattr(config, s.dest)}" for s in settings)
+
+
+def _parsed(setting: Setting, value: Given) -> object:
+    parsed = setting.parse(value.text.strip())
+    if parsed is None:
+        metavar = setting.flag.metavar.lower()
+        raise BadValue(f"{value.source}: {value.text!r} is not a valid {metavar}")
+    return parsed

@@ -6,7 +6,17 @@ import argparse
 
 import pytest
 
-from common.flags import Flag, Given, add_flags, epilog, given
+from common.flags import (
+    BadValue,
+    Flag,
+    Given,
+    Setting,
+    add_flags,
+    epilog,
+    given,
+    parse_settings,
+)
+from common.numbers import parse_decimal
 
 PORT = Flag("RATING_TEST_", "admin-port", "PORT", "the admin port", "9090")
 TOKEN = Flag("RATING_TEST_", "token-file", "PATH", "a token", shown_default="none: no token")
@@ -70,3 +80,19 @@ def test_help_names_each_variable_and_one_default(capsys: pytest.CaptureFixture[
         "environment variable RATING_TEST_<FLAG>, e.g. --admin-port by RATING_TEST_ADMIN_PORT"
         in (text)
     )
+
+
+def test_settings_parse_by_field_with_one_more_variable_and_name_a_bad_value() -> None:
+    settings = [
+        Setting.of("RATING_X_", "hold_timeout_s", parse_decimal, "seconds", "SECONDS", "30"),
+        Setting.of("RATING_X_", "pod_name", str, "a name", "NAME", "host"),
+    ]
+    assert settings[0].flag.option == "--hold-timeout" and settings[0].flag.env == (
+        "RATING_X_HOLD_TIMEOUT"
+    )
+    parsed = parse_settings(
+        settings, {"hold_timeout_s": "2.5"}, {"POD_NAME": "p-1"}, also_from={"pod_name": "POD_NAME"}
+    )
+    assert parsed == {"hold_timeout_s": 2.5, "pod_name": "p-1"}
+    with pytest.raises(BadValue, match=r"--hold-timeout \(from RATING_X_HOLD_TIMEOUT\): 'x'"):
+        parse_settings(settings, {}, {"RATING_X_HOLD_TIMEOUT": "x"})
