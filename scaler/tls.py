@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from pathlib import Path
 
 import grpc
@@ -34,6 +35,7 @@ class TlsReloader:
         self._stamps = self._stat()
         self._initial = _configuration(read_tls(config))
         self._refused: Stamps | None = None
+        self._lock = threading.Lock()  # handshakes may ask at once, from gRPC's threads
 
     def credentials(self) -> grpc.ServerCredentials:
         return grpc.dynamic_ssl_server_credentials(
@@ -48,6 +50,10 @@ class TlsReloader:
         Called by gRPC's own threads on every new connection: a few stat calls, and no
         exception may leave it (gRPC would fail the handshake).
         """
+        with self._lock:
+            return self._fetch()
+
+    def _fetch(self) -> grpc.ServerCertificateConfiguration | None:
         stamps = self._stat()  # before reading: a change during the read is seen next time
         if stamps == self._stamps:
             return None
