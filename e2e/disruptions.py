@@ -35,9 +35,9 @@ API = "rating-api"
 RESTART_ANNOTATION = "kubectl.kubernetes.io/restartedAt"
 BUDGET_TIMEOUT_S = 60.0
 REPLACED_TIMEOUT_S = 90.0
-# Below what the fleet serves even at its floor of 3 pods (30/s): refusals would only
-# blur what the restart itself costs.
-RESTART_LOAD_PER_S = 25.0
+# Within what the fleet serves: for 50/s the HPA keeps at least ceil(50 / 8) = 7 pods,
+# which refill 70 tokens/s; refusals would only blur what the restart itself costs.
+RESTART_LOAD_PER_S = 50.0
 RESTART_LEAD_S = 3.0  # the load on the old pods alone first
 RESTART_TIMEOUT_S = 180.0
 RESTART_TAIL_S = 2.0  # the load on the new pods alone last
