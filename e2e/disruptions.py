@@ -28,7 +28,7 @@ from kubernetes import client
 from e2e.balanced_load import Load, Phase
 from e2e.cluster import NAMESPACES, Cluster, Say, endpoints_of
 from e2e.faults import SCALER, SCALER_REPLICAS, healthy, seconds, wait_until
-from e2e.kube import Json, as_json
+from e2e.kube import Json, as_json, has_condition
 
 NAMESPACE = NAMESPACES["direct"]
 API = "rating-api"
@@ -65,10 +65,7 @@ def pods(cluster: Cluster, app: str) -> list[Json]:
 
 
 def is_ready(pod: Json) -> bool:
-    if pod["metadata"].get("deletionTimestamp"):
-        return False
-    conditions = (pod.get("status") or {}).get("conditions") or []
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+    return not pod["metadata"].get("deletionTimestamp") and has_condition(pod, "Ready")
 
 
 def ready_names(cluster: Cluster, app: str) -> list[str]:

@@ -6,7 +6,14 @@ from typing import Any
 
 import pytest
 
-from e2e.disruptions import allows_one, budget_view, problems, report_lines, rolled_out
+from e2e.disruptions import (
+    allows_one,
+    budget_view,
+    is_ready,
+    problems,
+    report_lines,
+    rolled_out,
+)
 
 
 def pdb(generation: int, status: dict[str, Any] | None) -> dict[str, Any]:
@@ -121,3 +128,21 @@ def test_the_report_names_the_eviction_and_what_the_restart_lost() -> None:
     assert "6.5 s" in eviction
     assert "16 pods under 25 req/s: 900 answered, lost 2, 5xx 1" in restart
     assert restart.endswith("after 41.0 s (55 s in all)")
+
+
+def pod(ready: str, deleting: bool = False) -> dict[str, Any]:
+    metadata = {"name": "rating-scaler-1"} | ({"deletionTimestamp": "now"} if deleting else {})
+    conditions = [{"type": "PodScheduled", "status": "True"}, {"type": "Ready", "status": ready}]
+    return {"metadata": metadata, "status": {"conditions": conditions}}
+
+
+@pytest.mark.parametrize(
+    ("found", "ready"),
+    [
+        pytest.param(pod("True"), True, id="ready"),
+        pytest.param(pod("False"), False, id="not-ready"),
+        pytest.param(pod("True", deleting=True), False, id="terminating"),
+    ],
+)
+def test_a_terminating_pod_is_not_counted_ready(found: dict[str, Any], ready: bool) -> None:
+    assert is_ready(found) is ready
