@@ -54,11 +54,19 @@ class Tally:
     """Answers per whole second since the start: (second, outcome) -> count."""
 
     counts: Counter[tuple[int, str]] = field(default_factory=Counter)
+    statuses: Counter[int] = field(default_factory=Counter)  # every HTTP status answered
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def add(self, second: int, outcome: str) -> None:
+    def add(self, second: int, outcome: str, status: int | None = None) -> None:
         with self.lock:
             self.counts[(second, outcome)] += 1
+            if status is not None:
+                self.statuses[status] += 1
+
+    def server_errors(self) -> int:
+        """Answers with a 5xx status."""
+        with self.lock:
+            return sum(n for status, n in self.statuses.items() if status >= 500)
 
     def second(self, second: int) -> dict[str, int]:
         with self.lock:
@@ -112,10 +120,17 @@ class Load:
         self.tally = Tally()
         self.thread = threading.Thread(target=lambda: asyncio.run(self.main()), daemon=True)
         self._turn = 0
+        self._stopping = threading.Event()
 
     def start(self) -> Load:
         self.thread.start()
         return self
+
+    def stop(self) -> None:
+        """Send nothing more, and wait for the answers in flight (a phase of load cut short;
+        an idle phase still runs its course in the background)."""
+        self._stopping.set()
+        self.thread.join(timeout=REQUEST_TIMEOUT_S + 2)
 
     def pick(self) -> tuple[str, int] | None:
         ready = self.endpoints()
@@ -134,7 +149,7 @@ class Load:
         try:
             async with session.post(url, data=BODY, headers=headers) as response:
                 await response.read()
-                self.tally.add(second, outcome_of(response.status))
+                self.tally.add(second, outcome_of(response.status), response.status)
         except (aiohttp.ClientError, OSError, TimeoutError) as error:
             self.tally.add(second, outcome_of_failure(error))
 
@@ -159,7 +174,7 @@ class Load:
             return
         gap_s = 1.0 / phase.rate_per_s
         sent = 0
-        while True:
+        while not self._stopping.is_set():
             due_s = self.started_s + phase.start_s + sent * gap_s
             if due_s >= self.started_s + phase.end_s:
                 return

@@ -1,6 +1,7 @@
 """Inside the sandbox: bring the cluster up, run the demo's step against the three
-rating Deployments (direct, Prometheus, floor), then the faults, and write the
-outputs. Exits non-zero when a component dies or the loop did not happen.
+rating Deployments (direct, Prometheus, floor), then the faults and the voluntary
+disruptions (an eviction, a rolling restart), and write the outputs. Exits non-zero
+when a component dies, the loop did not happen, or a fault or disruption check fails.
 
 The step lands `--phase` seconds after an HPA sync (every HPA syncs in the same
 instant, see `e2e.control_plane.start_hpa_controller`), so all fleets meet the same
@@ -29,6 +30,7 @@ from e2e import (
     artifacts,
     build,
     control_plane,
+    disruptions,
     faults,
     helm,
     hpa_syncs,
@@ -240,8 +242,10 @@ def run(settings: Settings) -> int:
         summary = summarize(cluster, settings, run)
         timings = faults.run(cluster, say)
         summary |= faults.summary_keys(timings)
+        summary["disruptions"] = disruptions.run(cluster, say)
         write_outputs(cluster, settings, run.samples, summary, run.step_start_s)
         problems = check_loop(summary) + faults.problems(timings)
+        problems += disruptions.problems(summary["disruptions"])
     except ChildDied as error:
         say(f"\nFAILED: a component died: {error}")
         return 2
@@ -303,6 +307,7 @@ def report_lines(summary: dict[str, Any]) -> list[str]:
     lines.append(
         f"fallback applied {summary['fallback_applied']}, recovered {summary['recovered']}"
     )
+    lines += disruptions.report_lines(summary["disruptions"])
     return lines
 
 

@@ -26,7 +26,7 @@ from common.listener import ListenError, listen
 from common.token_file import TokenFile
 from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
-from scaler.config import ConfigError, ScalerConfig, read_tls
+from scaler.config import ConfigError, ScalerConfig
 from scaler.discovery import Discoveries
 from scaler.http import make_app
 from scaler.metrics import ScalerMetrics, TargetsCollector
@@ -35,6 +35,7 @@ from scaler.poller import SeriesStore, TargetPoller
 from scaler.servicer import ExternalScalerServicer, TriggerCache
 from scaler.target_key import TargetKey
 from scaler.targets import Targets
+from scaler.tls import TlsReloader
 
 log = logging.getLogger("scaler")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -214,15 +215,11 @@ def _bind_problem(config: ScalerConfig) -> str:
 
 
 def _credentials(config: ScalerConfig) -> grpc.ServerCredentials:
+    """TLS credentials that follow the files: a renewed certificate serves without a restart."""
     try:
-        files = read_tls(config)
+        return TlsReloader(config).credentials()
     except ConfigError as exc:
         raise StartError(str(exc)) from None
-    return grpc.ssl_server_credentials(
-        [(files.key, files.cert)],
-        root_certificates=files.client_ca,
-        require_client_auth=files.client_ca is not None,
-    )
 
 
 def tune_gc() -> None:

@@ -57,7 +57,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ("poller", frozenset({"poller"})),
     ("targets", frozenset({"targets"})),
     ("front", frozenset({"_proto", "rpc_metrics", "servicer", "metrics", "http"})),
-    ("wiring", frozenset({"server", "__main__", "__init__"})),
+    ("wiring", frozenset({"server", "tls", "__main__", "__init__"})),
 )
 SIDEWAYS = frozenset(
     {
@@ -80,6 +80,7 @@ SIDEWAYS = frozenset(
         ("servicer", "rpc_metrics"),
         ("metrics", "rpc_metrics"),
         ("__main__", "server"),
+        ("server", "tls"),
     }
 )
 # Layers above the poller read what it computed; they never reach the pods themselves.

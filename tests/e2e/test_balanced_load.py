@@ -1,9 +1,14 @@
-"""The load generator's outcomes, its offered rate, and the offered-rate endpoint that
-the floor fleet's `metrics-api` trigger reads (a real HTTP server on 127.0.0.1)."""
+"""The load generator's outcomes, its offered rate, a load stopped early, and the
+offered-rate endpoint that the floor fleet's `metrics-api` trigger reads (real HTTP
+servers on 127.0.0.1)."""
 
 from __future__ import annotations
 
+import http.server
+import itertools
 import json
+import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -11,7 +16,7 @@ from collections.abc import Iterator
 import aiohttp
 import pytest
 
-from e2e.balanced_load import burst, offered_per_s, outcome_of_failure
+from e2e.balanced_load import Load, Phase, burst, offered_per_s, outcome_of_failure
 from e2e.offered import OfferedRates
 
 
@@ -71,3 +76,45 @@ def test_endpoint_refuses_an_unknown_fleet_with_a_problem(rates: OfferedRates, p
     rates.register("floor", lambda: 1.0)
     status, kind, body = get(rates, path)
     assert (status, kind, body["status"]) == (404, "application/problem+json", 404)
+
+
+class Statuses(http.server.BaseHTTPRequestHandler):
+    """Answers POST /v1/rate with 200, 503, 429 in turn."""
+
+    turn = itertools.count()
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        status = (200, 503, 429)[next(self.turn) % 3]
+        self.send_response(status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def statuses_server() -> Iterator[tuple[str, int]]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Statuses)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield "127.0.0.1", server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_stopped_load_sends_no_more_and_counts_each_status(
+    statuses_server: tuple[str, int],
+) -> None:
+    started = time.monotonic()
+    load = Load(lambda: [statuses_server], [Phase("on", 0.0, 60.0, 40.0)], started).start()
+    time.sleep(1.5)
+    load.stop()
+    assert not load.thread.is_alive()
+    assert time.monotonic() - started < 10
+    sent = sum(load.tally.totals().values())
+    assert 30 <= sent <= 100, load.tally.totals()
+    assert sum(load.tally.statuses.values()) == sent
+    assert set(load.tally.statuses) == {200, 503, 429}
+    assert load.tally.server_errors() == load.tally.statuses[503] > 0
+    assert load.tally.totals()["refused"] == load.tally.statuses[429]

@@ -1,7 +1,12 @@
-"""TLS and mTLS on the gRPC port, with certificates made here by trustme."""
+"""TLS and mTLS on the gRPC port, with certificates made here by trustme; renewed files."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import os
+import ssl
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -167,3 +172,149 @@ def test_good_tls_files_load(tmp_path: Path, ca: trustme.CA) -> None:
     client_ca = write_pem(tmp_path, "ca.crt", ca.cert_pem)
     config = load(tls_argv(cert, key, client_ca), env={})
     assert config.tls and config.tls_client_ca == client_ca
+
+
+class SecretVolume:
+    """TLS files laid out as kubelet mounts a Secret, or rewritten in place by hand.
+
+    kubelet writes a new version directory and swaps the `..data` symlink that every
+    file links through, so all files change at once (new inodes); by hand, each file is
+    rewritten where it is, one after the other.
+    """
+
+    NAMES = ("tls.crt", "tls.key", "ca.crt")
+
+    def __init__(self, root: Path, swap: bool) -> None:
+        self.root = root
+        self.swap = swap
+        self.versions = 0
+
+    def path(self, name: str) -> Path:
+        return self.root / name
+
+    def write(self, files: dict[str, bytes]) -> None:
+        if not self.swap:
+            for name, data in files.items():
+                self.path(name).write_bytes(data)
+            return
+        self.versions += 1
+        version = self.root / f"..v{self.versions}"
+        version.mkdir()
+        for name in self.NAMES:  # a Secret update carries every key
+            current = self.path(name)
+            data = files.get(name) or (current.read_bytes() if current.exists() else b"")
+            (version / name).write_bytes(data)
+        (self.root / "..data_tmp").symlink_to(version.name)
+        os.replace(self.root / "..data_tmp", self.root / "..data")
+        for name in self.NAMES:
+            if not self.path(name).is_symlink():
+                self.path(name).symlink_to(Path("..data") / name)
+
+
+def issued_files(ca: trustme.CA) -> tuple[trustme.LeafCert, dict[str, bytes]]:
+    """A server certificate from `ca`, and the Secret's files: `ca` also signs the clients."""
+    server = ca.issue_cert("localhost", "127.0.0.1")
+    files = {
+        "tls.crt": server.cert_chain_pems[0].bytes(),
+        "tls.key": server.private_key_pem.bytes(),
+        "ca.crt": ca.cert_pem.bytes(),
+    }
+    return server, files
+
+
+async def served_certificate(port: int, ca: trustme.CA) -> bytes:
+    """The certificate the port presents to a client that trusts `ca` and holds its cert."""
+    context = ssl.create_default_context(cadata=ca.cert_pem.bytes().decode())
+    ca.issue_cert("keda-operator.keda.svc").configure_cert(context)
+    context.set_alpn_protocols(["h2"])
+    _, writer = await asyncio.open_connection(
+        "127.0.0.1", port, ssl=context, server_hostname="localhost"
+    )
+    der: bytes = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return der
+
+
+def der(cert: trustme.LeafCert) -> bytes:
+    return ssl.PEM_cert_to_DER_cert(cert.cert_chain_pems[0].bytes().decode())
+
+
+async def metric_spec_through(channel: grpc.aio.Channel, pod: FakePod) -> float:
+    stub = pb_grpc.ExternalScalerStub(channel)  # type: ignore[no-untyped-call]
+    spec = await stub.GetMetricSpec(ref([pod]), timeout=5)
+    return float(spec.metricSpecs[0].targetSizeFloat)
+
+
+async def mtls_scaler_on(volume: SecretVolume) -> Scaler:
+    config = with_config(
+        tls_cert=volume.path("tls.crt"),
+        tls_key=volume.path("tls.key"),
+        tls_client_ca=volume.path("ca.crt"),
+    )
+    return await start(config)
+
+
+@pytest.mark.parametrize("swap", [True, False], ids=["kubelet-symlink-swap", "rewritten-in-place"])
+async def test_renewed_tls_files_serve_new_connections_without_a_restart(
+    tmp_path: Path, pod: FakePod, swap: bool
+) -> None:
+    old_ca, new_ca = trustme.CA(), trustme.CA()
+    volume = SecretVolume(tmp_path, swap)
+    old_cert, old_files = issued_files(old_ca)
+    volume.write(old_files)
+    scaler = await mtls_scaler_on(volume)
+    target = f"localhost:{scaler.grpc_port}"
+    try:
+        async with grpc.aio.secure_channel(target, client_credentials(old_ca, True)) as before:
+            assert await metric_spec_through(before, pod) == pytest.approx(40.0)
+            assert await served_certificate(scaler.grpc_port, old_ca) == der(old_cert)
+            new_cert, new_files = issued_files(new_ca)
+            volume.write(new_files)
+            assert await served_certificate(scaler.grpc_port, new_ca) == der(new_cert)
+            async with grpc.aio.secure_channel(target, client_credentials(new_ca, True)) as after:
+                assert await metric_spec_through(after, pod) == pytest.approx(40.0)
+            async with grpc.aio.secure_channel(target, client_credentials(old_ca, True)) as stale:
+                with pytest.raises(grpc.aio.AioRpcError) as caught:
+                    await metric_spec_through(stale, pod)
+                assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+            # the connection made before the renewal is not cut
+            assert await metric_spec_through(before, pod) == pytest.approx(40.0)
+    finally:
+        await scaler.stop()
+
+
+def half_a_renewal(case: str, old: dict[str, bytes], new: dict[str, bytes]) -> dict[str, bytes]:
+    """The files as a renewal leaves them when it stops part way, as `case` says."""
+    cases = {
+        "key-not-yet-written": {"tls.crt": new["tls.crt"]},
+        "cert-cut-short": {**new, "tls.crt": new["tls.crt"][: len(new["tls.crt"]) // 2]},
+        "key-emptied": {"tls.crt": new["tls.crt"], "tls.key": b""},
+    }
+    return old | cases[case]
+
+
+@pytest.mark.parametrize("case", ["key-not-yet-written", "cert-cut-short", "key-emptied"])
+async def test_tls_files_that_do_not_load_keep_the_last_good_certificate(
+    tmp_path: Path, pod: FakePod, case: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    old_ca, new_ca = trustme.CA(), trustme.CA()
+    volume = SecretVolume(tmp_path, swap=False)
+    old_cert, old_files = issued_files(old_ca)
+    volume.write(old_files)
+    scaler = await mtls_scaler_on(volume)
+    try:
+        new_cert, new_files = issued_files(new_ca)
+        volume.write(half_a_renewal(case, old_files, new_files))
+        for _ in range(3):
+            assert await served_certificate(scaler.grpc_port, old_ca) == der(old_cert)
+        warnings = [
+            r for r in caplog.records if r.name == "scaler.tls" and r.levelno >= logging.WARNING
+        ]
+        assert len(warnings) == 1, [r.getMessage() for r in warnings]
+        assert "serving the previous" in warnings[0].getMessage()
+        volume.write(new_files)  # the renewal completes
+        assert await served_certificate(scaler.grpc_port, new_ca) == der(new_cert)
+    finally:
+        await scaler.stop()
