@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -29,6 +29,24 @@ MAX_IN_FLIGHT = 256
 CLIENT_IDLE_S = 4.0
 
 Endpoints = Callable[[], Sequence[tuple[str, int]]]
+
+
+def lagging(
+    endpoints: Endpoints, lag_s: float, clock: Callable[[], float] = time.monotonic
+) -> Endpoints:
+    """`endpoints` as a balancer that learns of each change `lag_s` late sees them (as
+    kube-proxy or an ingress does, while this client alone would see it at once): the
+    latest list read at least `lag_s` ago, or the first one while none is that old."""
+    seen: deque[tuple[float, Sequence[tuple[str, int]]]] = deque()
+
+    def read() -> Sequence[tuple[str, int]]:
+        now = clock()
+        seen.append((now, endpoints()))
+        while len(seen) > 1 and seen[1][0] <= now - lag_s:
+            seen.popleft()
+        return seen[0][1]
+
+    return read
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,9 @@ rolling restart, each as a cluster operator would cause it.
 2. A rolling restart of rating-api under load: the pod template's
    `kubectl.kubernetes.io/restartedAt` annotation set, as `kubectl rollout restart`
    does, while a steady load goes on, until the rollout is complete and every old pod
-   has exited (preStop sleep, shutdown delay, drain). No request may be lost and
-   none may get a 5xx.
+   has exited (preStop sleep, shutdown delay, drain). The load learns of endpoint
+   changes 2 s late, as behind kube-proxy. No request may be lost, find no pod
+   listening, or get a 5xx.
 
 Results go to out/e2e/disruptions.json and summary.json's `disruptions`.
 """
@@ -25,7 +26,7 @@ from typing import Any
 
 from kubernetes import client
 
-from e2e.balanced_load import Load, Phase
+from e2e.balanced_load import Load, Phase, lagging
 from e2e.cluster import NAMESPACES, Cluster, Say, endpoints_of
 from e2e.faults import SCALER, SCALER_REPLICAS, healthy, seconds, wait_until
 from e2e.kube import Json, as_json, has_condition
@@ -41,6 +42,10 @@ RESTART_LOAD_PER_S = 50.0
 RESTART_LEAD_S = 3.0  # the load on the old pods alone first
 RESTART_TIMEOUT_S = 180.0
 RESTART_TAIL_S = 2.0  # the load on the new pods alone last
+# The load learns of endpoint changes this late, as behind kube-proxy or an ingress: a
+# pod that stopped listening as soon as it began terminating would be sent requests
+# (refused: `unreachable`), which the preStop sleep is there to prevent.
+ENDPOINT_LAG_S = 2.0
 
 
 def budget_view(pdb: Json) -> dict[str, Any]:
@@ -142,11 +147,12 @@ def rolling_restart(cluster: Cluster, say: Say) -> dict[str, Any]:
     replicas = read_deployment(cluster)["spec"].get("replicas")
     say(
         f"\nRolling restart: {API} ({replicas} pods) under {RESTART_LOAD_PER_S:g} req/s, "
-        "as `kubectl rollout restart` does"
+        f"endpoints seen {ENDPOINT_LAG_S:g} s late, as `kubectl rollout restart` does"
     )
     phases = [Phase("restart", 0.0, RESTART_TIMEOUT_S, RESTART_LOAD_PER_S)]
     started = time.monotonic()
-    load = Load(endpoints_of(cluster, NAMESPACE), phases, started).start()
+    endpoints = lagging(endpoints_of(cluster, NAMESPACE), ENDPOINT_LAG_S)
+    load = Load(endpoints, phases, started).start()
     time.sleep(RESTART_LEAD_S)
     restart(cluster)
     patched = time.monotonic()
@@ -162,6 +168,7 @@ def rolling_restart(cluster: Cluster, say: Say) -> dict[str, Any]:
         "replicas_before": replicas,
         "replicas_after": read_deployment(cluster)["spec"].get("replicas"),
         "load_per_s": RESTART_LOAD_PER_S,
+        "endpoint_lag_s": ENDPOINT_LAG_S,
         "load_s": round(time.monotonic() - started, 1),
         "rolled_out_s": rolled_s,
         "old_pods_gone_s": gone_s,
@@ -216,6 +223,9 @@ def problems(results: dict[str, Any]) -> list[str]:
         found.append(f"rolling restart: {restarted['lost']} requests got no answer (lost)")
     if restarted["server_errors"]:
         found.append(f"rolling restart: {restarted['server_errors']} answers were 5xx")
+    refused = restarted.get("other_failures", {}).get("unreachable", 0)
+    if refused:
+        found.append(f"rolling restart: {refused} requests found no pod listening (unreachable)")
     return found
 
 

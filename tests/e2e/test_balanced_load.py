@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import aiohttp
 import pytest
 
-from e2e.balanced_load import Load, Phase, burst, offered_per_s, outcome_of_failure
+from e2e.balanced_load import Load, Phase, burst, lagging, offered_per_s, outcome_of_failure
 from e2e.offered import OfferedRates
 
 
@@ -118,3 +118,18 @@ def test_a_stopped_load_sends_no_more_and_counts_each_status(
     assert set(load.tally.statuses) == {200, 503, 429}
     assert load.tally.server_errors() == load.tally.statuses[503] > 0
     assert load.tally.totals()["refused"] == load.tally.statuses[429]
+
+
+def test_a_lagging_balancer_sees_each_change_of_the_endpoints_late() -> None:
+    now = [0.0]
+    current = [[("10.244.0.1", 8080)]]
+    seen = lagging(lambda: current[0], 2.0, clock=lambda: now[0])
+    assert seen() == [("10.244.0.1", 8080)]
+    now[0], current[0] = 1.0, [("10.244.0.2", 8080)]  # the old pod leaves at t=1
+    assert seen() == [("10.244.0.1", 8080)]
+    now[0] = 2.9
+    assert seen() == [("10.244.0.1", 8080)]
+    now[0] = 3.0
+    assert seen() == [("10.244.0.2", 8080)]
+    now[0] = 60.0
+    assert seen() == [("10.244.0.2", 8080)]

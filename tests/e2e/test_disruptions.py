@@ -105,6 +105,12 @@ def results(**changes: Any) -> dict[str, Any]:
         pytest.param({"restart__lost": 3}, "3 requests got no answer", id="lost"),
         pytest.param({"restart__server_errors": 2}, "2 answers were 5xx", id="5xx"),
         pytest.param({"restart__answered": 0}, "no request was answered", id="no-load"),
+        pytest.param(
+            {"restart__other_failures": {"unreachable": 4}},
+            "4 requests found no pod listening",
+            id="unreachable",
+        ),
+        pytest.param({"restart__other_failures": {"timeout": 1}}, None, id="timeout-reported"),
     ],
 )
 def test_the_run_fails_on_a_refused_eviction_or_a_restart_that_loses_requests(
