@@ -1,7 +1,7 @@
 """`make e2e`: build what is missing (cached outside the checkout), then run the loop on
 a real control plane inside private namespaces (see `e2e.sandbox`).
 
-    python -m e2e [--hpa-sync S] [--duration S] [--phase S] [--zero] [--build-only]
+    python -m e2e [--hpa-sync S] [--duration S] [--phase S] [--no-zero] [--build-only]
     python -m e2e --runs N     the bench: N runs, the step spread over the sync cycle,
                                per-run rows and medians in out/e2e/bench/ (not for CI)
 """
@@ -42,8 +42,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--zero",
         action=argparse.BooleanOptionalAction,
-        default=False,
-        help="after the faults, the fleet at zero behind rating-activator (e2e.zero_fleet)",
+        default=True,
+        help="after the faults, the fleet at zero behind rating-activator (e2e.zero_fleet; "
+        "on by default, --no-zero to skip)",
     )
     args = parser.parse_args(argv)
     if args.runs < 1:

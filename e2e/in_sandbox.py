@@ -1,6 +1,7 @@
 """Inside the sandbox: bring the cluster up, run the demo's step against the three
-rating Deployments (direct, Prometheus, floor), then the faults, and write the
-outputs. Exits non-zero when a component dies or the loop did not happen.
+rating Deployments (direct, Prometheus, floor), then the faults, then the fleet at
+zero (`e2e.zero_fleet`, unless --no-zero), and write the outputs. Exits non-zero
+when a component dies or the loop did not happen.
 
 The step lands `--phase` seconds after an HPA sync (every HPA syncs in the same
 instant, see `e2e.control_plane.start_hpa_controller`), so all fleets meet the same
@@ -58,7 +59,7 @@ class Settings:
     duration_s: float
     prometheus: str
     phase_s: float
-    zero: bool = False  # the fleet at zero (e2e.zero_fleet), after the faults
+    zero: bool = True  # the fleet at zero (e2e.zero_fleet), after the faults
 
     @property
     def step_per_s(self) -> float:
@@ -325,7 +326,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, default=ROOT / "out" / "e2e")
     parser.add_argument(
-        "--zero", action=argparse.BooleanOptionalAction, default=False, help="the fleet at zero"
+        "--zero", action=argparse.BooleanOptionalAction, default=True, help="the fleet at zero"
     )
     args = parser.parse_args(argv)
     if not sandbox.inside():
