@@ -363,7 +363,7 @@ def run(cluster: Cluster, say: Say) -> dict[str, Any]:
         "the load follows rating-api's EndpointSlices"
     )
     started = time.monotonic()
-    found = asyncio.run(measure(cluster, say)) | {"wall_s": 0.0}
+    found = asyncio.run(measure(cluster, say))
     found["wall_s"] = round(time.monotonic() - started, 1)
     (cluster.log_dir.parent / "zero.json").write_text(json.dumps(found, indent=2) + "\n")
     for line in report_lines(found):
@@ -373,7 +373,7 @@ def run(cluster: Cluster, say: Say) -> dict[str, Any]:
 
 def report_lines(found: dict[str, Any]) -> list[str]:
     lines = [
-        f"{w['name']}: first 200 after {w['first_answer_s']} s "
+        f"{w['name']}: first answer ({w['first_status']}) after {w['first_answer_s']} s "
         f"(the pod's own start {w['pod_ready_s']} s); "
         f"{w['sent']} sent, {w['answered_200']} answered 200, {w['5xx']} 5xx, {w['held']} held, "
         f"{w['forwarded']} forwarded, {w['timed_out']} timed out, {w['lost']} lost"

@@ -54,6 +54,7 @@ def wakeup(name: str, first_s: float | None = 3.0, lost: int = 0, fives: int = 0
     return {
         "name": name,
         "first_answer_s": first_s,
+        "first_status": 200,
         "pod_ready_s": 4.0,
         "held": 1,
         "forwarded": 1,
