@@ -73,10 +73,7 @@ class Holds:
         """The ready pods now; held requests get theirs at once, oldest first."""
         self._pods = tuple(dict.fromkeys(pods))
         self._next = 0
-        while self._pods and self._waiting:
-            waiter = self._waiting.popleft()
-            if not waiter.pod.done():  # a request that timed out has left already
-                waiter.pod.set_result(self._pick())
+        self._hand_out()
         self._note_change()
 
     def ready_pod(self) -> str | None:
@@ -92,6 +89,9 @@ class Holds:
         waiter = _Waiter(self._clock(), asyncio.get_running_loop().create_future())
         self._waiting.append(waiter)
         self.held_total += 1
+        # The caller found no ready pod, but a pod may have become ready before this
+        # ran: queued behind that change, the request would wait for the next one.
+        self._hand_out()
         self._note_change()
         try:
             async with asyncio.timeout(timeout_s):
@@ -124,6 +124,13 @@ class Holds:
                     await self._changed.wait()
         except TimeoutError:
             pass
+
+    def _hand_out(self) -> None:
+        """Each held request gets a ready pod, oldest first, while there is one."""
+        while self._pods and self._waiting:
+            waiter = self._waiting.popleft()
+            if not waiter.pod.done():  # a request that timed out has left already
+                waiter.pod.set_result(self._pick())
 
     def _pick(self) -> str:
         pod = self._pods[self._next % len(self._pods)]

@@ -1,7 +1,7 @@
 """`make e2e`: build what is missing (cached outside the checkout), then run the loop on
 a real control plane inside private namespaces (see `e2e.sandbox`).
 
-    python -m e2e [--hpa-sync S] [--duration S] [--phase S] [--build-only]
+    python -m e2e [--hpa-sync S] [--duration S] [--phase S] [--no-zero] [--build-only]
     python -m e2e --runs N     the bench: N runs, the step spread over the sync cycle,
                                per-run rows and medians in out/e2e/bench/ (not for CI)
 """
@@ -39,6 +39,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--runs", type=int, default=1, help="bench: this many runs, then medians")
     parser.add_argument("--build-only", action="store_true", help="build, then stop")
+    parser.add_argument(
+        "--zero",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="after the faults, the fleet at zero behind rating-activator (e2e.zero_fleet; "
+        "on by default, --no-zero to skip)",
+    )
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
@@ -52,6 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.hpa_sync != 15.0:
         print(f"NOTE: HPA sync period {args.hpa_sync:g} s instead of a cluster's 15 s.")
     common = [f"--hpa-sync={args.hpa_sync:g}", f"--duration={args.duration:g}"]
+    common.append("--zero" if args.zero else "--no-zero")
     if args.runs == 1:
         phase = [] if args.phase is None else [f"--phase={args.phase:g}"]
         sandbox.exec_inside(sandbox.python_argv("e2e.in_sandbox", [*common, *phase]))

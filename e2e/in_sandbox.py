@@ -1,7 +1,8 @@
 """Inside the sandbox: bring the cluster up, run the demo's step against the three
-rating Deployments (direct, Prometheus, floor), then the faults and the voluntary
-disruptions (an eviction, a rolling restart), and write the outputs. Exits non-zero
-when a component dies, the loop did not happen, or a fault or disruption check fails.
+rating Deployments (direct, Prometheus, floor), then the faults, the voluntary
+disruptions (an eviction, a rolling restart) and the fleet at zero (`e2e.zero_fleet`,
+unless --no-zero), and write the outputs. Exits non-zero when a component dies, the
+loop did not happen, or a fault, disruption or zero-fleet check fails.
 
 The step lands `--phase` seconds after an HPA sync (every HPA syncs in the same
 instant, see `e2e.control_plane.start_hpa_controller`), so all fleets meet the same
@@ -38,6 +39,7 @@ from e2e import (
     pod_images,
     readback,
     sandbox,
+    zero_fleet,
 )
 from e2e.agreement import Agreement
 from e2e.balanced_load import Load, burst
@@ -59,6 +61,7 @@ class Settings:
     duration_s: float
     prometheus: str
     phase_s: float
+    zero: bool = True  # the fleet at zero (e2e.zero_fleet), after the faults
 
     @property
     def step_per_s(self) -> float:
@@ -82,7 +85,7 @@ class Drive:
 def aligned_start_s(cluster: Cluster, settings: Settings, step_start_s: float) -> float:
     """The monotonic start of the load that puts the step `phase_s` after an HPA sync
     (the latest one seen, plus whole periods), at least half a second from now."""
-    last_wall_s = max(s.wall_s for s in cluster.hpa_syncs())
+    last_wall_s = max(s.wall_s for s in cluster.hpa_syncs() if s.namespace in NAMESPACES.values())
     now_wall_s, now_s = time.time(), time.monotonic()
     period_s = settings.hpa_sync_s
     earliest_s = now_wall_s + step_start_s + 0.5
@@ -238,14 +241,19 @@ def run(settings: Settings) -> int:
     procs = Group(one_by_one=True)
     try:
         cluster = bring_up(procs, run_dir, log_dir, settings.hpa_sync_s, settings.prometheus, say)
+        if settings.zero:
+            zero_fleet.apply(cluster)
         run = drive(cluster, settings)
         summary = summarize(cluster, settings, run)
         timings = faults.run(cluster, say)
         summary |= faults.summary_keys(timings)
         summary["disruptions"] = disruptions.run(cluster, say)
+        if settings.zero:
+            summary["zero"] = zero_fleet.run(cluster, say)
         write_outputs(cluster, settings, run.samples, summary, run.step_start_s)
         problems = check_loop(summary) + faults.problems(timings)
         problems += disruptions.problems(summary["disruptions"])
+        problems += zero_fleet.problems(summary.get("zero"))
     except ChildDied as error:
         say(f"\nFAILED: a component died: {error}")
         return 2
@@ -319,6 +327,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--phase", type=float, default=None, help="the step lands this long after an HPA sync, s"
     )
     parser.add_argument("--out", type=Path, default=ROOT / "out" / "e2e")
+    parser.add_argument(
+        "--zero", action=argparse.BooleanOptionalAction, default=True, help="the fleet at zero"
+    )
     args = parser.parse_args(argv)
     if not sandbox.inside():
         raise SystemExit("python -m e2e.in_sandbox runs inside the sandbox: use `python -m e2e`")
@@ -335,7 +346,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not 0 <= phase_s < args.hpa_sync:
         raise SystemExit(f"--phase must be in [0, --hpa-sync), got {phase_s:g}")
     prometheus = str(build.binary("prometheus"))
-    settings = Settings(args.out, args.hpa_sync, args.duration, prometheus, phase_s)
+    settings = Settings(args.out, args.hpa_sync, args.duration, prometheus, phase_s, args.zero)
     try:
         code = run(settings)
     except KeyboardInterrupt:

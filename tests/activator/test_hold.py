@@ -43,3 +43,16 @@ async def test_the_version_moves_when_the_queue_turns_active_or_idle_only() -> N
     holds.set_pods(["a:1"])
     await asyncio.gather(*waiting)
     assert holds.version == start + 2  # held -> empty
+
+
+async def test_a_request_that_joins_after_the_pods_became_ready_is_not_left_waiting() -> None:
+    """The public port looks for a ready pod, finds none, and then holds the request
+    in a task of its own: the pods may become ready in between. Queued after that, the
+    request would wait for a change of the ready set that may never come, and every
+    request after it behind it (a burst at zero in `make e2e` saw 13 such time out)."""
+    holds = Holds(max_held=10)
+    assert holds.ready_pod() is None
+    late = asyncio.ensure_future(holds.wait_for_pod(0.5))  # not queued yet
+    holds.set_pods(["a:1"])
+    assert await late == "a:1"
+    assert holds.held == 0 and holds.ready_pod() == "a:1"
