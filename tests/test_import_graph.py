@@ -23,7 +23,9 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ("values", frozenset({"numbers", "target_key", "policy", "pod_errors"})),
     (
         "pure",
-        frozenset({"bucket_state", "aggregation", "series", "trigger", "scaling", "config"}),
+        frozenset(
+            {"bucket_state", "aggregation", "series", "forecast", "trigger", "scaling", "config"}
+        ),
     ),
     # What readers see of a target: written by the poller above it, read by the front.
     ("readmodel", frozenset({"readmodel"})),
