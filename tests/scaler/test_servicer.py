@@ -100,6 +100,11 @@ async def test_activation_threshold(stub: Stub, fake_pods: PodFactory) -> None:
     [
         pytest.param({"metric": "fill"}, "metric", id="metric"),
         pytest.param({"window": "-1"}, "window", id="window"),
+        pytest.param({"forecast": "maybe"}, "forecast", id="forecast"),
+        pytest.param({"forecastLead": "0"}, "forecastLead", id="lead-zero"),
+        pytest.param({"forecastLead": "1e9"}, "forecastLead", id="lead-huge"),
+        pytest.param({"forecastLead": "\uff13\uff10"}, "forecastLead", id="lead-full-width"),
+        pytest.param({"forecastLead": "\u0663\u0660"}, "forecastLead", id="lead-arabic-indic"),
         pytest.param({"targetUtilization": "80%"}, "targetUtilization", id="utilization"),
         pytest.param({"endpoints": "10.0.0.1:9090"}, "endpoints", id="ssrf-endpoint"),
         pytest.param(
