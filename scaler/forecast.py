@@ -13,7 +13,10 @@ back after it.
   then checked on the last period alone: its confidence is the lower of the two
   correlations, so a pattern that stops loses it within a burst's length.
 - `DemandForecast.forecast`: the most demand seen over the same phase's next `lead`
-  seconds (a little more, for jitter) one and two periods ago.
+  seconds (a little more, for jitter) one period ago and two periods ago, the lower of
+  the two: a burst is expected where both periods had one, and no larger than the
+  smaller (the demand itself corrects it at the next sync). The union of the two would
+  rise earlier and fall later, for pods that wait.
 """
 
 from __future__ import annotations
@@ -237,8 +240,9 @@ class DemandForecast:
             self.pattern = find_pattern(self.history.series())
 
     def forecast(self, lead_s: float) -> float | None:
-        """The most demand expected over the next `lead_s` seconds from the newest
-        second; None with no usable pattern."""
+        """The demand expected over the next `lead_s` seconds from the newest second:
+        the lower of the most seen over that window of the phase one and two periods
+        ago; None with no usable pattern."""
         pattern, newest = self.pattern, self.history.newest_s
         if pattern is None or not pattern.usable or newest is None:
             return None
@@ -248,7 +252,7 @@ class DemandForecast:
             for k in range(1, REPEATS + 1)
             if (values := self.history.window(newest + 1 - k * period, newest + ahead - k * period))
         ]
-        return max(seen, default=None)
+        return min(seen) if len(seen) == REPEATS else None
 
     def next_burst_in_s(self) -> int | None:
         """Seconds until the next burst starts, as the last two periods had it (a rise
@@ -269,13 +273,13 @@ class DemandForecast:
         return None
 
     def _aligned(self, second: int, period: int) -> float:
-        """The most demand seen at the same phase as `second` in the past periods."""
+        """The demand at the same phase as `second` in the past periods, the lower."""
         values = [
             found[0]
             for k in range(1, REPEATS + 1)
             if (found := self.history.window(second - k * period, second - k * period))
         ]
-        return max(values, default=0.0)
+        return min(values) if len(values) == REPEATS else 0.0
 
     def copy(self) -> DemandForecast:
         other = DemandForecast(seconds=self.history.capacity_s, every_s=self._every_s)

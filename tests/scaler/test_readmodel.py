@@ -79,7 +79,7 @@ def test_a_forecasting_trigger_asks_for_the_burst_before_it_comes(seed: int) -> 
     assert found.desired_replicas is not None and found.desired_replicas >= 5
     snap = view.snapshot().forecast
     assert snap is not None and snap.usable and snap.period_s is not None
-    assert snap.next_burst_in_s is not None and snap.next_burst_in_s <= 10 + snap.period_s // 20
+    assert snap.next_burst_in_s is not None and snap.next_burst_in_s <= 10 + snap.period_s // 10
     assert snap.state_bytes < 16_000
 
 
