@@ -272,20 +272,18 @@ class DemandForecast:
         if peak <= quiet:
             return None
         bar = quiet + (peak - quiet) / 2
-        aligned = [self._aligned(newest + d, period) for d in range(0, period + 1)]
+        # The phase of each second from now (d = 0..period) in the two past periods.
+        past_periods = [
+            self.history.window(newest - k * period, newest + period - k * period)
+            for k in range(1, REPEATS + 1)
+        ]
+        if any(len(values) != period + 1 for values in past_periods):
+            return None
+        aligned = list(map(min, *past_periods))
         for d in range(1, period + 1):
             if aligned[d] >= bar > aligned[d - 1]:
                 return d
         return None
-
-    def _aligned(self, second: int, period: int) -> float:
-        """The demand at the same phase as `second` in the past periods, the lower."""
-        values = [
-            found[0]
-            for k in range(1, REPEATS + 1)
-            if (found := self.history.window(second - k * period, second - k * period))
-        ]
-        return min(values) if len(values) == REPEATS else 0.0
 
     def copy(self) -> DemandForecast:
         other = DemandForecast(seconds=self.history.capacity_s, every_s=self._every_s)
