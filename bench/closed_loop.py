@@ -84,7 +84,7 @@ def main(argv: list[str]) -> None:
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench closed_loop", description=__doc__)
-    parser.add_argument("--scenarios", nargs="+", choices=SCENARIOS, default=list(SCENARIOS))
+    parser.add_argument("--scenarios", nargs="+", choices=SCENARIOS, default=["step", "bursts"])
     parser.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
     parser.add_argument("--duration", type=int, default=Settings().duration_s, help="s of load")
     parser.add_argument("--hpa-sync", type=float, default=Settings().sync_s, help="s, default 15")

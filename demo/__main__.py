@@ -10,6 +10,10 @@ floor by the load offered at that instant, the limit for any HPA-driven scaler. 
 and stop as the HPAs ask, and only ready pods get traffic. Writes a CSV, the pods'
 events, a chart and a summary; every process it starts is stopped when it ends, on
 Ctrl-C and SIGTERM too, and the kernel stops them if the demo itself is killed.
+
+`--scenario agents`: recurring bursts, and other fleets: the direct path (300 s
+scale-down window), `floor-short` (the load offered, a 30 s window) and `forecast` (the
+direct path with `forecast: recurring` and the 30 s window).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from pathlib import Path
 from demo.load_control import LoadFailure
 from demo.orchestrate import Settings, run
 from demo.scenarios import SCENARIOS
+from demo.series import FLEET_NAMES, FleetName
 from demo.zero import ZeroSettings, run_zero
 from harness import StartError
 from harness.interrupt import Interrupted, until_signal
@@ -34,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     if _zero_asked(argv):
         return main_zero(argv)
     settings = parse_args(argv)
-    if shutil.which(settings.prometheus_binary) is None:
+    if settings.needs_prometheus and shutil.which(settings.prometheus_binary) is None:
         print("prometheus is not installed: `make system-deps` installs it", file=sys.stderr)
         return 2
     try:
@@ -99,8 +104,10 @@ def parse_args(argv: list[str] | None) -> Settings:
         choices=(*SCENARIOS, "zero"),
         default=defaults.scenario,
         help="step: idle, then --step times the starting pods' refill; bursts: quiet load "
-        "with 3 bursts of 5-10x it; zero: one fleet at 0 behind rating-activator, woken "
-        "twice (its own flags: --scenario zero --help) (default %(default)s)",
+        "with 3 bursts of 5-10x it; agents: quiet load with 6 bursts of 6-10x it, 20-40 s "
+        "long, every P s (P from 120 to 200 s, drawn from --seed, +-5 %%), about 6 x P s in "
+        "all (--duration does not apply); zero: one fleet at 0 behind rating-activator, "
+        "woken twice (its own flags: --scenario zero --help) (default %(default)s)",
     )
     add(
         "--seed",
@@ -200,6 +207,21 @@ def parse_args(argv: list[str] | None) -> Settings:
         help="draw the HPAs' first sync from --seed instead",
     )
     add(
+        "--fleets",
+        type=fleet_list,
+        default=None,
+        metavar="NAME,...",
+        help=f"the fleets to run, of {', '.join(FLEET_NAMES)} (default: direct, prometheus, "
+        "floor; agents: direct, floor-short, forecast)",
+    )
+    add(
+        "--forecast-lead",
+        type=float,
+        default=defaults.forecast_lead_s,
+        metavar="SECONDS",
+        help="the forecast fleet's forecastLead, 1-600 (default %(default)g)",
+    )
+    add(
         "--out",
         type=Path,
         default=defaults.out_dir,
@@ -214,7 +236,16 @@ def parse_args(argv: list[str] | None) -> Settings:
         polling_s=args.polling, scrape_interval_s=args.scrape_interval, behavior=args.behavior,
         scale_down_window_s=args.scale_down_window, first_sync_s=args.first_sync,
         phase=args.phase, random_phase=args.random_phase, out_dir=args.out,
+        fleets=args.fleets, forecast_lead_s=args.forecast_lead,
     )  # fmt: skip
+
+
+def fleet_list(text: str) -> tuple[FleetName, ...]:
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    fleets = tuple(name for known in names for name in FLEET_NAMES if name == known)
+    if len(fleets) != len(names) or len(set(fleets)) != len(fleets) or not fleets:
+        raise argparse.ArgumentTypeError(f"a comma-separated list of {', '.join(FLEET_NAMES)}")
+    return fleets
 
 
 def check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -239,6 +270,11 @@ def check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         parser.error("--first-sync, --phase and --random-phase: one at most")
     if args.scale_down_window is not None and not 0 <= args.scale_down_window <= 3600:
         parser.error("--scale-down-window: 0 to 3600 seconds")
+    if not 1 <= args.forecast_lead <= 600:
+        parser.error("--forecast-lead: 1 to 600 seconds")
+    if args.fleets is not None and not {"direct", "forecast"} & set(args.fleets):
+        parser.error("--fleets: direct or forecast among them (the target per pod comes from "
+                     "the rating-scaler)")  # fmt: skip
 
 
 if __name__ == "__main__":

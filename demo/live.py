@@ -8,6 +8,7 @@ the direct fleet can be read against the floor (and Prometheus) as the run goes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
@@ -39,15 +40,23 @@ class Totals:
 
 
 class LiveView:
-    def __init__(self, out: TextIO, *, redraw: bool, duration_s: int) -> None:
+    def __init__(
+        self,
+        out: TextIO,
+        *,
+        redraw: bool,
+        duration_s: int,
+        fleets: Sequence[FleetName] = FLEETS,
+    ) -> None:
         self._out = out
         self._redraw = redraw
         self._duration_s = duration_s
         self._drawn_lines = 0
-        self.totals: dict[FleetName, Totals] = {name: Totals() for name in FLEETS}
+        self.fleets = tuple(fleets)
+        self.totals: dict[FleetName, Totals] = {name: Totals() for name in self.fleets}
 
     def show(self, row: Row) -> None:
-        for name in FLEETS:
+        for name in self.fleets:
             self.totals[name].add(row.fleets[name])
         if self._redraw:
             block = self.block(row)
@@ -65,7 +74,7 @@ class LiveView:
             f"offered, the oracle needs {row.oracle_replicas} pods",
             HEADER,
         ]
-        for name in FLEETS:
+        for name in self.fleets:
             totals = self.totals[name]
             lines.append(
                 f"{name:<12}{self.cells(row.fleets[name])}{totals.refused:>9}{totals.pod_s:>7}"
@@ -74,11 +83,17 @@ class LiveView:
         return lines
 
     def against_floor(self) -> str:
-        """Direct against the floor so far, refused and pod-seconds."""
-        direct, floor = self.totals["direct"], self.totals["floor"]
+        """Direct against the floor so far (the forecast against the short floor),
+        refused and pod-seconds."""
+        fast, slow = (
+            ("forecast", "floor-short") if "forecast" in self.totals else ("direct", "floor")
+        )
+        if fast not in self.totals or slow not in self.totals:
+            return ""
+        a, b = self.totals[fast], self.totals[slow]
         return (
-            f"so far, direct vs floor: refused {direct.refused} vs {floor.refused}, "
-            f"pod-s {direct.pod_s} vs {floor.pod_s}"
+            f"so far, {fast} vs {slow}: refused {a.refused} vs {b.refused}, "
+            f"pod-s {a.pod_s} vs {b.pod_s}"
         )
 
     @staticmethod
@@ -93,7 +108,7 @@ class LiveView:
         parts = [
             f"t={row.t_s:3d}s {row.phase} offered={row.offered_per_s} oracle={row.oracle_replicas}"
         ]
-        for name in FLEETS:
+        for name in self.fleets:
             f = row.fleets[name]
             parts.append(
                 f"{name}: metric={number(f.metric, 0)} desired={f.desired} running={f.running} "

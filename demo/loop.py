@@ -27,11 +27,13 @@ class Control:
     fleet: Fleet
     hpa: Autoscaler
     read: Callable[[], Awaitable[Reading]]
+    read_forecast: Callable[[], Awaitable[float | None]] | None = None  # for the chart
     decisions: list[Decision] = field(default_factory=list)
     failed_reads: list[tuple[float, str]] = field(default_factory=list)
     sync_times: list[float] = field(default_factory=list)  # when each sync began
     last_value: float | None = None
     active: bool | None = None
+    last_forecast: float | None = None
 
     async def syncs(self, clock: Clock, *, first_at_s: float, sync_s: float) -> None:
         """The HPA, until cancelled."""
@@ -66,6 +68,8 @@ class Control:
             self.last_value = reading.value
         if reading.active is not None:
             self.active = reading.active
+        if self.read_forecast is not None:
+            self.last_forecast = await self.read_forecast()
         return reading
 
     def state(self) -> FleetState:
@@ -75,6 +79,7 @@ class Control:
             running=len(self.fleet.alive()),
             ready=len(self.fleet.serving()),
             active=self.active,
+            forecast=self.last_forecast,
         )
 
 

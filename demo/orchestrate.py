@@ -5,6 +5,11 @@ rating-scaler over gRPC), one by the Prometheus path (a real Prometheus), and th
 floor, whose metric is the load offered at that instant (the load generator's plan):
 what no HPA-fed metric can beat. Each has its own emulated HPA with the same target per
 pod and behavior.
+
+The `agents` scenario runs other fleets: the direct path as above (its 300 s scale-down
+window keeps a burst's pods through the gaps), `floor-short` (the load offered, with a
+30 s window that gives them back) and `forecast` (the direct path with `forecast:
+recurring` and the same short window).
 """
 
 from __future__ import annotations
@@ -12,9 +17,9 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal, TextIO
 
@@ -25,11 +30,18 @@ from demo.load_control import LoadGenerator
 from demo.loop import Control, sample_states
 from demo.outputs import write_outputs
 from demo.prometheus import Prometheus, start_prometheus
-from demo.series import FLEETS, FleetName, FleetState, Row, Summary, make_row, summarize
-from demo.triggers import DirectTrigger, OfferedTrigger, PrometheusTrigger
+from demo.series import FleetName, FleetState, Row, Summary, fleets_for, make_row, summarize
+from demo.triggers import DirectTrigger, ForecastReader, OfferedTrigger, PrometheusTrigger
 from harness import RatingScaler, wait_http_ok_async
 from harness.group import Group
-from harness.hpa import DEFAULT_BEHAVIOR, Autoscaler, Behavior, HpaSpec
+from harness.hpa import (
+    DEFAULT_BEHAVIOR,
+    Autoscaler,
+    Behavior,
+    HpaSpec,
+    Policy,
+    Rules,
+)
 from harness.keda_client import Reading
 from harness.scaledobject import SCALED_OBJECT_BEHAVIOR
 
@@ -37,6 +49,9 @@ TARGET_UTILIZATION = 0.8  # the ScaledObject's targetUtilization
 LEAD_S = 1.0  # from starting the load generator to its first request
 SPEC_TIMEOUT_S = 15.0
 BehaviorName = Literal["scaledobject", "defaults"]
+SHORT_WINDOW_S = 30.0  # floor-short's scale-down window, and the forecast fleet's in agents
+SHORT_DOWN_POLICY = Policy("Percent", 100, 15.0)
+FORECAST_SCALED_OBJECT = "rating-api-forecast"
 
 
 @dataclass(frozen=True)
@@ -61,6 +76,15 @@ class Settings:
     poll_interval_s: float = 1.0  # the scaler's
     prometheus_binary: str = "prometheus"
     out_dir: Path = Path("out/demo")
+    fleets: tuple[FleetName, ...] | None = None  # None: the scenario's own
+    forecast_lead_s: float = 30.0  # the forecast fleet's forecastLead
+
+    def fleet_names(self) -> tuple[FleetName, ...]:
+        return self.fleets or fleets_for(self.scenario)
+
+    @property
+    def needs_prometheus(self) -> bool:
+        return "prometheus" in self.fleet_names()
 
     def build_scenario(self) -> scenarios.Scenario:
         base = (
@@ -86,6 +110,24 @@ class Settings:
             behavior = behavior.with_scale_down_window(self.scale_down_window_s)
         return behavior
 
+    def short_behavior(self) -> Behavior:
+        """The behavior with a short scale-down: a 30 s window, then 100 % per 15 s."""
+        base = self.hpa_behavior()
+        down = Rules(SHORT_WINDOW_S, (SHORT_DOWN_POLICY,), "Max", base.scale_down.tolerance)
+        name = f"{base.name.split(',')[0]}, short scale-down"
+        return replace(base, name=name, scale_down=down)
+
+    def short_fleets(self) -> tuple[FleetName, ...]:
+        """The fleets on the short window: floor-short, and the forecast in agents (on
+        other loads it has the direct path's behavior, to be compared with it)."""
+        short: tuple[FleetName, ...] = ("floor-short", "forecast")
+        if self.scenario != "agents":
+            short = ("floor-short",)
+        return tuple(name for name in self.fleet_names() if name in short)
+
+    def behavior_for(self, fleet: FleetName) -> Behavior:
+        return self.short_behavior() if fleet in self.short_fleets() else self.hpa_behavior()
+
 
 @dataclass
 class Stage:
@@ -93,11 +135,12 @@ class Stage:
 
     children: Group
     fleets: dict[FleetName, Fleet]
-    direct: DirectTrigger
-    prometheus: Prometheus
-    prometheus_trigger: PrometheusTrigger
+    direct: dict[FleetName, DirectTrigger]  # the fleets fed by the rating-scaler
+    prometheus: Prometheus | None
+    prometheus_trigger: PrometheusTrigger | None
     load: LoadGenerator
     t0: float  # monotonic time of the load's second 0
+    forecast: ForecastReader | None = None
 
     def clock(self) -> float:
         return time.monotonic() - self.t0
@@ -128,7 +171,9 @@ async def run(settings: Settings, out: TextIO) -> Summary:
     summary = summarize(rows, scenario, lives, spec=spec, sync_s=settings.sync_s,
                         first_sync_s=first_sync_s, syncs_s=syncs)  # fmt: skip
     events = [event for fleet in fleets for event in fleet.events_since(stage.t0)]
-    lines = write_outputs(settings.out_dir, rows, summary, spec, events)
+    short_fleets = settings.short_fleets()
+    short = (short_fleets, settings.short_behavior()) if short_fleets else None
+    lines = write_outputs(settings.out_dir, rows, summary, spec, events, short)
     say(out, "\n" + "\n".join(lines))
     for control in controls:
         if control.failed_reads:
@@ -146,25 +191,36 @@ async def staged(
 ) -> AsyncIterator[Stage]:
     """The scaler, Prometheus and every fleet at its starting size, all ready."""
     async with AsyncExitStack() as stack:
-        pods = f"{len(FLEETS)} x {settings.pods} rating pods"
-        say(out, f"Starting the rating-scaler, Prometheus and {pods} on 127.0.0.1")
+        names = settings.fleet_names()
+        pods = f"{len(names)} x {settings.pods} rating pods"
+        also = ", Prometheus" if settings.needs_prometheus else ""
+        say(out, f"Starting the rating-scaler{also} and {pods} on 127.0.0.1")
         scaler = RatingScaler(
             poll_interval_s=settings.poll_interval_s, pod_timeout_s=0.25, log_level="warning"
         )
         scaler_child = children.spawn("rating-scaler", scaler.argv(), scaler.ports)
-        prometheus = await start_prometheus(
-            children,
-            settings.prometheus_binary,
-            work_dir=work_dir,
-            scrape_interval_s=settings.scrape_interval_s,
-        )
+        prometheus = None
+        if settings.needs_prometheus:
+            prometheus = await start_prometheus(
+                children,
+                settings.prometheus_binary,
+                work_dir=work_dir,
+                scrape_interval_s=settings.scrape_interval_s,
+            )
         await wait_http_ok_async(scaler.ready_urls[0], scaler_child)
-        load = LoadGenerator(children, work_dir, FLEETS)
-        triggers = DirectTrigger(scaler.grpc_target), PrometheusTrigger(prometheus.url)
-        stage = Stage(children, {}, triggers[0], prometheus, triggers[1], load, t0=time.monotonic())
-        stack.push_async_callback(stage.direct.close)
-        stack.push_async_callback(stage.prometheus_trigger.close)
-        for name in FLEETS:
+        load = LoadGenerator(children, work_dir, names)
+        direct = direct_triggers(scaler.grpc_target, names, settings.forecast_lead_s)
+        query = None if prometheus is None else PrometheusTrigger(prometheus.url)
+        stage = Stage(children, {}, direct, prometheus, query, load, t0=time.monotonic())
+        for trigger in direct.values():
+            stack.push_async_callback(trigger.close)
+        if query is not None:
+            stack.push_async_callback(query.close)
+        if "forecast" in names:
+            http_url = f"http://127.0.0.1:{scaler.http_port}"
+            stage.forecast = ForecastReader(http_url, FORECAST_SCALED_OBJECT)
+            stack.push_async_callback(stage.forecast.close)
+        for name in names:
             rate = settings.bucket_rate
             fleet = Fleet(name, children, clock=time.monotonic, bucket_rate=rate,
                           bucket_capacity=2 * rate, on_change=publisher(stage))  # fmt: skip
@@ -174,17 +230,33 @@ async def staged(
         await asyncio.gather(*(fleet.wait_ready() for fleet in stage.fleets.values()))
         poll, scrape = settings.poll_interval_s, settings.scrape_interval_s
         say(out, f"  rating-scaler    gRPC {scaler.grpc_target}, polls the pods every {poll:g} s")
-        say(out, f"  Prometheus       {prometheus.url}, scrapes its fleet every {scrape:g} s")
+        if prometheus is not None:
+            say(out, f"  Prometheus       {prometheus.url}, scrapes its fleet every {scrape:g} s")
         for fleet in stage.fleets.values():
             pods = ", ".join(f"{pod.name} (pid {pod.child.pid})" for pod in fleet.serving())
             say(out, f"  {fleet.name + ' fleet':<16} {pods}")
         yield stage
 
 
+def direct_triggers(
+    grpc_target: str, names: tuple[FleetName, ...], lead_s: float
+) -> dict[FleetName, DirectTrigger]:
+    """The triggers of the fleets the rating-scaler feeds, one ScaledObject each."""
+    triggers: dict[FleetName, DirectTrigger] = {}
+    if "direct" in names:
+        triggers["direct"] = DirectTrigger(grpc_target)
+    if "forecast" in names:
+        metadata = {"forecast": "recurring", "forecastLead": f"{lead_s:g}"}
+        triggers["forecast"] = DirectTrigger(
+            grpc_target, name=FORECAST_SCALED_OBJECT, metadata=metadata
+        )
+    return triggers
+
+
 def publisher(stage: Stage) -> Callable[[Fleet], None]:
     def publish(fleet: Fleet) -> None:
         stage.load.publish(fleet.name, [pod.public_address for pod in fleet.serving()])
-        if fleet.name == "prometheus":
+        if fleet.name == "prometheus" and stage.prometheus is not None:
             stage.prometheus.set_targets([pod.admin_address for pod in fleet.alive()])
 
     return publish
@@ -193,9 +265,10 @@ def publisher(stage: Stage) -> Callable[[Fleet], None]:
 async def target_per_pod(stage: Stage) -> float:
     """The target KEDA writes into the HPA, from the scaler's GetMetricSpec."""
     deadline = time.monotonic() + SPEC_TIMEOUT_S
+    name, trigger = next(iter(stage.direct.items()))
     while True:
         try:
-            return await stage.direct.target_per_pod(admin_addresses(stage.fleets["direct"]))
+            return await trigger.target_per_pod(admin_addresses(stage.fleets[name]))
         except Exception:
             if time.monotonic() > deadline:
                 raise
@@ -207,22 +280,38 @@ def admin_addresses(fleet: Fleet) -> list[str]:
 
 
 def make_controls(stage: Stage, spec: HpaSpec, settings: Settings) -> list[Control]:
-    async def read_direct() -> Reading:
-        return await stage.direct.read(admin_addresses(stage.fleets["direct"]))
-
+    """One loop per fleet: its trigger, and its HPA (the short window's, or `spec`'s)."""
     offered = OfferedTrigger(lambda: stage.load.offered_per_s(stage.clock()))
-    reads = {"direct": read_direct, "prometheus": stage.prometheus_trigger.read,
-             "floor": offered.read}  # fmt: skip
     now = stage.clock()
-    return [
-        Control(
+    controls = []
+    for name in settings.fleet_names():
+        fleet_spec = replace(spec, behavior=settings.behavior_for(name))
+        control = Control(
             name,
             stage.fleets[name],
-            Autoscaler.seeded(spec, now_s=now, replicas=settings.pods),
-            reads[name],
+            Autoscaler.seeded(fleet_spec, now_s=now, replicas=settings.pods),
+            reader(stage, name, offered),
         )
-        for name in FLEETS
-    ]
+        if name == "forecast" and stage.forecast is not None:
+            control.read_forecast = stage.forecast.read
+        controls.append(control)
+    return controls
+
+
+def reader(
+    stage: Stage, name: FleetName, offered: OfferedTrigger
+) -> Callable[[], Awaitable[Reading]]:
+    """What the fleet's HPA reads through KEDA."""
+    trigger = stage.direct.get(name)
+    if trigger is not None:
+
+        async def read_scaler() -> Reading:
+            return await trigger.read(admin_addresses(stage.fleets[name]))
+
+        return read_scaler
+    if name == "prometheus" and stage.prometheus_trigger is not None:
+        return stage.prometheus_trigger.read
+    return offered.read
 
 
 async def drive(
@@ -266,7 +355,9 @@ async def follow_load(
 ) -> list[Row]:
     """Until the load generator is done and every second is in: check the generator
     and the loops, and show each complete second."""
-    view = LiveView(out, redraw=out.isatty(), duration_s=scenario.duration_s)
+    view = LiveView(
+        out, redraw=out.isatty(), duration_s=scenario.duration_s, fleets=tuple(stage.fleets)
+    )
     rows: list[Row] = []
     while len(rows) < scenario.duration_s or not stage.load.done:
         await asyncio.sleep(0.2)

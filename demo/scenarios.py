@@ -1,7 +1,8 @@
-"""The load the demo offers, second by second: a step, or a seeded trace of agent bursts.
+"""The load the demo offers, second by second: a step, a seeded trace of agent bursts,
+or agents' recurring bursts (a schedule with a period).
 
 Pure: a scenario is a list of phases with a whole number of requests per second each,
-so that the plan's total is an exact count. Both fleets get the same plan.
+so that the plan's total is an exact count. Every fleet gets the same plan.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from typing import Literal
 
 from scaler.scaling import desired_replicas
 
-ScenarioName = Literal["step", "bursts"]
-SCENARIOS: tuple[ScenarioName, ...] = ("step", "bursts")
+ScenarioName = Literal["step", "bursts", "agents"]
+SCENARIOS: tuple[ScenarioName, ...] = ("step", "bursts", "agents")
 # Shares of the duration. The step: idle long enough for a first scrape, the step long
 # enough for `rate()[1m]` behind a 15 s scrape and two HPA syncs to catch up.
 STEP_IDLE_SHARE, STEP_SHARE = 0.1, 0.7
@@ -22,6 +23,14 @@ BURSTS_LEAD_SHARE, BURSTS_TAIL_SHARE = 0.1, 0.15
 BURSTS = 3
 BURST_TIMES = (5.0, 10.0)  # each burst is this many times the quiet rate, drawn
 BURST_WEIGHT, GAP_WEIGHT = (1.0, 2.0), (1.5, 3.0)  # lengths drawn, then fitted
+# agents: scheduled runs. A period P drawn once, each burst P (+-5 %) after the last.
+AGENT_BURSTS = 6
+AGENT_PERIOD_S = (120.0, 200.0)
+AGENT_JITTER = 0.05
+AGENT_TIMES = (6.0, 10.0)
+AGENT_LENGTH_S = (20, 40)
+AGENT_LEAD_S = 30  # quiet before the first burst
+AGENT_SCORED_FROM_BURST = 4  # bursts before it teach a forecast the period
 
 
 @dataclass(frozen=True)
@@ -41,6 +50,16 @@ class Scenario:
     name: ScenarioName
     seed: int
     phases: tuple[Phase, ...]
+    period_s: float | None = None  # agents: the period drawn
+
+    @property
+    def scored_from_s(self) -> int:
+        """Where the scored part begins: agents, the end of the burst before the
+        fourth (the first three teach a forecast the period); otherwise the start."""
+        rises = self.rises()
+        if self.name != "agents" or len(rises) < AGENT_SCORED_FROM_BURST:
+            return 0
+        return rises[AGENT_SCORED_FROM_BURST - 2].end_s
 
     @property
     def duration_s(self) -> int:
@@ -69,7 +88,8 @@ class Scenario:
 
     def describe(self) -> str:
         parts = [f"{p.name} {p.rate_per_s}/s for {p.seconds} s" for p in self.phases]
-        return f"{self.name} (seed {self.seed}): " + ", ".join(parts)
+        every = "" if self.period_s is None else f", a burst every {self.period_s:.0f} s +-5 %"
+        return f"{self.name} (seed {self.seed}{every}): " + ", ".join(parts)
 
 
 def step(duration_s: int, rate_per_s: int, *, seed: int = 1) -> Scenario:
@@ -102,6 +122,23 @@ def bursts(duration_s: int, quiet_per_s: int, *, seed: int) -> Scenario:
     return Scenario("bursts", seed, _phases(marks))
 
 
+def agents(quiet_per_s: int, *, seed: int) -> Scenario:
+    """Quiet load with `AGENT_BURSTS` bursts of 6 to 10 times it, each 20 to 40 s long,
+    every P s (P drawn from 120 to 200 s, each gap P +-5 %), then half a period quiet."""
+    rng = random.Random(seed)
+    period_s = rng.uniform(*AGENT_PERIOD_S)
+    marks: list[tuple[str, int, int]] = []
+    at_s, end_s = float(AGENT_LEAD_S), AGENT_LEAD_S
+    for index in range(AGENT_BURSTS):
+        start_s = round(at_s)
+        end_s = start_s + rng.randint(*AGENT_LENGTH_S)
+        rate = round(quiet_per_s * rng.uniform(*AGENT_TIMES))
+        marks += [("quiet", start_s, quiet_per_s), (f"burst {index + 1}", end_s, rate)]
+        at_s += period_s * rng.uniform(1 - AGENT_JITTER, 1 + AGENT_JITTER)
+    marks.append(("quiet", end_s + round(period_s / 2), quiet_per_s))
+    return Scenario("agents", seed, _phases(marks), period_s=period_s)
+
+
 def _fit(weights: Sequence[float], total_s: int, offset_s: int) -> list[int]:
     """End times of consecutive spans in proportion to `weights`, filling `total_s`."""
     scale, acc, ends = total_s / sum(weights), 0.0, []
@@ -122,9 +159,12 @@ def _phases(marks: Sequence[tuple[str, int, int]]) -> tuple[Phase, ...]:
 
 
 def build(name: ScenarioName, *, duration_s: int, base_per_s: int, seed: int) -> Scenario:
-    """`step`: `base_per_s` is the step's rate; `bursts`: the quiet rate."""
+    """`step`: `base_per_s` is the step's rate; `bursts` and `agents`: the quiet rate
+    (`agents` draws its own duration, about six periods)."""
     if name == "step":
         return step(duration_s, base_per_s, seed=seed)
+    if name == "agents":
+        return agents(base_per_s, seed=seed)
     return bursts(duration_s, base_per_s, seed=seed)
 
 

@@ -16,9 +16,18 @@ from typing import Any, Literal
 from demo.scenarios import Phase, Scenario, oracle_replicas
 from harness.hpa import HpaSpec, Tolerance, metric_replicas
 
-FleetName = Literal["direct", "prometheus", "floor"]
+FleetName = Literal["direct", "prometheus", "floor", "floor-short", "forecast"]
 # floor: its HPA reads the load offered at that instant, the best any HPA-fed metric can do
 FLEETS: tuple[FleetName, ...] = ("direct", "prometheus", "floor")
+# agents: the floor with a short scale-down window, and the direct path with a forecast
+# and the same short window, beside today's direct path
+AGENT_FLEETS: tuple[FleetName, ...] = ("direct", "floor-short", "forecast")
+FLEET_NAMES: tuple[FleetName, ...] = ("direct", "prometheus", "floor", "floor-short", "forecast")
+
+
+def fleets_for(scenario: str) -> tuple[FleetName, ...]:
+    """The fleets a scenario runs by default."""
+    return AGENT_FLEETS if scenario == "agents" else FLEETS
 
 
 @dataclass(frozen=True)
@@ -30,6 +39,7 @@ class FleetState:
     running: int
     ready: int
     active: bool | None
+    forecast: float | None = None  # forecast: recurring: the scaler's forecast at the last read
 
 
 @dataclass(frozen=True)
@@ -46,9 +56,10 @@ class FleetSecond:
     errors: int  # no answer: refused connection, reset, timeout, no ready pod
     lost: int  # of the errors: written to a pod, whose connection ended before any response
     p99_ms: float | None  # of the answered requests (200 and 429)
+    forecast: float | None = None  # the forecast fleet's: its own CSV column
 
 
-FLEET_COLUMNS = tuple(field.name for field in fields(FleetSecond))
+FLEET_COLUMNS = tuple(field.name for field in fields(FleetSecond) if field.name != "forecast")
 
 
 @dataclass(frozen=True)
@@ -73,20 +84,22 @@ def make_row(
     """One second from the fleets' states at its end and the load generator's lines."""
     rate = scenario.rate_at(t_s)
     fleets = {}
-    for name in FLEETS:
+    for name in states:
         state, line = states[name], lines[name]
         fleets[name] = FleetSecond(
             metric=state.metric, desired=state.desired, running=state.running, ready=state.ready,
             sent=int(line["sent"]), ok=int(line["ok"]), refused_429=int(line["r429"]),
             errors=int(line["errors"]), lost=int(line["lost"]), p99_ms=line["p99_ms"],
+            forecast=state.forecast,
         )  # fmt: skip
     oracle = oracle_replicas(rate, target_per_pod, min_replicas, max_replicas)
     return Row(t_s, scenario.phase_at(t_s).name, rate, oracle, fleets)
 
 
-def columns() -> list[str]:
+def columns(fleets: Sequence[FleetName] = FLEETS) -> list[str]:
     head = ["t_s", "phase", "offered_per_s", "oracle_replicas"]
-    return head + [f"{fleet}_{name}" for fleet in FLEETS for name in FLEET_COLUMNS]
+    extra = ["forecast_forecast_per_s"] if "forecast" in fleets else []
+    return head + [f"{fleet}_{name}" for fleet in fleets for name in FLEET_COLUMNS] + extra
 
 
 @dataclass(frozen=True)
@@ -101,12 +114,12 @@ class PodLife:
     exited_s: float | None
 
 
-def replica_seconds(lives: Iterable[PodLife], end_s: float) -> float:
-    """Seconds of pod processes alive within [0, end_s]: what the fleet cost."""
+def replica_seconds(lives: Iterable[PodLife], end_s: float, start_s: float = 0.0) -> float:
+    """Seconds of pod processes alive within [start_s, end_s]: what the fleet cost."""
     total = 0.0
     for life in lives:
         stop = end_s if life.exited_s is None else min(life.exited_s, end_s)
-        total += max(0.0, stop - max(0.0, life.started_s))
+        total += max(0.0, stop - max(start_s, life.started_s))
     return total
 
 
@@ -214,6 +227,8 @@ class FleetSummary:
     lost: int = 0  # sent, and the connection ended before any response
     per_rise_s: tuple[float | None, ...] = ()  # seconds to the right size, each rise
     after_sync_s: float | None = None  # from the first sync after a rise to its right size
+    scored_refused: int = 0  # from the scenario's `scored_from_s` on (agents: bursts 4-6)
+    scored_replica_seconds: float = 0.0
 
 
 def summarize_fleet(
@@ -229,6 +244,7 @@ def summarize_fleet(
 ) -> FleetSummary:
     seconds = [row.fleets[fleet] for row in rows]
     per_rise = seconds_to_size_per_rise(lives, scenario, target_per_pod, tolerance, max_replicas)
+    scored = [row.fleets[fleet] for row in rows if row.t_s >= scenario.scored_from_s]
     return FleetSummary(
         refused=sum(s.refused_429 + s.errors for s in seconds),
         answered=sum(s.ok for s in seconds),
@@ -242,6 +258,10 @@ def summarize_fleet(
         lost=sum(s.lost for s in seconds),
         per_rise_s=tuple(per_rise),
         after_sync_s=after_first_sync(per_rise, scenario.rises(), syncs_s),
+        scored_refused=sum(s.refused_429 + s.errors for s in scored),
+        scored_replica_seconds=replica_seconds(
+            lives, scenario.duration_s, start_s=scenario.scored_from_s
+        ),
     )
 
 
@@ -260,6 +280,7 @@ def summarize_oracle(
         seconds_to_right_size=0.0,
         max_replicas=max(counts),
         sent=offered,
+        scored_replica_seconds=float(sum(counts[scenario.scored_from_s :])),
     )
 
 
@@ -271,7 +292,7 @@ class Summary:
     sync_s: float
     first_sync_s: float
     offered_planned: int
-    fleets: dict[str, FleetSummary]  # "direct", "prometheus", "floor", "oracle"
+    fleets: dict[str, FleetSummary]  # each fleet's, then "oracle"
 
     @property
     def wait_for_sync_s(self) -> float:
@@ -281,18 +302,36 @@ class Summary:
         return (self.first_sync_s - first_rise_s) % self.sync_s
 
     @property
+    def fleet_names(self) -> list[FleetName]:
+        """The fleets that ran, without the oracle."""
+        return [name for name in FLEET_NAMES if name in self.fleets]
+
+    @property
     def offered_measured(self) -> int:
         """What the load generator sent to the fleet that got least."""
-        return min(self.fleets[name].sent for name in FLEETS)
+        return min(self.fleets[name].sent for name in self.fleet_names)
 
     def ratio(
-        self, slow: str, fast: str, what: Literal["refused", "replica_seconds"]
+        self,
+        slow: str,
+        fast: str,
+        what: Literal["refused", "replica_seconds", "scored_refused", "scored_replica_seconds"],
     ) -> float | None:
         top, bottom = getattr(self.fleets[slow], what), getattr(self.fleets[fast], what)
         return None if not bottom else top / bottom
 
     def as_json(self) -> dict[str, object]:
-        """Exactly the documented keys of summary.json."""
+        """Exactly the documented keys of summary.json (agents: the scored part too)."""
+        document = self._as_json()
+        if self.scenario.name == "agents":
+            document["scored_from_s"] = self.scenario.scored_from_s
+            for name, fleet in self.fleets.items():
+                scored = document["fleets"][name]  # type: ignore[index]
+                scored["scored_refused"] = fleet.scored_refused
+                scored["scored_replica_seconds"] = round(fleet.scored_replica_seconds, 1)
+        return document
+
+    def _as_json(self) -> dict[str, object]:
         return {
             "scenario": self.scenario.name,
             "target_per_pod": self.target_per_pod,
@@ -342,7 +381,7 @@ def summarize(
             tolerance=spec.tolerance, max_replicas=spec.max_replicas,
             syncs_s=(syncs_s or {}).get(name, ()),
         )
-        for name in FLEETS
+        for name in lives
     }  # fmt: skip
     oracle = summarize_oracle(
         scenario, target_per_pod=spec.target_per_pod,

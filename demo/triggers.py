@@ -11,6 +11,8 @@
   (`ignoreNullValues`, true by default); active above `activationThreshold` (0).
 - `OfferedTrigger`: the floor: the load offered at that instant, as a `metrics-api`
   trigger on the load generator's own offered rate would read it, with no delay.
+- `ForecastReader`: not KEDA's: the forecast the scaler shows in `/v1/targets` for one
+  ScaledObject, for the chart.
 
 A failed read returns None: the HPA then leaves the replica count as it is.
 """
@@ -18,7 +20,7 @@ A failed read returns None: the HPA then leaves the replica count as it is.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import aiohttp
 
@@ -39,17 +41,28 @@ class DirectTrigger:
     """The rating-scaler, asked as KEDA asks it about one ScaledObject."""
 
     def __init__(
-        self, grpc_target: str, *, name: str = "rating-api", namespace: str = "demo"
+        self,
+        grpc_target: str,
+        *,
+        name: str = "rating-api",
+        namespace: str = "demo",
+        metadata: Mapping[str, str] | None = None,
     ) -> None:
         self._address = grpc_target
         self._name, self._namespace = name, namespace
+        self._metadata = dict(metadata or {})  # added to the ScaledObject's
         self._client = KedaClient.insecure(grpc_target)
+
+    @property
+    def name(self) -> str:
+        return self._name
 
     def ref(self, endpoints: Sequence[str]) -> pb.ScaledObjectRef:
         metadata = {
             "scalerAddress": self._address,
             "endpoints": ",".join(endpoints),
             **SCALED_OBJECT_METADATA,
+            **self._metadata,
         }
         return scaled_object_ref(self._name, self._namespace, metadata)
 
@@ -104,6 +117,42 @@ def prometheus_value(result: list[dict[str, object]]) -> float:
         return 0.0
     value = float(sample[1])
     return value if math.isfinite(value) else 0.0
+
+
+class ForecastReader:
+    """The forecast the scaler reports for one ScaledObject (`/v1/targets`), or None."""
+
+    def __init__(self, http_url: str, name: str) -> None:
+        self._url = f"{http_url}/v1/targets"
+        self._name = name
+        self._session: aiohttp.ClientSession | None = None
+
+    async def read(self) -> float | None:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=CALL_TIMEOUT_S)
+            )
+        try:
+            async with self._session.get(self._url) as response:
+                body = await response.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            return None
+        return forecast_of(body, self._name)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+def forecast_of(body: dict[str, object], name: str) -> float | None:
+    """The `forecast_per_s` of ScaledObject `name` in a `/v1/targets` answer."""
+    targets = body.get("targets")
+    for target in targets if isinstance(targets, list) else []:
+        for user in target.get("scaled_objects", []):
+            value = user.get("forecast_per_s")
+            if user.get("name") == name and isinstance(value, int | float):
+                return float(value)
+    return None
 
 
 class OfferedTrigger:

@@ -10,8 +10,8 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from scaler.readmodel import ActivatorReading, PodView, TargetView
-from scaler.targets import Targets
+from scaler.readmodel import ActivatorReading, ForecastSnapshot, PodView, TargetView
+from scaler.targets import ScaledObjectUse, Targets
 
 
 def make_app(
@@ -42,13 +42,14 @@ def make_app(
 
 def describe_targets(targets: Targets) -> dict[str, Any]:
     users: dict[str, list[dict[str, Any]]] = {}
-    for key, use in targets.scaled_objects.items():
+    for key, use in list(targets.scaled_objects.items()):
         users.setdefault(use.trigger.target.label, []).append(
             {
                 "namespace": key.namespace,
                 "name": key.name,
                 "metric": key.metric,
                 "window_s": use.trigger.window_s,
+                **describe_forecast_use(use, targets.views.get(use.trigger.target)),
             }
         )
     return {
@@ -76,6 +77,7 @@ def describe_view(view: TargetView) -> dict[str, Any]:
         "pods_failed": agg.pods_failed,
         "discovery_error": snap.discovery_error,
         "problem": snap.problem,
+        "forecast": describe_forecast(snap.forecast),
         "pods": [describe_pod(pod) for pod in snap.pods],
         "held_requests": agg.held_requests,
         "held_demand_per_s": agg.held_demand_per_s,
@@ -92,6 +94,33 @@ def describe_activator(activator: ActivatorReading, now: float) -> dict[str, Any
         "oldest_held_s": state.oldest_held_s if state else None,
         "age_s": _finite(now - activator.last_ok_at),
         "error": activator.error,
+    }
+
+
+def describe_forecast(forecast: ForecastSnapshot | None) -> dict[str, Any] | None:
+    """The target's pattern, when a ScaledObject asked for a forecast."""
+    if forecast is None:
+        return None
+    return {
+        "history_s": forecast.history_s,
+        "period_s": forecast.period_s,
+        "confidence": forecast.confidence,
+        "usable": forecast.usable,
+        "next_burst_in_s": forecast.next_burst_in_s,
+        "state_bytes": forecast.state_bytes,
+    }
+
+
+def describe_forecast_use(use: ScaledObjectUse, view: TargetView | None) -> dict[str, Any]:
+    """A ScaledObject's forecast: its lead, and what it expects over it (null: none)."""
+    if use.trigger.forecast == "off":
+        return {"forecast": "off"}
+    found = view.answer(use.trigger) if view is not None else None
+    return {
+        "forecast": use.trigger.forecast,
+        "forecast_lead_s": use.trigger.forecast_lead_s,
+        "forecast_per_s": None if found is None else found.forecast_per_s,
+        "metric_value": None if found is None else found.metric_value,
     }
 
 

@@ -85,6 +85,9 @@ class _Families:
     metric_value: GaugeMetricFamily
     target_per_pod: GaugeMetricFamily
     desired_replicas: GaugeMetricFamily
+    forecast: GaugeMetricFamily
+    forecast_period: GaugeMetricFamily
+    forecast_confidence: GaugeMetricFamily
 
     def all(self) -> list[Family]:
         return [getattr(self, field.name) for field in fields(self)]
@@ -146,14 +149,18 @@ def _target_rows(families: _Families, view: TargetView) -> list[Row]:
         for reason in POD_ERROR_REASONS
     ]
     agg = snap.aggregate
-    return [
-        *rows,
+    rows += [
         (families.pods, label, agg.pods_total),
         (families.pods_failed, label, agg.pods_failed),
         (families.data_age, label, snap.data_age_s),
         (families.extrapolated, label, float(agg.extrapolated)),
         (families.held, label, agg.held_requests),
     ]
+    pattern = snap.forecast
+    if pattern is not None and pattern.period_s is not None and pattern.confidence is not None:
+        rows.append((families.forecast_period, label, pattern.period_s))
+        rows.append((families.forecast_confidence, label, pattern.confidence))
+    return rows
 
 
 def _scaled_object_rows(
@@ -167,6 +174,8 @@ def _scaled_object_rows(
     if found.target_per_pod is not None and desired is not None:  # no guess: no series
         rows.append((families.target_per_pod, labels, found.target_per_pod))
         rows.append((families.desired_replicas, labels, desired))
+    if found.forecast_per_s is not None:  # no pattern: no series
+        rows.append((families.forecast, labels, found.forecast_per_s))
     return rows
 
 
@@ -217,5 +226,21 @@ def _families() -> _Families:
             PREFIX + "desired_replicas",
             "ceil(metric_value / target_per_pod): what the HPA will ask for.",
             labels=per_object,
+        ),
+        forecast=GaugeMetricFamily(
+            PREFIX + "forecast_per_s",
+            "forecast: recurring: the most demand expected over the trigger's forecastLead; "
+            "metric_value is the larger of it and the demand now.",
+            labels=per_object,
+        ),
+        forecast_period=GaugeMetricFamily(
+            PREFIX + "forecast_period_seconds",
+            "The period found in a forecasting target's demand.",
+            labels=per_target,
+        ),
+        forecast_confidence=GaugeMetricFamily(
+            PREFIX + "forecast_confidence",
+            "How well the demand repeats at that period, 0..1 (forecasts from 0.5).",
+            labels=per_target,
         ),
     )

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from scaler.aggregation import Aggregate, combine
 from scaler.bucket_state import BucketState
+from scaler.forecast import DemandForecast
 from scaler.held_state import HeldState
 from scaler.pod_errors import PodErrorReason
 from scaler.scaling import Answer, answer
@@ -88,6 +89,19 @@ class TargetSnapshot:
     pods: tuple[PodView, ...]
     pod_errors: Mapping[PodErrorReason, int]  # failed polls of single pods, by reason
     activators: tuple[ActivatorReading, ...] = ()
+    forecast: ForecastSnapshot | None = None  # None: no trigger asked for a forecast
+
+
+@dataclass(frozen=True, slots=True)
+class ForecastSnapshot:
+    """A forecasting target's pattern as its last search left it."""
+
+    history_s: int  # seconds of demand held
+    period_s: int | None  # None: no period found
+    confidence: float | None
+    usable: bool  # confident enough to forecast
+    next_burst_in_s: int | None
+    state_bytes: int
 
 
 class TargetView:
@@ -110,6 +124,9 @@ class TargetView:
         self._answers: dict[int, tuple[TriggerConfig, Answer]] = {}  # by id(trigger)
         self._compute: Compute | None = None
         self._published = asyncio.Event()
+        # The demand once a second and its pattern, kept once a trigger asks for a
+        # forecast; the writer records into it when it publishes a full cycle.
+        self.forecast: DemandForecast | None = None
 
     @property
     def fresh_for_s(self) -> float:
@@ -120,10 +137,13 @@ class TargetView:
         """The windows each cycle computes: the last ones asked, and the longest."""
         return (*self._windows, self.window_s)
 
-    def touch(self, window_s: float) -> None:
+    def touch(self, window_s: float, *, forecast: bool = False) -> None:
         """Someone asked about this target: it is in use, and the writer computes the
-        answers for `window_s` at each cycle."""
+        answers for `window_s` at each cycle (and keeps the demand's history from now
+        on if the trigger asked for a `forecast`)."""
         self.last_used_at = self._clock()
+        if forecast and self.forecast is None:
+            self.forecast = DemandForecast()
         self._windows.pop(window_s, None)
         self._windows[window_s] = None
         if len(self._windows) > PRECOMPUTED_WINDOWS:
@@ -141,9 +161,23 @@ class TargetView:
         self._answers.clear()
         self.version += 1
         if cycle_done:
+            self._record_demand(reading)
             self.cycles += 1
         self._published.set()
         self._published = asyncio.Event()
+
+    def _record_demand(self, reading: Reading) -> None:
+        """One second of the forecast's history: the demand over the last two polls."""
+        agg = reading.aggregates.get(self.window_s)
+        if self.forecast is not None and agg is not None and agg.has_data:
+            self.forecast.record(self._clock(), agg.fast_demand_per_s)
+
+    def adopt_forecast(self, other: TargetView) -> None:
+        """Carry on `other`'s demand history: the same ScaledObject now names this
+        target (a static `endpoints` list changed with the pods)."""
+        if other.forecast is not None and other is not self:
+            self.forecast = other.forecast.copy()
+            self._answers.clear()
 
     def aggregate(self, window_s: float) -> Aggregate:
         """The target over `window_s`, as the last reading left it."""
@@ -161,9 +195,28 @@ class TargetView:
         """What the RPCs and `/metrics` say of `trigger` now; computed once per reading."""
         cached = self._answers.get(id(trigger))
         if cached is None or cached[0] is not trigger:
-            found = answer(trigger, self.aggregate(trigger.window_s))
+            found = answer(trigger, self.aggregate(trigger.window_s), self._forecast(trigger))
             cached = self._answers[id(trigger)] = (trigger, found)
         return cached[1]
+
+    def _forecast(self, trigger: TriggerConfig) -> float | None:
+        if trigger.forecast != "recurring" or self.forecast is None:
+            return None
+        return self.forecast.forecast(trigger.forecast_lead_s)
+
+    def forecast_snapshot(self) -> ForecastSnapshot | None:
+        forecast = self.forecast
+        if forecast is None:
+            return None
+        pattern = forecast.pattern
+        return ForecastSnapshot(
+            history_s=forecast.history.seconds_held,
+            period_s=None if pattern is None else pattern.period_s,
+            confidence=None if pattern is None else pattern.confidence,
+            usable=pattern is not None and pattern.usable,
+            next_burst_in_s=forecast.next_burst_in_s(),
+            state_bytes=forecast.state_bytes,
+        )
 
     def has_fresh_data(self) -> bool:
         return self.aggregate(self.window_s).has_data
@@ -189,6 +242,7 @@ class TargetView:
             pod_errors=dict(self._reading.pod_errors),
             pods=tuple(self._pod_view(pod, now) for pod in self._reading.pods),
             activators=self._reading.activators,
+            forecast=self.forecast_snapshot(),
         )
 
     def _pod_view(self, pod: PodReading, now: float) -> PodView:

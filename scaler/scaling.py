@@ -40,9 +40,10 @@ class Answer:
     """One trigger's answers from one aggregate."""
 
     has_data: bool  # False: GetMetrics and IsActive fail with UNAVAILABLE
-    metric_value: float
+    metric_value: float  # with a forecast: the larger of the metric now and the forecast
     target_per_pod: float | None  # None: not known yet, GetMetricSpec fails
-    active: bool
+    active: bool  # from the demand now, never from a forecast
+    forecast_per_s: float | None = None  # the most demand expected over the trigger's lead
 
     @property
     def desired_replicas(self) -> int | None:
@@ -51,12 +52,18 @@ class Answer:
         return desired_replicas(self.metric_value, self.target_per_pod)
 
 
-def answer(trigger: TriggerConfig, agg: Aggregate) -> Answer:
+def answer(trigger: TriggerConfig, agg: Aggregate, forecast_per_s: float | None = None) -> Answer:
+    """`forecast_per_s`, the demand expected over the trigger's lead (None: no pattern),
+    raises the metric value only, and only for a trigger that asked for it: scale-down
+    stays driven by what happens, and activation by the demand now."""
+    forecast = forecast_per_s if trigger.forecast == "recurring" else None
+    value = metric_value(trigger, agg)
     return Answer(
         has_data=agg.has_data,
-        metric_value=metric_value(trigger, agg),
+        metric_value=value if forecast is None else max(value, forecast),
         target_per_pod=target_per_pod(trigger, agg),
         active=is_active(trigger, agg),
+        forecast_per_s=forecast,
     )
 
 

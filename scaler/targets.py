@@ -87,6 +87,7 @@ class Targets:
             poller.start()
         self.touch(view, trigger)
         key = ScaledObjectKey(namespace, name, trigger.metric)
+        self._carry_forecast(self.scaled_objects.get(key), trigger, view)
         self.scaled_objects[key] = ScaledObjectUse(trigger, self._clock())
         if wait and view.cycles == 0:
             await view.wait_first_cycle(self._first_poll_timeout_s)
@@ -95,7 +96,19 @@ class Targets:
     def touch(self, view: TargetView, trigger: TriggerConfig) -> None:
         """The one place a target is marked as used: it is not forgotten while asked
         about, and its poller computes the answers for the trigger's window."""
-        view.touch(trigger.window_s)
+        view.touch(trigger.window_s, forecast=trigger.forecast == "recurring")
+
+    def _carry_forecast(
+        self, before: ScaledObjectUse | None, trigger: TriggerConfig, view: TargetView
+    ) -> None:
+        """A ScaledObject that now names other pods (its `endpoints` list followed the
+        ready pods) keeps its demand history, unless another ScaledObject uses them."""
+        if before is None or before.trigger.target == trigger.target or view.forecast is None:
+            return
+        previous = self.views.get(before.trigger.target)
+        shared = any(use.trigger.target == trigger.target for use in self.scaled_objects.values())
+        if previous is not None and not shared:
+            view.adopt_forecast(previous)
 
     async def forget_idle(self) -> None:
         now = self._clock()

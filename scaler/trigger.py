@@ -19,6 +19,9 @@ from scaler.target_key import ActivatorKey, TargetKey
 
 Metric = Literal["demand", "deficit"]
 METRICS: tuple[Metric, ...] = ("demand", "deficit")
+Forecast = Literal["off", "recurring"]
+FORECASTS: tuple[Forecast, ...] = ("off", "recurring")
+MIN_LEAD_S, MAX_LEAD_S = 1.0, 600.0
 MAX_ENDPOINTS = 5000
 # Every number of a trigger lies in a closed range, so that no value (5e-324 as a
 # target per pod, say) can make the maths overflow further on.
@@ -48,6 +51,8 @@ class TriggerConfig:
     target_per_pod: float | None
     activation_demand: float
     window_s: float
+    forecast: Forecast = "off"
+    forecast_lead_s: float = 30.0
 
     @property
     def metric_name(self) -> str:
@@ -64,6 +69,8 @@ def parse_trigger(metadata: Mapping[str, str], hosts: HostPolicy) -> TriggerConf
         target_per_pod=_optional_number(metadata, "targetPerPod", MIN_TARGET, MAX_TARGET),
         activation_demand=_number(metadata, "activationDemand", 0.0, 0.0, MAX_TARGET),
         window_s=_number(metadata, "window", 5.0, MIN_WINDOW_S, MAX_WINDOW_S),
+        forecast=_forecast(metadata),
+        forecast_lead_s=_number(metadata, "forecastLead", 30.0, MIN_LEAD_S, MAX_LEAD_S),
     )
 
 
@@ -188,6 +195,16 @@ def _metric(metadata: Mapping[str, str]) -> Metric:
         if value == metric:
             return metric
     raise MetadataError("metric", f"{value[:40]!r} is not one of {', '.join(METRICS)}")
+
+
+def _forecast(metadata: Mapping[str, str]) -> Forecast:
+    value = _value(metadata, "forecast") or "off"
+    for forecast in FORECASTS:
+        if value == forecast:
+            if forecast == "recurring" and (_value(metadata, "metric") or "demand") != "demand":
+                raise MetadataError("forecast", "recurring forecasts demand: needs metric demand")
+            return forecast
+    raise MetadataError("forecast", f"{value[:40]!r} is not one of {', '.join(FORECASTS)}")
 
 
 def _integer(metadata: Mapping[str, str], key: str, default: int, low: int, high: int) -> int:

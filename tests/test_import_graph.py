@@ -32,6 +32,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                 "held_state",
                 "aggregation",
                 "series",
+                "forecast",
                 "trigger",
                 "scaling",
                 "config",

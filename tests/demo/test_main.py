@@ -37,3 +37,45 @@ def test_a_bad_flag_is_named(
         parse_args(argv)
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "fleets", "short"),
+    [
+        ([], ("direct", "prometheus", "floor"), ()),
+        (["--scenario", "agents"], ("direct", "floor-short", "forecast"),
+         ("floor-short", "forecast")),
+        (["--scenario", "bursts", "--fleets", "direct,floor,forecast"],
+         ("direct", "floor", "forecast"), ()),
+    ],
+    ids=["step", "agents", "bursts-with-a-forecast"],
+)  # fmt: skip
+def test_the_fleets_and_which_have_the_short_scale_down_window(
+    argv: list[str], fleets: tuple[str, ...], short: tuple[str, ...]
+) -> None:
+    settings = parse_args(argv)
+    assert settings.fleet_names() == fleets
+    assert settings.short_fleets() == short
+    for name in fleets:
+        window = settings.behavior_for(name).scale_down.stabilization_window_s  # type: ignore[arg-type]
+        assert window == (30.0 if name in short else 300.0), name
+
+
+def test_the_short_window_gives_every_pod_back_within_15_s() -> None:
+    down = parse_args(["--scenario", "agents"]).short_behavior().scale_down
+    assert [(p.kind, p.value, p.period_s) for p in down.policies] == [("Percent", 100, 15.0)]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [(["--fleets", "direct,nope"], "--fleets"),
+     (["--fleets", "floor"], "--fleets: direct or forecast"),
+     (["--forecast-lead", "0"], "--forecast-lead: 1 to 600")],
+    ids=["unknown-fleet", "no-scaler-fleet", "lead-zero"],
+)  # fmt: skip
+def test_a_bad_fleet_flag_is_named(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        parse_args(argv)
+    assert message in capsys.readouterr().err

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
-from demo.scenarios import bursts, first_sync_at_phase, first_sync_s, oracle_replicas, step
+from demo.scenarios import agents, bursts, first_sync_at_phase, first_sync_s, oracle_replicas, step
 
 
 def test_the_step_is_idle_then_the_step_then_idle_and_fills_the_duration() -> None:
@@ -80,3 +82,25 @@ def test_or_the_step_lands_a_given_share_of_a_sync_after_one(
 def test_a_phase_outside_one_period_is_refused(phase: float) -> None:
     with pytest.raises(ValueError, match="phase"):
         first_sync_at_phase(step(150, 123), 15.0, phase)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 42])
+def test_agents_burst_six_times_every_period_with_jitter(seed: int) -> None:
+    scenario = agents(12, seed=seed)
+    assert scenario.period_s is not None and 120 <= scenario.period_s <= 200
+    rises = scenario.rises()
+    assert [p.name for p in rises] == [f"burst {n}" for n in range(1, 7)]
+    for phase in rises:
+        assert 6 * 12 <= phase.rate_per_s <= 10 * 12 and 20 <= phase.seconds <= 40
+    for before, after in itertools.pairwise(rises):
+        gap = after.start_s - before.start_s
+        assert 0.95 * scenario.period_s - 1 <= gap <= 1.05 * scenario.period_s + 1
+    assert all(p.rate_per_s == 12 for p in scenario.phases if p.name == "quiet")
+    assert scenario.duration_s == rises[-1].end_s + round(scenario.period_s / 2)
+    assert scenario.scored_from_s == rises[2].end_s  # bursts 4 to 6 are scored
+    assert f"every {scenario.period_s:.0f} s" in scenario.describe()
+
+
+def test_agents_are_the_same_for_a_seed_and_the_other_scenarios_are_scored_whole() -> None:
+    assert agents(12, seed=7) == agents(12, seed=7) != agents(12, seed=8)
+    assert step(150, 123).scored_from_s == bursts(150, 12, seed=1).scored_from_s == 0

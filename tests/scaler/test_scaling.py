@@ -47,3 +47,30 @@ def test_answer(
     found = answer(trigger, aggregate)
     got = (found.has_data, found.metric_value, found.target_per_pod, found.active)
     assert (*got, found.desired_replicas) == pytest.approx(expected)
+
+
+FORECAST = {"forecast": "recurring"}
+
+
+@pytest.mark.parametrize(
+    ("metadata", "demand", "forecast", "expected"),
+    [
+        pytest.param(FORECAST, 12.0, 90.0, (90.0, 90.0, 12), id="burst-ahead"),
+        pytest.param(FORECAST, 60.0, 20.0, (60.0, 20.0, 8), id="never-below-demand-now"),
+        pytest.param(FORECAST, 12.0, None, (12.0, None, 2), id="no-pattern"),
+        pytest.param({}, 12.0, 90.0, (12.0, None, 2), id="trigger-without-forecast"),
+    ],
+)
+def test_a_forecast_raises_the_value_never_lowers_it(
+    metadata: dict[str, str],
+    demand: float,
+    forecast: float | None,
+    expected: tuple[float, float | None, int],
+) -> None:
+    trigger = parse_trigger(
+        {"endpoints": "127.0.0.1:9000", "targetPerPod": "8", **metadata}, ANY_HOST
+    )
+    found = answer(trigger, agg(demand, 10.0), forecast)
+    got = (found.metric_value, found.forecast_per_s, found.desired_replicas)
+    assert got == expected
+    assert found.active is (demand > 0)

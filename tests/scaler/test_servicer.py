@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
+import time
 import urllib.request
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -15,10 +17,12 @@ from harness.fakepods import FakePod
 from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
 from scaler.config import DEFAULT_HOST_POLICY
+from scaler.forecast import DemandForecast
 from scaler.server import Scaler, start
 from scaler.servicer import INT64_MAX, TriggerCache, _int64
 from scaler.trigger import MetadataError
 from tests.scaler.conftest import ref, with_config
+from tests.scaler.test_forecast import BURST_BAR, agent_bursts
 
 PodFactory = Callable[..., Awaitable[FakePod]]
 Stub = pb_grpc.ExternalScalerStub
@@ -100,6 +104,11 @@ async def test_activation_threshold(stub: Stub, fake_pods: PodFactory) -> None:
     [
         pytest.param({"metric": "fill"}, "metric", id="metric"),
         pytest.param({"window": "-1"}, "window", id="window"),
+        pytest.param({"forecast": "maybe"}, "forecast", id="forecast"),
+        pytest.param({"forecastLead": "0"}, "forecastLead", id="lead-zero"),
+        pytest.param({"forecastLead": "1e9"}, "forecastLead", id="lead-huge"),
+        pytest.param({"forecastLead": "\uff13\uff10"}, "forecastLead", id="lead-full-width"),
+        pytest.param({"forecastLead": "\u0663\u0660"}, "forecastLead", id="lead-arabic-indic"),
         pytest.param({"targetUtilization": "80%"}, "targetUtilization", id="utilization"),
         pytest.param({"endpoints": "10.0.0.1:9090"}, "endpoints", id="ssrf-endpoint"),
         pytest.param(
@@ -415,3 +424,36 @@ def test_clear_drops_every_trigger() -> None:
     assert triggers.cache_info().currsize == 4
     triggers.clear()
     assert triggers.cache_info().currsize == 0
+
+
+async def test_a_forecasting_scaled_object_reports_the_burst_ahead_everywhere(
+    stub: Stub, fake_pods: PodFactory, scaler: Scaler
+) -> None:
+    pods = [await fake_pods(demand_per_s=12.0)]
+    so_ref = ref(pods, forecast="recurring", forecastLead="30", targetPerPod="8", window="1")
+    await keda_poll(stub, so_ref)
+    [view] = scaler.targets.views.values()
+    assert view.forecast is not None
+    load = agent_bursts(1, seconds=1200)
+    past = load.per_s[: load.starts[4] - 20]  # 20 s before the fifth burst
+    first_s = math.floor(time.monotonic()) - len(past)
+    view.forecast = DemandForecast()  # as if it had been polled through four bursts
+    for second, demand in enumerate(past):
+        view.forecast.record(first_s + second, demand)
+    await view.wait_cycle_after(view.cycles, 2.0)
+    _, value, active = await keda_poll(stub, so_ref)
+    assert value >= BURST_BAR and active
+    body = await targets_view(scaler)
+    [target] = body["targets"]
+    assert target["forecast"]["usable"] and target["forecast"]["period_s"] > 100
+    assert 0 < target["forecast"]["next_burst_in_s"] <= 40
+    [user] = target["scaled_objects"]
+    assert (user["forecast"], user["forecast_lead_s"]) == ("recurring", 30.0)
+    assert user["forecast_per_s"] >= BURST_BAR
+    labels = {"namespace": "edge", "scaled_object": "rating-api", "metric": "demand"}
+    forecast = scaler.registry.get_sample_value("openclaw_rating_scaler_forecast_per_s", labels)
+    assert forecast is not None and forecast >= BURST_BAR
+    period = scaler.registry.get_sample_value(
+        "openclaw_rating_scaler_forecast_period_seconds", {"target": view.target.label}
+    )
+    assert period == target["forecast"]["period_s"]

@@ -39,6 +39,23 @@ def test_every_key_parsed() -> None:
     assert (trigger.activation_demand, trigger.window_s) == (3.5, 2.0)
 
 
+@pytest.mark.parametrize(
+    ("metadata", "expected"),
+    [
+        pytest.param({}, ("off", 30.0), id="default"),
+        pytest.param({"forecast": "recurring"}, ("recurring", 30.0), id="recurring"),
+        pytest.param({"forecast": "off", "forecastLead": "600"}, ("off", 600.0), id="off"),
+        pytest.param(
+            {"forecast": "recurring", "forecastLead": "12.5"}, ("recurring", 12.5), id="decimal"
+        ),
+        pytest.param({"forecast": "recurring", "forecastLead": "1"}, ("recurring", 1.0), id="1"),
+    ],
+)
+def test_forecast_keys(metadata: dict[str, str], expected: tuple[str, float]) -> None:
+    trigger = parse_trigger({"endpoints": "127.0.0.1:1", **metadata}, DEFAULT_HOST_POLICY)
+    assert (trigger.forecast, trigger.forecast_lead_s) == expected
+
+
 def test_endpoints_without_port_use_the_port_key_and_ipv6_works() -> None:
     trigger = parse_trigger(
         {"endpoints": "127.0.0.1,[::1]:7000", "port": "9191"}, HostPolicy(("*",))
@@ -123,6 +140,26 @@ def test_same_pods_give_the_same_target_whatever_the_other_keys() -> None:
         pytest.param({"endpoints": "127.0.0.1:1", "window": "0"}, "window", id="window-zero"),
         pytest.param({"endpoints": "127.0.0.1:1", "window": "301"}, "window", id="window-too-long"),
         pytest.param({"endpoints": "127.0.0.1:1", "window": "5s"}, "window", id="window-unit"),
+        pytest.param({"endpoints": "127.0.0.1:1", "forecast": "maybe"}, "forecast", id="forecast"),
+        pytest.param(
+            {"endpoints": "127.0.0.1:1", "forecast": "recurring", "metric": "deficit"},
+            "forecast",
+            id="forecast-deficit",
+        ),
+        pytest.param(
+            {"endpoints": "127.0.0.1:1", "forecastLead": "0"}, "forecastLead", id="lead-0"
+        ),
+        pytest.param(
+            {"endpoints": "127.0.0.1:1", "forecastLead": "1e9"}, "forecastLead", id="lead-1e9"
+        ),
+        pytest.param(
+            {"endpoints": "127.0.0.1:1", "forecastLead": "\u0663\u0660"},
+            "forecastLead",
+            id="lead-arabic-indic",
+        ),
+        pytest.param(
+            {"endpoints": "127.0.0.1:1", "forecastLead": "601"}, "forecastLead", id="lead-601"
+        ),
     ],
 )
 def test_bad_metadata_names_the_key(metadata: dict[str, str], key: str) -> None:
