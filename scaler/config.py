@@ -26,6 +26,7 @@ DEFAULT_ALLOWED_HOSTS = "*.svc.cluster.local,localhost,127.0.0.1"
 LOG_LEVELS = ("debug", "info", "warning", "error")
 MAX_TARGETS = 100_000
 MAX_IN_FLIGHT = 10_000
+MAX_POLL_WORKERS = 64
 DEFAULT_HOST_POLICY = HostPolicy(tuple(DEFAULT_ALLOWED_HOSTS.split(",")))
 
 
@@ -46,6 +47,7 @@ class ScalerConfig:
     forget_after_s: float = 600.0
     max_targets: int = 1000
     max_in_flight: int = 64
+    poll_workers: int = 0  # 0: poll in this process; the flag's default is the CPUs available
     shutdown_grace_s: float = 5.0
     log_level: str = "info"
 
@@ -133,6 +135,14 @@ FLAGS = (
         "come within one poll interval counts as a timeout for that cycle",
     ),
     _flag(
+        "poll-workers",
+        None,
+        "N",
+        "processes that poll the pods, each a shard of them (by address), and hand their "
+        "sums to the process that answers gRPC and HTTP; 0 polls in that process",
+        "the CPUs available",
+    ),
+    _flag(
         "shutdown-grace", "5", "SECONDS", "seconds in-flight calls may take to finish after SIGTERM"
     ),
     _flag("log-level", "info", "LEVEL", f"one of {', '.join(LOG_LEVELS)}"),
@@ -174,6 +184,7 @@ def load(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         forget_after_s=_seconds(values["forget-after"], 1, 86400),
         max_targets=_count(values["max-targets"], 1, MAX_TARGETS),
         max_in_flight=_count(values["max-in-flight"], 1, MAX_IN_FLIGHT),
+        poll_workers=_poll_workers(values.get("poll-workers")),
         shutdown_grace_s=_seconds(values["shutdown-grace"], 0, 600),
         log_level=_choice(values["log-level"], LOG_LEVELS),
     )
@@ -186,6 +197,20 @@ def load(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
             f"({config.poll_interval_s:g}s), or polls would overlap"
         )
     return config
+
+
+def _poll_workers(value: Given | None) -> int:
+    if value is None:
+        return available_cpus()
+    return _count(value, 0, MAX_POLL_WORKERS)
+
+
+def available_cpus() -> int:
+    """The CPUs this process may run on (its affinity, as a container's cpuset sets it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 def _host(value: Given) -> str:

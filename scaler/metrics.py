@@ -219,3 +219,25 @@ def _families() -> _Families:
             labels=per_object,
         ),
     )
+
+
+class WorkersCollector(Collector):
+    """The poll worker processes: how many run, how often one was restarted."""
+
+    def __init__(self, stats: Callable[[], tuple[int, int]]) -> None:
+        self._stats = stats  # (running, restarts)
+
+    def collect(self) -> Iterator[Metric]:
+        running, restarts = self._stats()
+        workers = GaugeMetricFamily(PREFIX + "workers", "Poll worker processes running.")
+        workers.add_metric([], running)
+        restarted = CounterMetricFamily(
+            PREFIX + "worker_restarts",
+            "Poll worker processes restarted after they ended unasked (killed, crashed).",
+        )
+        restarted.add_metric([], restarts)
+        yield workers
+        yield restarted
+
+    def describe(self) -> Iterator[Metric]:
+        return self.collect()
