@@ -140,6 +140,11 @@ class TargetPoller:
     def fresh_for_s(self) -> float:
         return self.view.fresh_for_s
 
+    @property
+    def pod_readings(self) -> tuple[PodReading, ...]:
+        """Each pod as the last cycle left it, whichever process polled it."""
+        return self._pod_readings
+
     def start(self) -> None:
         self._discovery.start(self.wake)
         if self._activator_discovery is not None:
