@@ -139,7 +139,7 @@ class TargetsCollector(Collector):
 
 
 def _target_rows(families: _Families, view: TargetView) -> list[Row]:
-    snap = view.snapshot()
+    snap = view.snapshot(with_pods=False)
     label = [snap.target.label]
     rows: list[Row] = [  # every reason, so that rate() has a baseline
         (families.pod_errors, [*label, reason], snap.pod_errors.get(reason, 0))

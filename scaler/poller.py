@@ -22,7 +22,14 @@ from scaler.aggregation import Aggregate, Partial, combine
 from scaler.discovery import Discovery, DiscoveryError
 from scaler.held_state import HeldState
 from scaler.pod_errors import PodError, PodErrorReason
-from scaler.readmodel import ActivatorReading, PodReading, Reading, TargetView
+from scaler.readmodel import (
+    ActivatorReading,
+    PodReading,
+    PodRow,
+    Reading,
+    TargetView,
+    pod_from_row,
+)
 from scaler.shard import (
     MAX_IN_FLIGHT,
     MAX_IN_FLIGHT_TOTAL,
@@ -122,7 +129,8 @@ class TargetPoller:
         self._on_cycle = on_cycle
         self._addresses: list[tuple[str, int, str]] = []
         self._partials: dict[float, list[Partial]] = {}  # by window, from the last reports
-        self._pod_readings: tuple[PodReading, ...] = ()
+        self._pod_rows: tuple[PodRow, ...] = ()  # each pod as the last cycle left it
+        self._newest_ok_at = -math.inf  # of the sums aggregated last
         self._last_refill_per_s: float | None = None  # from the last cycle any pod answered
         self._last_capacity: float | None = None
         self._wake = asyncio.Event()
@@ -143,7 +151,7 @@ class TargetPoller:
     @property
     def pod_readings(self) -> tuple[PodReading, ...]:
         """Each pod as the last cycle left it, whichever process polled it."""
-        return self._pod_readings
+        return tuple(pod_from_row(row) for row in self._pod_rows)
 
     def start(self) -> None:
         self._discovery.start(self.wake)
@@ -230,12 +238,8 @@ class TargetPoller:
                 self._partials.setdefault(window_s, []).append(summed)
             self.pod_errors.update(report.pod_errors)
         readings = [report.pods for report in reports if report.pods is not None]
-        if len(readings) == 1:
-            self._pod_readings = readings[0]
-        elif readings:  # in the order discovery lists the pods
-            by_address = {pod.address: pod for pods in readings for pod in pods}
-            found = (by_address.get(address) for _, _, address in self._addresses)
-            self._pod_readings = tuple(pod for pod in found if pod is not None)
+        if readings:
+            self._pod_rows = tuple(row for rows in readings for row in rows)
 
     async def _discover(self) -> None:
         try:
@@ -339,13 +343,14 @@ class TargetPoller:
         aggregates = {window_s: self.aggregate(window_s) for window_s in self.view.windows}
         reading = Reading(
             aggregates=aggregates,
-            pods=self._pod_readings,
+            pod_rows=self._pod_rows,
             pod_errors=dict(self.pod_errors),
             discovery_error=self.discovery_error,
             activators=tuple(
                 ActivatorReading(address, series.state, series.last_ok_at, series.error)
                 for address, series in self.activators.items()
             ),
+            newest_ok_at=self._newest_ok_at,
         )
         self.view.publish(reading, cycle_done=cycle_done)
         return aggregates[self.view.window_s]
@@ -359,6 +364,8 @@ class TargetPoller:
             parts = self._partials.get(window_s)
         if parts is None:
             parts = self._nearest_partials(window_s)
+        # Each pod's last answer is the same in every window's sums.
+        self._newest_ok_at = max((part.newest_ok_at for part in parts), default=-math.inf)
         return combine(
             parts,
             self._clock(),

@@ -22,7 +22,7 @@ from typing import Protocol
 from scaler.aggregation import Partial, partial
 from scaler.bucket_state import BucketState
 from scaler.pod_errors import PodError, PodErrorReason
-from scaler.readmodel import PodReading
+from scaler.readmodel import PodRow
 from scaler.series import PodSeries
 
 log = logging.getLogger("scaler.poller")
@@ -86,7 +86,7 @@ class ShardReport:
     """What a shard hands on after a cycle: compact, and all the poller needs."""
 
     partials: Mapping[float, Partial]  # by window
-    pods: tuple[PodReading, ...] | None  # None: not asked for (keep the last ones)
+    pods: tuple[PodRow, ...] | None  # None: not asked for (keep the last ones)
     pod_errors: Mapping[PodErrorReason, int] = field(default_factory=dict)  # since the last
 
 
@@ -167,8 +167,8 @@ class PodShard:
     def partial(self, window_s: float, fresh_for_s: float, now: float) -> Partial:
         return partial(self.table.values(), now, window_s, fresh_for_s)
 
-    def pod_readings(self) -> tuple[PodReading, ...]:
-        return tuple(_reading(address, series) for address, series in self.table.items())
+    def pod_readings(self) -> tuple[PodRow, ...]:
+        return tuple(_row(address, series) for address, series in self.table.items())
 
     async def _poll(self, host: str, port: int, deadline: float) -> BucketState | PodError:
         # Each pod's timeout starts when its request goes out, not when the cycle starts,
@@ -245,15 +245,17 @@ class LocalPods:
         self.shard.close()
 
 
-def _reading(address: str, series: PodSeries) -> PodReading:
-    return PodReading(
-        address=address,
-        state=series.state,
-        last_ok_at=series.last_ok_at,
-        demand_per_s=series.fast_rate(),
-        restarts=series.restarts,
-        error=series.last_error,
-    )
+def _row(address: str, series: PodSeries) -> PodRow:
+    """`readmodel.pod_row` of the pod's reading, without building the reading."""
+    state = series.state
+    fields = None if state is None else (
+        state.pod, state.boot_id, state.uptime_s, state.capacity, state.refill_per_s,
+        state.tokens, state.granted_total, state.denied_total,
+    )  # fmt: skip
+    return (
+        address, fields, series.last_ok_at, series.fast_rate(), series.restarts,
+        series.last_error,
+    )  # fmt: skip
 
 
 NO_DATA = Partial(0, 0, 0, 0, 0, 0, 0.0, 0.0, 0.0, 0.0, 0.0, -math.inf)
