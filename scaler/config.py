@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import math
 import os
 import re
 import ssl
@@ -27,6 +28,7 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 MAX_TARGETS = 100_000
 MAX_IN_FLIGHT = 10_000
 MAX_POLL_WORKERS = 64
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")  # cgroup v2: "<quota> <period>" or "max <period>"
 DEFAULT_HOST_POLICY = HostPolicy(tuple(DEFAULT_ALLOWED_HOSTS.split(",")))
 
 
@@ -205,12 +207,21 @@ def _poll_workers(value: Given | None) -> int:
     return _count(value, 0, MAX_POLL_WORKERS)
 
 
-def available_cpus() -> int:
-    """The CPUs this process may run on (its affinity, as a container's cpuset sets it)."""
+def available_cpus(cpu_max: Path = CGROUP_CPU_MAX) -> int:
+    """The CPUs this process may use: those it may run on (its affinity, as a cpuset
+    sets it), and no more than its cgroup's CPU quota rounded up (a container's CPU
+    limit of 1 on a 64-core node is 1, where the affinity alone says 64)."""
     try:
-        return len(os.sched_getaffinity(0))
+        cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+        cpus = os.cpu_count() or 1
+    try:
+        quota, period = cpu_max.read_text().split()[:2]
+    except (OSError, ValueError):
+        return cpus
+    if quota == "max" or not quota.isdigit() or not period.isdigit() or int(period) == 0:
+        return cpus
+    return max(1, min(cpus, math.ceil(int(quota) / int(period))))
 
 
 def _host(value: Given) -> str:

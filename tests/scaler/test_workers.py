@@ -7,6 +7,7 @@ import asyncio
 import os
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import grpc
 import pytest
@@ -14,7 +15,7 @@ import pytest
 from harness.fakepods import FakePod
 from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
-from scaler.config import load
+from scaler.config import available_cpus, load
 from scaler.readmodel import PodView
 from scaler.server import Scaler, start
 from scaler.workers import shard_of
@@ -56,8 +57,27 @@ async def settled(scaler: Scaler, so_ref: pb.ScaledObjectRef, cycles: int = 4) -
     await view.wait_cycle_after(view.cycles + cycles - 1, 10.0)
 
 
+@pytest.mark.parametrize(
+    ("cpu_max", "expected"),
+    [
+        pytest.param("max 100000\n", 64, id="no-quota"),
+        pytest.param("100000 100000\n", 1, id="limit-1"),
+        pytest.param("150000 100000\n", 2, id="limit-1.5"),
+        pytest.param("1000 100000\n", 1, id="limit-10m"),
+        pytest.param("garbage", 64, id="unreadable"),
+    ],
+)
+def test_the_cpus_available_count_the_cgroup_quota(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cpu_max: str, expected: int
+) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(64)))
+    (tmp_path / "cpu.max").write_text(cpu_max)
+    assert available_cpus(tmp_path / "cpu.max") == expected
+    assert available_cpus(tmp_path / "absent") == 64
+
+
 def test_the_default_is_the_cpus_available() -> None:
-    assert load([], env={}).poll_workers == len(os.sched_getaffinity(0))
+    assert load([], env={}).poll_workers == available_cpus() <= len(os.sched_getaffinity(0))
     assert load(["--poll-workers", "0"], env={}).poll_workers == 0
     assert load([], env={"RATING_SCALER_POLL_WORKERS": "3"}).poll_workers == 3
 
