@@ -89,6 +89,7 @@ class Cycles:
     cold_s: float = 0.0
     cold_failures: int = 0
     workers_cpu_s: list[float] = field(default_factory=list)  # (c): its workers' CPU
+    failed_per_cycle: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -360,6 +361,7 @@ async def one_cycle(fan_out: FanOut, cycles: Cycles, pods: PodsCpu, gc_timer: Gc
     cycles.gc_s.append(gc_timer.total_s - gc_s)
     cycles.pods_cpu_s += pods.cpu_seconds() - pods_cpu
     cycles.failures += failed
+    cycles.failed_per_cycle.append(failed)
     cycles.cycles_with_failures += failed > 0
 
 
@@ -631,6 +633,15 @@ def print_fleets(fleets: list[Fleet], args: argparse.Namespace) -> None:
             )
             rows[-1].insert(0, label)
     print(table(header, rows, [False, False, *[True] * 9]))
+    for fleet in fleets:
+        count = fleet.targets * fleet.per_target
+        for name, cycles in fleet.kinds.items():
+            answered = [1 - failed / count for failed in cycles.failed_per_cycle]
+            print(
+                f"- {fleet.targets} x {fleet.per_target}, {name}: pods answered per cycle, "
+                f"median {statistics.median(answered):.1%}, worst {min(answered):.1%}; "
+                f"cycles with every pod answered: {sum(a == 1 for a in answered)}/{len(answered)}"
+            )
     for fleet in fleets:
         if BARE in fleet.kinds:
             bare = fleet.kinds[BARE]

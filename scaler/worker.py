@@ -34,6 +34,10 @@ from scaler.shard import PodShard, SeriesStore, ShardReport
 log = logging.getLogger("scaler.worker")
 FRAME = struct.Struct("!I")
 PR_SET_PDEATHSIG = 1
+# Per target: 4 in the main process, where RPCs wait behind each turn of the loop; here
+# no RPC waits, so a target may use the whole process-wide cap (--max-in-flight), whose
+# waiters still queue the targets' requests in turn.
+MAX_IN_FLIGHT_PER_TARGET = 64
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s[worker %(worker)s]: %(message)s"
 
 
@@ -145,7 +149,11 @@ class Worker:
         shard = self.shards.get(target)
         if shard is None:
             shard = self.shards[target] = PodShard(
-                label, self.client.fetch, store=self.store, shared_in_flight=self.in_flight
+                label,
+                self.client.fetch,
+                store=self.store,
+                max_in_flight=MAX_IN_FLIGHT_PER_TARGET,
+                shared_in_flight=self.in_flight,
             )
         return shard
 
