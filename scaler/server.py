@@ -175,9 +175,9 @@ class Scaler:
         await self.health.enter_graceful_shutdown()
         await self.grpc_server.stop(self.config.shutdown_grace_s)
         await self.http_runner.cleanup()
-        await self.targets.close()
-        if self.workers is not None:
+        if self.workers is not None:  # first: forgetting the targets would restart emptied ones
             await self.workers.stop()
+        await self.targets.close()
         await self.client.close()
         await self.discoveries.close()
         log.info("stopped")

@@ -104,6 +104,10 @@ class WorkerPool:
         with contextlib.suppress(TimeoutError):  # started, its imports done
             async with asyncio.timeout(READY_TIMEOUT_S):
                 await read_frame(reader)
+        if self._stopping:  # stopped while this one started
+            writer.close()
+            await _reap(process)
+            return
         worker.process, worker.writer, worker.started_at = process, writer, time.monotonic()
         worker.peak_pods = _pods(worker)
         for target, (label, addresses) in worker.shard.items():  # a restart: its shard again
@@ -167,7 +171,8 @@ class WorkerPool:
     def _recycle_if_emptied(self, worker: _Process) -> None:
         """A worker that held many pods and holds none is restarted: its heap stays as
         large as its busiest moment otherwise, and a new one is small."""
-        if worker.peak_pods >= RECYCLE_AFTER_PODS and _pods(worker) == 0 and worker.writer:
+        emptied = worker.peak_pods >= RECYCLE_AFTER_PODS and _pods(worker) == 0
+        if emptied and worker.writer and not self._stopping:
             log.info(
                 "poll worker %d holds no pods any more: restarting it to free memory", worker.index
             )

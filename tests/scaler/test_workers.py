@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from scaler.config import available_cpus, load
 from scaler.readmodel import PodView
 from scaler.server import Scaler, start
 from scaler.workers import shard_of
+from tests.procs import start_scaler
 from tests.scaler.conftest import ref, with_config
 
 PodFactory = Callable[..., Awaitable[FakePod]]
@@ -168,3 +170,31 @@ async def test_workers_end_with_the_scaler(fake_pods: PodFactory) -> None:
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_workers_do_not_outlive_a_killed_scaler(tmp_path: Path) -> None:
+    """SIGKILL gives the scaler no chance to stop them: the kernel does
+    (PR_SET_PDEATHSIG), and their socket's end would too."""
+    proc = start_scaler(tmp_path, "--poll-workers", "2")
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    workers: list[int] = []
+    for _ in range(100):  # spawned before /healthz answers; spawn's resource tracker too
+        workers = [int(pid) for pid in children.read_text().split()]
+        if len(workers) >= 2:
+            break
+        time.sleep(0.05)
+    assert len(workers) >= 2
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.popen.wait(5)  # reaped, and nothing else killed (not Child.kill: its group)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(alive(pid) for pid in workers):
+        time.sleep(0.05)
+    assert not any(alive(pid) for pid in workers)
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie has ended; its parent (gone) would reap it
