@@ -4,8 +4,10 @@ The writer side of the scaler. RPCs never wait on pods, nor call the poller: the
 read the target's `TargetView`, into which the poller publishes a `Reading` after
 each cycle (the aggregates over the windows the view's readers asked for, each pod's
 last answer, the failures). The poller takes its pod lookup and its fetch function as
-arguments, so tests can drive it; it writes each answer into its table of the
-`SeriesStore`.
+arguments, so tests can drive it. The pods themselves are its `PodShards`: one
+`PodShard` in this process (`LocalPods`), whose table of the `SeriesStore` it writes,
+or shards in worker processes (`scaler.workers.WorkerPods`, wired by the server); each
+cycle it combines their `Partial` sums with what the activators hold.
 """
 
 from __future__ import annotations
