@@ -142,7 +142,7 @@ FLAGS = (
         "N",
         "processes that poll the pods, each a shard of them (by address), and hand their "
         "sums to the process that answers gRPC and HTTP; 0 polls in that process",
-        "the CPUs available",
+        "the CPUs available, 0 on one",
     ),
     _flag(
         "shutdown-grace", "5", "SECONDS", "seconds in-flight calls may take to finish after SIGTERM"
@@ -203,8 +203,16 @@ def load(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
 
 def _poll_workers(value: Given | None) -> int:
     if value is None:
-        return available_cpus()
+        return default_poll_workers()
     return _count(value, 0, MAX_POLL_WORKERS)
+
+
+def default_poll_workers() -> int:
+    """One worker per CPU available, or none on one CPU: a worker sharing the main
+    process's only core adds the hand-over and gave the RPCs no steadier latency
+    (docs/BENCHMARKS.md, "Poll workers")."""
+    cpus = available_cpus()
+    return min(cpus, MAX_POLL_WORKERS) if cpus >= 2 else 0
 
 
 def available_cpus(cpu_max: Path = CGROUP_CPU_MAX) -> int:
