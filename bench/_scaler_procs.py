@@ -84,11 +84,19 @@ class ScalerProcess:
 
 @contextmanager
 def scaler_process(
-    *, core: int | None, poll_interval_s: float = 1.0, pod_timeout_s: float = 0.25
+    *,
+    core: int | None,
+    poll_interval_s: float = 1.0,
+    pod_timeout_s: float = 0.25,
+    poll_workers: int | None = None,
 ) -> Iterator[ScalerProcess]:
-    """`python -m scaler` on loopback, ready (its /healthz answers) when this yields."""
+    """`python -m scaler` on loopback, ready (its /healthz answers) when this yields;
+    `poll_workers` None: its default (the CPUs it may run on)."""
     service = RatingScaler(
-        poll_interval_s=poll_interval_s, pod_timeout_s=pod_timeout_s, log_level="warning"
+        poll_interval_s=poll_interval_s,
+        pod_timeout_s=pod_timeout_s,
+        log_level="warning",
+        poll_workers=poll_workers,
     )
     with tempfile.TemporaryDirectory(prefix="bench-scaler-") as tmp:
         child = start(service, Path(tmp) / "scaler.log", cpu=core)

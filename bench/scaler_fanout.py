@@ -16,6 +16,11 @@ cycle for cycle against (a) over all their pods; `--large N` (default 10,000) is
 target of N pods, the poller alone (the pods spread over processes of 5,000 each, as a
 process may hold 20,000 files here, which the bare pool beside it would pass).
 
+`--workers N` (default 2) adds (c) beside them: the same poller with its pods in N
+worker processes (`scaler.workers`), free to run on every core, their CPU added to this
+process's; the fleets report the share of pods answered per cycle, and the workers'
+RSS before and after their targets are forgotten.
+
 What-ifs for fixes: `--max-in-flight K` adds (c), the poller with its fetches behind a
 semaphore of K (each pod's timeout then starts when its request goes out, not when the
 cycle starts); `--gc-threshold A,B,C` and `--gc-freeze` tune the garbage collector for
@@ -30,6 +35,7 @@ import contextlib
 import cProfile
 import gc
 import io
+import os
 import pstats
 import statistics
 import time
@@ -43,7 +49,15 @@ import orjson
 import uvloop
 from prometheus_client import CollectorRegistry
 
-from bench._scaler_procs import FakePods, fake_pods, measure_noise, percentile, pin_self, table
+from bench._scaler_procs import (
+    FakePods,
+    cpu_seconds,
+    fake_pods,
+    measure_noise,
+    percentile,
+    pin_self,
+    table,
+)
 from harness import HOST
 from harness.launch import raise_open_files
 from harness.machine import machine
@@ -54,12 +68,16 @@ from scaler.pod_client import BUCKET_PATH, PodClient
 from scaler.pod_errors import PodError
 from scaler.poller import MAX_IN_FLIGHT_TOTAL, TargetPoller
 from scaler.target_key import TargetKey
+from scaler.worker import WorkerSettings
+from scaler.workers import WorkerPods, WorkerPool
 
 POLLER_CORE, PODS_CORE = 0, 1
 TARGET_MS = 250.0
 TARGET_PODS = 1000
 BARE, POLLER = "a) bare", "b) poller"
 RECOVERY_POD_TIMEOUT_S = 1.0
+ALL_CORES = os.sched_getaffinity(0)
+FORGET_WAIT_S = 10.0  # after the workers' targets are forgotten, before their RSS is read
 PODS_PER_PROCESS = 5000  # a listener and a connection each: 10,000 files of 20,000 allowed
 
 
@@ -75,6 +93,8 @@ class Cycles:
     cycles_with_failures: int = 0
     cold_s: float = 0.0
     cold_failures: int = 0
+    workers_cpu_s: list[float] = field(default_factory=list)  # (c): its workers' CPU
+    failed_per_cycle: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -161,6 +181,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--per-target", type=int, default=50, help="pods of each of them")
     parser.add_argument("--large", type=int, default=10_000, help="pods of the one large target")
     parser.add_argument("--profile", action="store_true", help="cProfile the largest N")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="adds (c): the poller with its pods in this many worker processes (0: no (c))",
+    )
+    parser.add_argument(
+        "--only-workers", action="store_true", help="fleets: (c) alone, without (b) beside it"
+    )
     parser.add_argument("--quick", action="store_true", help="10 cycles, 2 warm-up, gap 0.1 s")
     args = parser.parse_args(argv)
     defaults = (10, 2, 0.1, 3) if args.quick else (30, 3, 0.2, 5)
@@ -191,7 +220,18 @@ async def measure(pods: FakePods, args: argparse.Namespace) -> tuple[SizeResult,
                 lambda: poller_cycle(gated, len(pods.ports)),
                 Cycles(),
             )
+        pool = None
+        if args.workers:
+            pool = await start_pool(args)
+            sharded = make_poller(pods.ports, clients[0].fetch, shards=pool)
+            cycles = Cycles()
+            kinds[workers_kind(args)] = (
+                lambda: workers_cycle(sharded, len(pods.ports), pool, cycles),
+                cycles,
+            )
         await measure_kinds(list(kinds.values()), pods, args)
+        if pool is not None:
+            await pool.stop()
         profiled = ""
         if args.profile and len(pods.ports) == max(args.sizes):
             profiled = await profile(kinds[POLLER][0], len(pods.ports), args)
@@ -250,18 +290,48 @@ async def measure_kinds(
 
 
 def make_poller(
-    ports: list[int], fetch: Fetch, shared: asyncio.Semaphore | None = None
+    ports: list[int],
+    fetch: Fetch,
+    shared: asyncio.Semaphore | None = None,
+    shards: WorkerPool | None = None,
 ) -> TargetPoller:
     """The scaler's poller as `scaler.server` wires it, metrics observer included."""
     endpoints = tuple((HOST, port) for port in ports)
+    target = TargetKey(service=None, endpoints=endpoints, port=9090)
     return TargetPoller(
-        TargetKey(service=None, endpoints=endpoints, port=9090),
+        target,
         StaticDiscovery(endpoints),
         fetch,
         poll_interval_s=1.0,
         on_cycle=ScalerMetrics(CollectorRegistry()).on_cycle,
         shared_in_flight=shared,
+        shards=None if shards is None else WorkerPods(shards, target.label, 0.25),
     )
+
+
+def workers_kind(args: argparse.Namespace) -> str:
+    return f"c) poller, {args.workers} worker(s)"
+
+
+async def start_pool(args: argparse.Namespace) -> WorkerPool:
+    """Worker processes as `scaler.server` starts them, free to run on every core (they
+    inherit this process's pinning otherwise)."""
+    settings = WorkerSettings(0, 0, args.pod_timeout, None, MAX_IN_FLIGHT_TOTAL, "warning")
+    pool = WorkerPool(args.workers, settings)
+    await pool.start()
+    for pid in pool.pids():
+        os.sched_setaffinity(pid, ALL_CORES)
+    return pool
+
+
+async def workers_cycle(poller: TargetPoller, count: int, pool: WorkerPool, cycles: Cycles) -> int:
+    """One cycle through the workers; their CPU is added to this process's."""
+    workers_cpu = sum(cpu_seconds(pid) for pid in pool.pids())
+    started = time.monotonic()
+    await poller.poll_once()
+    cycles.workers_cpu_s.append(sum(cpu_seconds(pid) for pid in pool.pids()) - workers_cpu)
+    answered = sum(pod.error is None and pod.last_ok_at >= started for pod in poller.pod_readings)
+    return count - answered
 
 
 def bounded(fetch: Fetch, max_in_flight: int) -> Fetch:
@@ -292,10 +362,11 @@ async def one_cycle(fan_out: FanOut, cycles: Cycles, pods: PodsCpu, gc_timer: Gc
     cpu, started = time.process_time(), time.perf_counter()
     failed = await fan_out()
     cycles.wall_s.append(time.perf_counter() - started)
-    cycles.cpu_s.append(time.process_time() - cpu)
+    cycles.cpu_s.append(time.process_time() - cpu + (cycles.workers_cpu_s or [0.0])[-1])
     cycles.gc_s.append(gc_timer.total_s - gc_s)
     cycles.pods_cpu_s += pods.cpu_seconds() - pods_cpu
     cycles.failures += failed
+    cycles.failed_per_cycle.append(failed)
     cycles.cycles_with_failures += failed > 0
 
 
@@ -418,14 +489,16 @@ def verdict(results: list[SizeResult]) -> None:
     for result in results:
         if result.pods != TARGET_PODS:
             continue
-        poller = result.kinds[POLLER]
-        median_ms = statistics.median(poller.wall_s) * 1e3
-        ok = median_ms < TARGET_MS and poller.failures == 0
-        print(
-            f"\n{TARGET_PODS} pods: poller cycle median **{median_ms:.0f} ms**, "
-            f"{poller.failures} failed polls in measured cycles: "
-            f"{'meets' if ok else 'misses'} the target (< {TARGET_MS:.0f} ms per cycle, one core)"
-        )
+        for name, cycles in result.kinds.items():
+            if name == BARE:
+                continue
+            median_ms = statistics.median(cycles.wall_s) * 1e3
+            ok = median_ms < TARGET_MS and cycles.failures == 0
+            print(
+                f"\n{TARGET_PODS} pods, {name}: cycle median **{median_ms:.0f} ms**, "
+                f"{cycles.failures} failed polls in measured cycles: "
+                f"{'meets' if ok else 'misses'} the target (< {TARGET_MS:.0f} ms per cycle)"
+            )
 
 
 @dataclass
@@ -479,21 +552,51 @@ async def fleet_cycles(
     client = PodClient(args.pod_timeout)
     shared = asyncio.Semaphore(MAX_IN_FLIGHT_TOTAL)
     ports = pods.ports
-    pollers = [
-        make_poller(ports[index * per_target : (index + 1) * per_target], client.fetch, shared)
-        for index in range(targets)
-    ]
+    shares = [ports[index * per_target : (index + 1) * per_target] for index in range(targets)]
     name = f"b) {targets} poller(s)" if targets > 1 else "b) poller"
     connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30)
+    pool = await start_pool(args) if args.workers else None
     async with aiohttp.ClientSession(connector=connector) as session:
         kinds: dict[str, tuple[FanOut, Cycles]] = {}
-        if with_bare:
+        if with_bare and not args.only_workers:
             kinds[BARE] = (lambda: bare_cycle(session, ports), Cycles())
-        kinds[name] = (lambda: fleet_cycle(pollers, per_target), Cycles())
+        if not args.only_workers:
+            pollers = [make_poller(share, client.fetch, shared) for share in shares]
+            kinds[name] = (lambda: fleet_cycle(pollers, per_target), Cycles())
+        if pool is not None:
+            sharded = [make_poller(share, client.fetch, shards=pool) for share in shares]
+            cycles = Cycles()
+            kinds[workers_kind(args)] = (
+                lambda: sharded_fleet_cycle(sharded, per_target, pool, cycles),
+                cycles,
+            )
         await measure_kinds(list(kinds.values()), pods, args)
     rss["after"] = rss_mib()
+    if pool is not None:
+        rss["workers"] = sum(rss_mib(pid) for pid in pool.pids())
+        for poller in sharded:
+            await poller.stop()  # forgotten: an emptied worker is restarted
+        await asyncio.sleep(FORGET_WAIT_S)
+        rss["workers forgotten"] = sum(rss_mib(pid) for pid in pool.pids())
+        rss["forgotten"] = rss_mib()
+        await pool.stop()
     await client.close()
     return Fleet(targets, per_target, {n: cycles for n, (_, cycles) in kinds.items()}, rss)
+
+
+async def sharded_fleet_cycle(
+    pollers: Sequence[TargetPoller], per_target: int, pool: WorkerPool, cycles: Cycles
+) -> int:
+    workers_cpu = sum(cpu_seconds(pid) for pid in pool.pids())
+    started = time.monotonic()
+    await asyncio.gather(*(poller.poll_once() for poller in pollers))
+    cycles.workers_cpu_s.append(sum(cpu_seconds(pid) for pid in pool.pids()) - workers_cpu)
+    answered = sum(
+        pod.error is None and pod.last_ok_at >= started
+        for poller in pollers
+        for pod in poller.pod_readings
+    )
+    return len(pollers) * per_target - answered
 
 
 async def fleet_cycle(pollers: Sequence[TargetPoller], per_target: int) -> int:
@@ -502,8 +605,8 @@ async def fleet_cycle(pollers: Sequence[TargetPoller], per_target: int) -> int:
     return sum(failed)
 
 
-def rss_mib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
+def rss_mib(pid: int | None = None) -> float:
+    for line in Path(f"/proc/{pid or 'self'}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
@@ -525,12 +628,27 @@ def print_fleets(fleets: list[Fleet], args: argparse.Namespace) -> None:
     for fleet in fleets:
         label = f"{fleet.targets} x {fleet.per_target}"
         rss = f"{fleet.rss_mib['before']:.0f} -> {fleet.rss_mib['after']:.0f}"
+        if "workers" in fleet.rss_mib:
+            rss += (
+                f"; workers {fleet.rss_mib['workers']:.0f}, {FORGET_WAIT_S:.0f} s after "
+                f"forgetting: {fleet.rss_mib['forgotten']:.0f} + workers "
+                f"{fleet.rss_mib['workers forgotten']:.0f}"
+            )
         for name, cycles in fleet.kinds.items():
             rows.append(
                 [*row(fleet.targets * fleet.per_target, name, cycles)[1:], rss, fleet.noise]
             )
             rows[-1].insert(0, label)
     print(table(header, rows, [False, False, *[True] * 9]))
+    for fleet in fleets:
+        count = fleet.targets * fleet.per_target
+        for name, cycles in fleet.kinds.items():
+            answered = [1 - failed / count for failed in cycles.failed_per_cycle]
+            print(
+                f"- {fleet.targets} x {fleet.per_target}, {name}: pods answered per cycle, "
+                f"median {statistics.median(answered):.1%}, worst {min(answered):.1%}; "
+                f"cycles with every pod answered: {sum(a == 1 for a in answered)}/{len(answered)}"
+            )
     for fleet in fleets:
         if BARE in fleet.kinds:
             bare = fleet.kinds[BARE]

@@ -74,25 +74,32 @@ def main(argv: list[str]) -> None:
     args = parse_args(argv)
     where = pin_self(CLIENT_CORE)
     noise = cpu_noise([SCALER_CORE, CLIENT_CORE])
-    outcomes = measure_target(args.pods, scenarios(args, control=False), args)
+    outcomes = []
+    for workers in args.poll_workers:
+        outcomes += measure_target(
+            args.pods, scenarios(args, workers, control=False), args, workers
+        )
     if args.control:
-        outcomes += measure_target(1, scenarios(args, control=True), args)
+        outcomes += measure_target(1, scenarios(args, 0, control=True), args, 0)
     print_report(outcomes, args, where, noise)
 
 
-def scenarios(args: argparse.Namespace, *, control: bool) -> list[Scenario]:
+def scenarios(args: argparse.Namespace, workers: int, *, control: bool) -> list[Scenario]:
     many, rate, duration, pods = args.callers, args.rate, args.duration, args.pods
+    polled = f"{workers} poll worker(s)" if workers else "polled in-process"
     if control:
-        return [Scenario(f"control: 1 pod, {many} callers, paced", 1, many, rate, duration)]
+        return [
+            Scenario(f"control: 1 pod, {polled}, {many} callers, paced", 1, many, rate, duration)
+        ]
     return [
-        Scenario(f"{pods} pods, {many} callers, closed loop", pods, many, None, duration),
-        Scenario(f"{pods} pods, {many} callers, paced", pods, many, rate, duration),
-        Scenario(f"{pods} pods, 1 caller, closed loop", pods, 1, None, duration),
+        Scenario(f"{pods} pods, {polled}, {many} callers, closed loop", pods, many, None, duration),
+        Scenario(f"{pods} pods, {polled}, {many} callers, paced", pods, many, rate, duration),
+        Scenario(f"{pods} pods, {polled}, 1 caller, closed loop", pods, 1, None, duration),
     ]
 
 
 def measure_target(
-    pods_count: int, runs: list[Scenario], args: argparse.Namespace
+    pods_count: int, runs: list[Scenario], args: argparse.Namespace, workers: int
 ) -> list[Outcome]:
     """A fresh scaler and fake pods; the runs one after the other against them."""
     bound_s = 60 + (len(runs) + 1) * (args.duration + args.warmup)
@@ -100,7 +107,9 @@ def measure_target(
         fake_pods(
             pods_count, demand_per_s=DEMAND_PER_POD, seconds=bound_s, core=CLIENT_CORE
         ) as pods,
-        scaler_process(core=SCALER_CORE, poll_interval_s=1.0, pod_timeout_s=0.25) as scaler,
+        scaler_process(
+            core=SCALER_CORE, poll_interval_s=1.0, pod_timeout_s=0.25, poll_workers=workers
+        ) as scaler,
     ):
         request = make_request(pods.ports)
         return uvloop.run(run_all(scaler, request, runs, args))
@@ -116,6 +125,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--channels", type=int, default=1, help="gRPC channels, callers share")
     parser.add_argument(
         "--no-control", dest="control", action="store_false", help="skip the 1-pod control run"
+    )
+    parser.add_argument(
+        "--poll-workers",
+        type=lambda text: [int(part) for part in text.split(",")],
+        default=[0, 1],
+        help="the scaler's --poll-workers, one scaler after the other (default 0,1: in-process, "
+        "then one worker beside the main process on the scaler's core)",
     )
     parser.add_argument("--quick", action="store_true", help="4 s runs, 1 s warm-up")
     args = parser.parse_args(argv)

@@ -98,6 +98,7 @@ class RatingScaler(Service):
     http_port: int = _flag("--http-port", factory=free_port)
     poll_interval_s: float | None = _flag("--poll-interval")
     pod_timeout_s: float | None = _flag("--pod-timeout")
+    poll_workers: int | None = _flag("--poll-workers")
 
     @property
     def grpc_target(self) -> str:

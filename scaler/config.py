@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import math
 import os
 import re
 import ssl
@@ -26,6 +27,8 @@ DEFAULT_ALLOWED_HOSTS = "*.svc.cluster.local,localhost,127.0.0.1"
 LOG_LEVELS = ("debug", "info", "warning", "error")
 MAX_TARGETS = 100_000
 MAX_IN_FLIGHT = 10_000
+MAX_POLL_WORKERS = 64
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")  # cgroup v2: "<quota> <period>" or "max <period>"
 DEFAULT_HOST_POLICY = HostPolicy(tuple(DEFAULT_ALLOWED_HOSTS.split(",")))
 
 
@@ -46,6 +49,7 @@ class ScalerConfig:
     forget_after_s: float = 600.0
     max_targets: int = 1000
     max_in_flight: int = 64
+    poll_workers: int = 0  # 0: poll in this process; the flag's default is the CPUs available
     shutdown_grace_s: float = 5.0
     log_level: str = "info"
 
@@ -133,6 +137,14 @@ FLAGS = (
         "come within one poll interval counts as a timeout for that cycle",
     ),
     _flag(
+        "poll-workers",
+        None,
+        "N",
+        "processes that poll the pods, each a shard of them (by address), and hand their "
+        "sums to the process that answers gRPC and HTTP; 0 polls in that process",
+        "the CPUs available, 0 on one",
+    ),
+    _flag(
         "shutdown-grace", "5", "SECONDS", "seconds in-flight calls may take to finish after SIGTERM"
     ),
     _flag("log-level", "info", "LEVEL", f"one of {', '.join(LOG_LEVELS)}"),
@@ -174,6 +186,7 @@ def load(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         forget_after_s=_seconds(values["forget-after"], 1, 86400),
         max_targets=_count(values["max-targets"], 1, MAX_TARGETS),
         max_in_flight=_count(values["max-in-flight"], 1, MAX_IN_FLIGHT),
+        poll_workers=_poll_workers(values.get("poll-workers")),
         shutdown_grace_s=_seconds(values["shutdown-grace"], 0, 600),
         log_level=_choice(values["log-level"], LOG_LEVELS),
     )
@@ -186,6 +199,37 @@ def load(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
             f"({config.poll_interval_s:g}s), or polls would overlap"
         )
     return config
+
+
+def _poll_workers(value: Given | None) -> int:
+    if value is None:
+        return default_poll_workers()
+    return _count(value, 0, MAX_POLL_WORKERS)
+
+
+def default_poll_workers() -> int:
+    """One worker per CPU available, or none on one CPU: a worker sharing the main
+    process's only core adds the hand-over and gave the RPCs no steadier latency
+    (docs/BENCHMARKS.md, "Poll workers")."""
+    cpus = available_cpus()
+    return min(cpus, MAX_POLL_WORKERS) if cpus >= 2 else 0
+
+
+def available_cpus(cpu_max: Path = CGROUP_CPU_MAX) -> int:
+    """The CPUs this process may use: those it may run on (its affinity, as a cpuset
+    sets it), and no more than its cgroup's CPU quota rounded up (a container's CPU
+    limit of 1 on a 64-core node is 1, where the affinity alone says 64)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cpus = os.cpu_count() or 1
+    try:
+        quota, period = cpu_max.read_text().split()[:2]
+    except (OSError, ValueError):
+        return cpus
+    if quota == "max" or not quota.isdigit() or not period.isdigit() or int(period) == 0:
+        return cpus
+    return max(1, min(cpus, math.ceil(int(quota) / int(period))))
 
 
 def _host(value: Given) -> str:

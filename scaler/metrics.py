@@ -142,7 +142,7 @@ class TargetsCollector(Collector):
 
 
 def _target_rows(families: _Families, view: TargetView) -> list[Row]:
-    snap = view.snapshot()
+    snap = view.snapshot(with_pods=False)
     label = [snap.target.label]
     rows: list[Row] = [  # every reason, so that rate() has a baseline
         (families.pod_errors, [*label, reason], snap.pod_errors.get(reason, 0))
@@ -244,3 +244,25 @@ def _families() -> _Families:
             labels=per_target,
         ),
     )
+
+
+class WorkersCollector(Collector):
+    """The poll worker processes: how many run, how often one was restarted."""
+
+    def __init__(self, stats: Callable[[], tuple[int, int]]) -> None:
+        self._stats = stats  # (running, restarts)
+
+    def collect(self) -> Iterator[Metric]:
+        running, restarts = self._stats()
+        workers = GaugeMetricFamily(PREFIX + "workers", "Poll worker processes running.")
+        workers.add_metric([], running)
+        restarted = CounterMetricFamily(
+            PREFIX + "worker_restarts",
+            "Poll worker processes restarted after they ended unasked (killed, crashed).",
+        )
+        restarted.add_metric([], restarts)
+        yield workers
+        yield restarted
+
+    def describe(self) -> Iterator[Metric]:
+        return self.collect()

@@ -4,8 +4,10 @@ The writer side of the scaler. RPCs never wait on pods, nor call the poller: the
 read the target's `TargetView`, into which the poller publishes a `Reading` after
 each cycle (the aggregates over the windows the view's readers asked for, each pod's
 last answer, the failures). The poller takes its pod lookup and its fetch function as
-arguments, so tests can drive it; it writes each answer into its table of the
-`SeriesStore`.
+arguments, so tests can drive it. The pods themselves are its `PodShards`: one
+`PodShard` in this process (`LocalPods`), whose table of the `SeriesStore` it writes,
+or shards in worker processes (`scaler.workers.WorkerPods`, wired by the server); each
+cycle it combines their `Partial` sums with what the activators hold.
 """
 
 from __future__ import annotations
@@ -18,30 +20,43 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from scaler.aggregation import Aggregate, aggregate
-from scaler.bucket_state import BucketState
+from scaler.aggregation import Aggregate, Partial, combine
 from scaler.discovery import Discovery, DiscoveryError
 from scaler.held_state import HeldState
 from scaler.pod_errors import PodError, PodErrorReason
-from scaler.readmodel import ActivatorReading, PodReading, Reading, TargetView
-from scaler.series import PodSeries
+from scaler.readmodel import (
+    ActivatorReading,
+    PodReading,
+    PodRow,
+    Reading,
+    TargetView,
+    pod_from_row,
+)
+from scaler.shard import (
+    MAX_IN_FLIGHT,
+    MAX_IN_FLIGHT_TOTAL,
+    Fetch,
+    LocalPods,
+    PodShard,
+    PodShards,
+    PodTable,
+    PollRequest,
+    SeriesStore,
+    ShardReport,
+)
 from scaler.target_key import TargetKey, join_host_port
 
 log = logging.getLogger("scaler.poller")
 
 Clock = Callable[[], float]
-Fetch = Callable[[str, int], Awaitable[BucketState]]
-"""GET one pod's `/v1/bucket` at (host, port); raises PodError when there is no usable answer."""
 FetchHeld = Callable[..., Awaitable[HeldState]]
 """GET an activator's `/v1/held` at (host, port), with `version=` and `wait_s=` a long
 poll; raises PodError when there is no usable answer."""
 LONG_POLL_S = 20.0  # an activator answers a watch at once on a change, or after this
 CycleObserver = Callable[[TargetKey, float], None]
 """Told each finished cycle's target and duration (`/metrics`' poll histogram)."""
-MAX_IN_FLIGHT = 4  # per target: an RPC waits behind at most this many answers per loop turn
-MAX_IN_FLIGHT_TOTAL = 64  # per process, shared by every target (--max-in-flight)
 MIN_KEEP_S = 5.0  # history kept per pod before anyone asked for a longer window
-PodTable = dict[str, PodSeries]
+__all__ = ["MAX_IN_FLIGHT_TOTAL", "SeriesStore", "TargetPoller", "until_next_tick"]
 
 
 @dataclass(slots=True)
@@ -51,37 +66,6 @@ class ActivatorSeries:
     state: HeldState | None = None
     last_ok_at: float = -math.inf
     error: str | None = None
-
-
-class SeriesStore:
-    """The pod series of every target: what the pollers write and aggregate.
-
-    Each poller opens one table (pod address -> `PodSeries`) and is the only writer of
-    it. A pod new to a table starts from the freshest series any other table keeps of
-    the same pod: a ScaledObject whose `endpoints` list changes names a new target, and
-    its pods that were polled before keep their rate instead of starting from nothing.
-    The copy is independent, so two targets never write the same series.
-    """
-
-    def __init__(self) -> None:
-        self._tables: list[PodTable] = []
-
-    def open(self) -> PodTable:
-        """A new, empty table for one poller; it stays readable until `close`."""
-        table: PodTable = {}
-        self._tables.append(table)
-        return table
-
-    def close(self, table: PodTable) -> None:
-        self._tables = [open_table for open_table in self._tables if open_table is not table]
-
-    def new_series(self, address: str) -> PodSeries:
-        """The series a table starts for a pod it has not seen: a copy of the freshest
-        series another table keeps of that pod, or an empty one."""
-        found = (table.get(address) for table in self._tables)
-        known = [s for s in found if s is not None and s.state is not None]
-        freshest = max(known, key=lambda s: s.last_ok_at, default=None)
-        return PodSeries(address) if freshest is None else freshest.copy()
 
 
 def until_next_tick(started_s: float, now_s: float, interval_s: float) -> float:
@@ -115,6 +99,7 @@ class TargetPoller:
         view: TargetView | None = None,
         activators: Discovery | None = None,
         fetch_held: FetchHeld | None = None,
+        shards: PodShards | None = None,
     ) -> None:
         self.target = target
         self.poll_interval_s = poll_interval_s
@@ -122,24 +107,32 @@ class TargetPoller:
             view = TargetView(target, poll_interval_s=poll_interval_s, clock=clock)
         self.view = view  # what readers see; this poller alone publishes into it
         view.computes_with(self.aggregate)
-        self._store = store if store is not None else SeriesStore()
-        self.pods = self._store.open()  # address -> PodSeries; this poller alone writes it
+        self.pods: PodTable = {}  # in this process: address -> PodSeries; empty with workers
+        if shards is None:  # in this process, as one shard
+            if shared_in_flight is None:
+                shared_in_flight = asyncio.Semaphore(MAX_IN_FLIGHT_TOTAL)
+            shard = PodShard(
+                target.label,
+                fetch,
+                store=store if store is not None else SeriesStore(),
+                clock=clock,
+                max_in_flight=max_in_flight,
+                shared_in_flight=shared_in_flight,
+            )
+            self.pods = shard.table
+            shards = LocalPods(shard)
+        self._shards = shards  # the pods' side: this process, or worker processes
         self.discovery_error: str | None = None
         self.cycles = 0
         self.pod_errors: Counter[PodErrorReason] = Counter()  # failed polls of single pods
         self.last_cycle_at = -1.0
         self._discovery = discovery
-        self._fetch = fetch
         self._clock = clock
         self._on_cycle = on_cycle
         self._addresses: list[tuple[str, int, str]] = []
-        self._in_flight = asyncio.Semaphore(max_in_flight)
-        # The process-wide cap: every poller of the process holds the same semaphore. Its
-        # waiters queue in order, and a target queues at most `max_in_flight` of them at
-        # a time, so a target with many pods cannot starve one with few.
-        if shared_in_flight is None:
-            shared_in_flight = asyncio.Semaphore(MAX_IN_FLIGHT_TOTAL)
-        self._shared_in_flight = shared_in_flight
+        self._partials: dict[float, list[Partial]] = {}  # by window, from the last reports
+        self._pod_rows: tuple[PodRow, ...] = ()  # each pod as the last cycle left it
+        self._newest_ok_at = -math.inf  # of the sums aggregated last
         self._last_refill_per_s: float | None = None  # from the last cycle any pod answered
         self._last_capacity: float | None = None
         self._wake = asyncio.Event()
@@ -157,6 +150,11 @@ class TargetPoller:
     def fresh_for_s(self) -> float:
         return self.view.fresh_for_s
 
+    @property
+    def pod_readings(self) -> tuple[PodReading, ...]:
+        """Each pod as the last cycle left it, whichever process polled it."""
+        return tuple(pod_from_row(row) for row in self._pod_rows)
+
     def start(self) -> None:
         self._discovery.start(self.wake)
         if self._activator_discovery is not None:
@@ -168,7 +166,7 @@ class TargetPoller:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        self._store.close(self.pods)
+        await self._shards.close()
         await self._discovery.close()
         if self._activator_discovery is not None:
             await self._activator_discovery.close()
@@ -207,13 +205,9 @@ class TargetPoller:
         started = self._clock()
         await self._discover()
         await self._discover_activators()
-        # The pods that answered longest ago go first: when the cycle runs out of time,
-        # the pods it could not reach are the first of the next one, never the same ones.
-        by_last_answer = sorted(self._addresses, key=lambda entry: self.pods[entry[2]].last_ok_at)
-        await asyncio.gather(
-            self._poll_all(by_last_answer, started + self.poll_interval_s),
-            self._poll_activators(),
-        )
+        request = self._request(new_only=False, deadline=started + self.poll_interval_s)
+        reports, _ = await asyncio.gather(self._shards.cycle(request), self._poll_activators())
+        self._take(reports)
         now = self._clock()
         self._finish_cycle(now, now - started)
 
@@ -225,22 +219,29 @@ class TargetPoller:
         """
         await self._discover()
         await self._discover_activators()
-        new = [entry for entry in self._addresses if self.pods[entry[2]].state is None]
-        await self._poll_all(new, self._clock() + self.poll_interval_s)
+        request = self._request(new_only=True, deadline=self._clock() + self.poll_interval_s)
+        self._take(await self._shards.cycle(request))
         self._publish(cycle_done=False)
 
-    async def _poll_all(self, addresses: list[tuple[str, int, str]], deadline: float) -> None:
-        polls = (self._poll(host, port, deadline) for host, port, _ in addresses)
-        results = await asyncio.gather(*polls)
-        now = self._clock()
-        failed: list[str] = []
-        recovered: list[str] = []
-        for (_, _, address), result in zip(addresses, results, strict=True):
-            change = self._record(address, result, now)
-            if change is not None:
-                (failed if isinstance(result, PodError) else recovered).append(change)
-        self._log_changes("failing", failed, logging.WARNING)
-        self._log_changes("answering again", recovered, logging.INFO)
+    def _request(self, *, new_only: bool, deadline: float) -> PollRequest:
+        return PollRequest(
+            new_only=new_only,
+            deadline=deadline,
+            keep_s=self._keep_s(),
+            windows=tuple(dict.fromkeys(self.view.windows)),
+            fresh_for_s=self.fresh_for_s,
+        )
+
+    def _take(self, reports: list[ShardReport]) -> None:
+        """The shards' sums of this cycle, kept until the next one."""
+        self._partials = {}
+        for report in reports:
+            for window_s, summed in report.partials.items():
+                self._partials.setdefault(window_s, []).append(summed)
+            self.pod_errors.update(report.pod_errors)
+        readings = [report.pods for report in reports if report.pods is not None]
+        if readings:
+            self._pod_rows = tuple(row for rows in readings for row in rows)
 
     async def _discover(self) -> None:
         try:
@@ -253,12 +254,10 @@ class TargetPoller:
         if self.discovery_error is not None:
             log.info("target %s: discovery works again", self.target.label)
         self.discovery_error = None
-        self._addresses = [(host, port, join_host_port(host, port)) for host, port in addresses]
-        present = {address for _, _, address in self._addresses}
-        for gone in self.pods.keys() - present:
-            del self.pods[gone]
-        for address in present - self.pods.keys():
-            self.pods[address] = self._store.new_series(address)
+        found = [(host, port, join_host_port(host, port)) for host, port in addresses]
+        if found != self._addresses:
+            self._addresses = found
+            self._shards.set_addresses(found)
 
     async def _discover_activators(self) -> None:
         """The activators now; a watch for each new one, none for those gone."""
@@ -325,37 +324,6 @@ class TargetPoller:
             return
         series.state, series.last_ok_at, series.error = result, self._clock(), None
 
-    async def _poll(self, host: str, port: int, deadline: float) -> BucketState | PodError:
-        # Each pod's timeout starts when its request goes out, not when the cycle starts,
-        # and a cycle never runs much past one interval however many pods hang.
-        async with self._in_flight, self._shared_in_flight:
-            if self._clock() > deadline:
-                return PodError("timeout", "not polled: the cycle ran out of time")
-            try:
-                return await self._fetch(host, port)
-            except PodError as exc:
-                return exc
-
-    def _record(self, address: str, result: BucketState | PodError, now: float) -> str | None:
-        """Store one pod's answer; return a note when the pod starts or stops failing."""
-        series = self.pods[address]
-        if isinstance(result, PodError):
-            was_ok = not series.failed_last_poll
-            self.pod_errors[result.reason] += 1
-            series.fail(str(result))
-            return f"{address} {result}" if was_ok else None
-        recovered = series.failed_last_poll
-        keep_s = self._keep_s()
-        series.observe(result, now, keep_s, young_s=keep_s)
-        return f"{address} ({result.pod})" if recovered else None
-
-    def _log_changes(self, what: str, changes: list[str], level: int) -> None:
-        if changes:
-            shown = "; ".join(changes[:5])
-            more = f" (and {len(changes) - 5} more)" if len(changes) > 5 else ""
-            label, count = self.target.label, len(changes)
-            log.log(level, "target %s: %d pod(s) %s: %s%s", label, count, what, shown, more)
-
     def _keep_s(self) -> float:
         """History kept per pod: enough for the longest window the readers asked for."""
         return max(MIN_KEEP_S, self.view.window_s + self.poll_interval_s)
@@ -377,29 +345,50 @@ class TargetPoller:
         aggregates = {window_s: self.aggregate(window_s) for window_s in self.view.windows}
         reading = Reading(
             aggregates=aggregates,
-            pods=tuple(_reading(address, series) for address, series in self.pods.items()),
+            pod_rows=self._pod_rows,
             pod_errors=dict(self.pod_errors),
             discovery_error=self.discovery_error,
             activators=tuple(
                 ActivatorReading(address, series.state, series.last_ok_at, series.error)
                 for address, series in self.activators.items()
             ),
+            newest_ok_at=self._newest_ok_at,
         )
         self.view.publish(reading, cycle_done=cycle_done)
         return aggregates[self.view.window_s]
 
     def aggregate(self, window_s: float) -> Aggregate:
-        """The target now, from the pods' series (the writer's side: readers read the
-        view)."""
-        return aggregate(
-            self.pods.values(),
-            now=self._clock(),
-            window_s=window_s,
-            fresh_for_s=self.fresh_for_s,
-            fallback_refill_per_s=self._last_refill_per_s,
-            fallback_capacity=self._last_capacity,
+        """The target now, from the shards' sums (the writer's side: readers read the
+        view). In this process the sums are taken now; from worker processes, those of
+        the last cycle, or of the nearest window there until `prepare` fetched it."""
+        parts = self._shards.partials_now(window_s, self.fresh_for_s)
+        if parts is None:
+            parts = self._partials.get(window_s)
+        if parts is None:
+            parts = self._nearest_partials(window_s)
+        # Each pod's last answer is the same in every window's sums.
+        self._newest_ok_at = max((part.newest_ok_at for part in parts), default=-math.inf)
+        return combine(
+            parts,
+            self._clock(),
+            self._last_refill_per_s,
+            self._last_capacity,
             held=self._fresh_held(),
         )
+
+    def _nearest_partials(self, window_s: float) -> list[Partial]:
+        if not self._partials:
+            return []
+        nearest = min(self._partials, key=lambda known: abs(known - window_s))
+        return self._partials[nearest]
+
+    async def prepare(self, window_s: float) -> None:
+        """Have the sums over `window_s` at hand before a reader asks for them (a new
+        ScaledObject's window on a target already polled by worker processes)."""
+        if self.cycles == 0 or window_s in self._partials or isinstance(self._shards, LocalPods):
+            return  # the first cycle sums every window asked before it
+        parts = await self._shards.partials(window_s, self.fresh_for_s)
+        self._partials[window_s] = parts
 
     def _fresh_held(self) -> list[HeldState]:
         now = self._clock()
@@ -408,14 +397,3 @@ class TargetPoller:
             for series in self.activators.values()
             if series.state is not None and now - series.last_ok_at <= self.fresh_for_s
         ]
-
-
-def _reading(address: str, series: PodSeries) -> PodReading:
-    return PodReading(
-        address=address,
-        state=series.state,
-        last_ok_at=series.last_ok_at,
-        demand_per_s=series.fast_rate(),
-        restarts=series.restarts,
-        error=series.last_error,
-    )

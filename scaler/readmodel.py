@@ -44,6 +44,33 @@ class PodReading:
     error: str | None
 
 
+PodRow = tuple[
+    str, tuple[str, str, float, float, float, float, float, float] | None, float,
+    float | None, int, str | None,
+]  # fmt: skip
+"""A `PodReading` as plain values, its state as `BucketState`'s fields in order: what a
+poll worker sends (a tuple of floats and strings unpickles about 20 times faster than
+the dataclasses), turned into `PodReading`s only when a reader looks at the pods."""
+
+
+def pod_row(reading: PodReading) -> PodRow:
+    state = reading.state
+    fields = None if state is None else (
+        state.pod, state.boot_id, state.uptime_s, state.capacity, state.refill_per_s,
+        state.tokens, state.granted_total, state.denied_total,
+    )  # fmt: skip
+    return (
+        reading.address, fields, reading.last_ok_at, reading.demand_per_s, reading.restarts,
+        reading.error,
+    )  # fmt: skip
+
+
+def pod_from_row(row: PodRow) -> PodReading:
+    address, fields, last_ok_at, demand_per_s, restarts, error = row
+    state = None if fields is None else BucketState(*fields)
+    return PodReading(address, state, last_ok_at, demand_per_s, restarts, error)
+
+
 @dataclass(frozen=True, slots=True)
 class ActivatorReading:
     """One activator as its last answer left it."""
@@ -63,6 +90,8 @@ class Reading:
     pod_errors: Mapping[PodErrorReason, int] = field(default_factory=dict)
     discovery_error: str | None = None
     activators: tuple[ActivatorReading, ...] = ()
+    newest_ok_at: float = -math.inf  # the last answer of any pod
+    pod_rows: tuple[PodRow, ...] = ()  # instead of `pods`: the same, as plain values
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +156,7 @@ class TargetView:
         # The demand once a second and its pattern, kept once a trigger asks for a
         # forecast; the writer records into it when it publishes a full cycle.
         self.forecast: DemandForecast | None = None
+        self._pods: tuple[PodReading, ...] | None = None  # the reading's, once asked for
 
     @property
     def fresh_for_s(self) -> float:
@@ -157,6 +187,7 @@ class TargetView:
     def publish(self, reading: Reading, *, cycle_done: bool) -> None:
         """The writer's new reading; `cycle_done` when it ends a full poll cycle."""
         self._reading = reading
+        self._pods = None
         self._extra.clear()
         self._answers.clear()
         self.version += 1
@@ -223,11 +254,11 @@ class TargetView:
 
     def data_age_s(self) -> float:
         """Seconds since any pod of the target last answered, now (inf if none ever did)."""
-        newest = max((pod.last_ok_at for pod in self._reading.pods), default=-math.inf)
-        return self._clock() - newest
+        return self._clock() - self._reading.newest_ok_at
 
-    def snapshot(self) -> TargetSnapshot:
-        """The target now, read-only, on the view's clock; over the longest window asked."""
+    def snapshot(self, *, with_pods: bool = True) -> TargetSnapshot:
+        """The target now, read-only, on the view's clock; over the longest window asked.
+        `with_pods`: each pod too."""
         now = self._clock()
         agg = self.aggregate(self.window_s)
         return TargetSnapshot(
@@ -240,10 +271,17 @@ class TargetView:
             discovery_error=self._reading.discovery_error,
             problem=None if agg.has_data else self.failure_summary(),
             pod_errors=dict(self._reading.pod_errors),
-            pods=tuple(self._pod_view(pod, now) for pod in self._reading.pods),
+            pods=tuple(self._pod_view(pod, now) for pod in self.pods()) if with_pods else (),
             activators=self._reading.activators,
             forecast=self.forecast_snapshot(),
         )
+
+    def pods(self) -> tuple[PodReading, ...]:
+        """Each pod as the last reading left it."""
+        if self._pods is None:
+            rows = self._reading.pod_rows
+            self._pods = self._reading.pods + tuple(pod_from_row(row) for row in rows)
+        return self._pods
 
     def _pod_view(self, pod: PodReading, now: float) -> PodView:
         age_s = now - pod.last_ok_at
@@ -259,7 +297,7 @@ class TargetView:
 
     def failure_summary(self) -> str:
         """Why there is no fresh data, in one line for an UNAVAILABLE status."""
-        label, pods = self.target.label, self._reading.pods
+        label, pods = self.target.label, self.pods()
         if self.cycles == 0:
             return f"target {label}: first poll still running"
         if not pods and self.target.activator is not None:

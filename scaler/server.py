@@ -29,13 +29,15 @@ from scaler._proto import externalscaler_pb2_grpc as pb_grpc
 from scaler.config import ConfigError, ScalerConfig
 from scaler.discovery import Discoveries
 from scaler.http import make_app
-from scaler.metrics import ScalerMetrics, TargetsCollector
+from scaler.metrics import ScalerMetrics, TargetsCollector, WorkersCollector
 from scaler.pod_client import PodClient
 from scaler.poller import SeriesStore, TargetPoller
 from scaler.servicer import ExternalScalerServicer, TriggerCache
 from scaler.target_key import TargetKey
 from scaler.targets import Targets
 from scaler.tls import TlsReloader
+from scaler.worker import WorkerSettings
+from scaler.workers import WorkerPods, WorkerPool
 
 log = logging.getLogger("scaler")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -75,6 +77,19 @@ class Scaler:
             on_forget=self._forget,
         )
         self.registry.register(TargetsCollector(self.targets))
+        self.workers: WorkerPool | None = None  # --poll-workers 0: the pods are polled here
+        if config.poll_workers > 0:
+            settings = WorkerSettings(
+                index=0,
+                parent_pid=0,
+                pod_timeout_s=config.pod_timeout_s,
+                pod_token_file=config.pod_token_file,
+                max_in_flight=config.max_in_flight,
+                log_level=config.log_level,
+            )
+            self.workers = WorkerPool(config.poll_workers, settings)
+            pool = self.workers
+            self.registry.register(WorkersCollector(lambda: (pool.alive, pool.restarts)))
         self.triggers = TriggerCache(config.allowed_hosts)
         self.servicer = ExternalScalerServicer(self.targets, self.triggers, self.metrics.rpcs)
         self.health = health_aio.HealthServicer()
@@ -98,6 +113,9 @@ class Scaler:
 
     def _make_poller(self, target: TargetKey) -> TargetPoller:
         activators = target.activator
+        shards = None
+        if self.workers is not None:
+            shards = WorkerPods(self.workers, target.label, self.config.pod_timeout_s)
         return TargetPoller(
             target,
             self.discoveries.for_target(target),
@@ -108,12 +126,16 @@ class Scaler:
             on_cycle=self.metrics.on_cycle,
             shared_in_flight=self.in_flight,
             store=self.series,
+            shards=shards,
         )
 
     async def start(self) -> None:
         """Bind both ports and serve; on any failure, close what was opened and raise."""
         async with contextlib.AsyncExitStack() as undo:
             undo.push_async_callback(self.client.close)
+            if self.workers is not None:
+                await self.workers.start()
+                undo.push_async_callback(self.workers.stop)
             http_socket = _listen(self.config.host, self.config.http_port, "--http-port")
             undo.callback(http_socket.close)
             self.grpc_port = _bind_grpc(self.grpc_server, self.config)
@@ -154,6 +176,8 @@ class Scaler:
         await self.health.enter_graceful_shutdown()
         await self.grpc_server.stop(self.config.shutdown_grace_s)
         await self.http_runner.cleanup()
+        if self.workers is not None:  # first: forgetting the targets would restart emptied ones
+            await self.workers.stop()
         await self.targets.close()
         await self.client.close()
         await self.discoveries.close()

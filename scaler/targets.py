@@ -85,6 +85,8 @@ class Targets:
             view = self.views[trigger.target] = poller.view
             log.info("new target %s (asked by %s/%s)", trigger.target.label, namespace, name)
             poller.start()
+        elif trigger.window_s not in view.windows:
+            await self.pollers[trigger.target].prepare(trigger.window_s)
         self.touch(view, trigger)
         key = ScaledObjectKey(namespace, name, trigger.metric)
         self._carry_forecast(self.scaled_objects.get(key), trigger, view)

@@ -55,6 +55,10 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
             }
         ),
     ),
+    # One shard of a target's pods: their series, a cycle over them, their partial sums.
+    ("shard", frozenset({"shard"})),
+    # The worker processes that hold the shards, and the main process's side of them.
+    ("workers", frozenset({"worker", "workers"})),
     ("poller", frozenset({"poller"})),
     ("targets", frozenset({"targets"})),
     ("front", frozenset({"_proto", "rpc_metrics", "servicer", "metrics", "http"})),
@@ -82,13 +86,18 @@ SIDEWAYS = frozenset(
         ("metrics", "rpc_metrics"),
         ("__main__", "server"),
         ("server", "tls"),
+        ("workers", "worker"),
     }
 )
 # Layers above the poller read what it computed; they never reach the pods themselves.
-NO_SKIPPING = {"targets": "pods", "front": "pods"}
+POD_SIDE = frozenset({"pods", "shard", "workers"})
+NO_SKIPPING = {"targets": POD_SIDE, "front": POD_SIDE}
 # Edges the layers alone would allow, but that would put a job in the wrong place.
 FORBIDDEN = {
     ("poller", "pod_client"): "the poller takes its fetch as an argument",
+    ("shard", "pod_client"): "the shard takes its fetch as an argument",
+    ("poller", "workers"): "the poller takes its shards as an argument",
+    ("poller", "worker"): "the poller takes its shards as an argument",
     ("trigger", "aggregation"): "parsing metadata needs no demand maths",
     ("config", "trigger"): "flags are not trigger metadata",
     ("metrics", "scaling"): "/metrics reads the view's Answer, it does not compute one",
@@ -204,7 +213,7 @@ def layering_violations(edges: Mapping[str, set[str]]) -> Iterator[str]:
                 yield f"{source} -> {target}: {names[here]} imports {names[there]}, a layer above"
             elif there == here and (source, target) not in SIDEWAYS:
                 yield f"{source} -> {target}: sideways in {names[here]}, not in SIDEWAYS"
-            elif NO_SKIPPING.get(names[here]) == names[there]:
+            elif names[there] in NO_SKIPPING.get(names[here], ()):
                 yield f"{source} -> {target}: {names[here]} reaches past the poller to the pods"
             if (source, target) in FORBIDDEN:
                 yield f"{source} -> {target}: {FORBIDDEN[source, target]}"
@@ -242,6 +251,9 @@ def test_imports_follow_the_layers() -> None:
         pytest.param(("aggregation", "poller"), "a layer above", id="upward"),
         pytest.param(("poller", "pod_client"), "takes its fetch", id="forbidden"),
         pytest.param(("servicer", "pod_client"), "past the poller", id="skipping"),
+        pytest.param(("metrics", "workers"), "past the poller", id="skipping-to-workers"),
+        pytest.param(("poller", "workers"), "takes its shards", id="poller-wired-shards"),
+        pytest.param(("shard", "poller"), "a layer above", id="shard-upward"),
         pytest.param(("readmodel", "poller"), "a layer above", id="view-reads-poller"),
         pytest.param(("servicer", "poller"), "never the poller", id="rpc-reads-poller"),
         pytest.param(("poller", "targets"), "a layer above", id="sideways-to-siblings"),

@@ -9,7 +9,7 @@ import pytest
 
 from scaler.aggregation import Aggregate
 from scaler.bucket_state import BucketState
-from scaler.discovery import StaticDiscovery
+from scaler.discovery.static import StaticDiscovery
 from scaler.pod_errors import PodError
 from scaler.policy import HostPolicy
 from scaler.poller import TargetPoller
