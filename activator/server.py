@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
-import socket
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,8 +26,8 @@ from activator.hold import Holds
 from activator.metrics import ActivatorMetrics
 from activator.pods import EndpointsFile, EndpointSlicePods, PodSource
 from activator.publish import Desired, Lease, SliceWriter
-from api.protocol import BoundedHttpToolsProtocol, ConnectionLimits
-from api.server import GracefulServer, graceful_server
+from api.protocol import ConnectionLimits
+from api.server import GracefulServer, address, graceful_server, handle_signals
 from common.listener import listen
 from scaler.discovery.endpointslices import KubeApi
 
@@ -77,7 +75,13 @@ async def serve(config: ActivatorConfig) -> int:
         return EXIT_CANNOT_START
     activator = build(config)
     servers = [_server(PublicApp(activator), activator), _server(admin_app(activator), activator)]
-    _handle_signals(activator, servers)
+    handle_signals(
+        activator,
+        servers,
+        config.shutdown_delay_s,
+        log,
+        lambda: f" ({activator.holds.held} held)",
+    )
     desired = Desired()
 
     def ready_pods(pods: Sequence[str]) -> None:
@@ -97,8 +101,8 @@ async def serve(config: ActivatorConfig) -> int:
         tasks.append(asyncio.create_task(writer.run(), name="public slice"))
     log.info(
         "rating-activator ready: public %s admin %s, pods from %s, hold %gs, at most %d held",
-        _address(public_socket),
-        _address(admin_socket),
+        address(public_socket),
+        address(admin_socket),
         config.endpoints_file or f"EndpointSlices of {config.endpoint_slices}",
         config.hold_timeout_s,
         config.max_held,
@@ -142,36 +146,3 @@ def _server(app: ASGIApp, activator: Activator) -> GracefulServer:
         drain_timeout_s=config.drain_timeout_s,
         own_headers=False,  # a pod's answer keeps its own Server and Date
     )
-
-
-def _handle_signals(activator: Activator, servers: list[GracefulServer]) -> None:
-    loop = asyncio.get_running_loop()
-    delay_s = activator.config.shutdown_delay_s
-
-    def stop_accepting() -> None:
-        for server in servers:
-            server.should_exit = True
-
-    def on_signal(signum: int) -> None:
-        name = signal.Signals(signum).name
-        if activator.draining:
-            log.warning("%s again: stopping now", name)
-            for server in servers:
-                server.should_exit = server.force_exit = True
-            return
-        activator.draining = True
-        for server in servers:
-            for connection in server.server_state.connections:
-                if isinstance(connection, BoundedHttpToolsProtocol):
-                    connection.begin_drain()
-        held = activator.holds.held
-        log.info("%s: /readyz now answers 503; stopping in %.1f s (%d held)", name, delay_s, held)
-        loop.call_later(delay_s, stop_accepting)
-
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, on_signal, signum)
-
-
-def _address(sock: socket.socket) -> str:
-    host, port = sock.getsockname()[:2]
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -15,7 +15,7 @@ import logging
 import math
 import signal
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import uvicorn
 import uvloop
@@ -93,11 +93,11 @@ async def serve(config: ApiConfig) -> int:
         _server(public_app(service), service, service.metrics.observe),
         _server(admin_app(service), service),
     ]
-    _handle_signals(service, servers, config.shutdown_delay_s)
+    handle_signals(service, servers, config.shutdown_delay_s, logger)
     logger.info(
         "rating-api ready: public http://%s/ admin http://%s/ pod=%s boot_id=%s",
-        _address(public_socket),
-        _address(admin_socket),
+        address(public_socket),
+        address(admin_socket),
         config.pod_name,
         service.boot_id,
     )
@@ -167,9 +167,16 @@ def _accept_queued(listener: socket.socket) -> list[socket.socket]:
         queued.append(connection)
 
 
-def _handle_signals(
-    service: Service, servers: list[GracefulServer], shutdown_delay_s: float
+def handle_signals(
+    drain: Drain,
+    servers: list[GracefulServer],
+    shutdown_delay_s: float,
+    log: logging.Logger,
+    detail: Callable[[], str] = lambda: "",
 ) -> None:
+    """SIGTERM or SIGINT: `drain.draining` (so /readyz says 503 and every answer says
+    `Connection: close`), then stop accepting after `shutdown_delay_s`; a second one
+    stops at once. `detail` adds to the log line what is left to finish."""
     loop = asyncio.get_running_loop()
 
     def stop_accepting() -> None:
@@ -177,20 +184,21 @@ def _handle_signals(
             server.should_exit = True
 
     def on_signal(signum: int) -> None:
-        if service.draining:
-            logger.warning("%s again: stopping now", signal.Signals(signum).name)
+        if drain.draining:
+            log.warning("%s again: stopping now", signal.Signals(signum).name)
             for server in servers:
                 server.should_exit = server.force_exit = True
             return
-        service.draining = True
+        drain.draining = True
         for server in servers:
             for connection in server.server_state.connections:
                 if isinstance(connection, BoundedHttpToolsProtocol):
                     connection.begin_drain()
-        logger.info(
-            "%s: /readyz now answers 503; stopping in %.1f s, then finishing in-flight requests",
+        log.info(
+            "%s: /readyz now answers 503; stopping in %.1f s, then finishing in-flight requests%s",
             signal.Signals(signum).name,
             shutdown_delay_s,
+            detail(),
         )
         loop.call_later(shutdown_delay_s, stop_accepting)
 
@@ -198,6 +206,7 @@ def _handle_signals(
         loop.add_signal_handler(signum, on_signal, signum)
 
 
-def _address(sock: socket.socket) -> str:
+def address(sock: socket.socket) -> str:
+    """`host:port` a socket listens on, an IPv6 host in brackets, for the logs."""
     host, port = sock.getsockname()[:2]
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
