@@ -29,6 +29,9 @@ MAX_TARGETS = 100_000
 MAX_IN_FLIGHT = 10_000
 MAX_POLL_WORKERS = 64
 CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")  # cgroup v2: "<quota> <period>" or "max <period>"
+CGROUP_V1_CPU = Path(
+    "/sys/fs/cgroup/cpu"
+)  # cgroup v1: cpu.cfs_quota_us (-1: none), cpu.cfs_period_us
 DEFAULT_HOST_POLICY = HostPolicy(tuple(DEFAULT_ALLOWED_HOSTS.split(",")))
 
 
@@ -215,21 +218,32 @@ def default_poll_workers() -> int:
     return min(cpus, MAX_POLL_WORKERS) if cpus >= 2 else 0
 
 
-def available_cpus(cpu_max: Path = CGROUP_CPU_MAX) -> int:
+def available_cpus(cpu_max: Path = CGROUP_CPU_MAX, cgroup_v1: Path = CGROUP_V1_CPU) -> int:
     """The CPUs this process may use: those it may run on (its affinity, as a cpuset
     sets it), and no more than its cgroup's CPU quota rounded up (a container's CPU
-    limit of 1 on a 64-core node is 1, where the affinity alone says 64)."""
+    limit of 1 on a 64-core node is 1, where the affinity alone says 64), read from
+    cgroup v2's cpu.max or, on a cgroup v1 node, cpu.cfs_quota_us and cpu.cfs_period_us."""
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         cpus = os.cpu_count() or 1
+    quota = _cpu_quota(cpu_max, cgroup_v1)
+    return cpus if quota is None else max(1, min(cpus, math.ceil(quota)))
+
+
+def _cpu_quota(cpu_max: Path, cgroup_v1: Path) -> float | None:
+    """The cgroup's CPU quota in CPUs, or None when it has none or it cannot be read."""
     try:
         quota, period = cpu_max.read_text().split()[:2]
     except (OSError, ValueError):
-        return cpus
-    if quota == "max" or not quota.isdigit() or not period.isdigit() or int(period) == 0:
-        return cpus
-    return max(1, min(cpus, math.ceil(int(quota) / int(period))))
+        try:
+            quota = (cgroup_v1 / "cpu.cfs_quota_us").read_text().strip()
+            period = (cgroup_v1 / "cpu.cfs_period_us").read_text().strip()
+        except OSError:
+            return None
+    if not quota.isdigit() or not period.isdigit() or int(period) == 0:
+        return None  # "max" (v2) or "-1" (v1): no quota
+    return int(quota) / int(period)
 
 
 def _host(value: Given) -> str:

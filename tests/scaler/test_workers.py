@@ -74,8 +74,26 @@ def test_the_cpus_available_count_the_cgroup_quota(
 ) -> None:
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(64)))
     (tmp_path / "cpu.max").write_text(cpu_max)
-    assert available_cpus(tmp_path / "cpu.max") == expected
-    assert available_cpus(tmp_path / "absent") == 64
+    assert available_cpus(tmp_path / "cpu.max", tmp_path / "no-v1") == expected
+    assert available_cpus(tmp_path / "absent", tmp_path / "no-v1") == 64
+
+
+@pytest.mark.parametrize(
+    ("quota_us", "expected"),
+    [
+        pytest.param("-1", 64, id="no-quota"),
+        pytest.param("100000", 1, id="limit-1"),
+        pytest.param("150000", 2, id="limit-1.5"),
+    ],
+)
+def test_a_cgroup_v1_node_counts_its_cfs_quota(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, quota_us: str, expected: int
+) -> None:
+    """kubelet on a cgroup v1 node writes a pod's CPU limit as cpu.cfs_quota_us."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(64)))
+    (tmp_path / "cpu.cfs_quota_us").write_text(quota_us + "\n")
+    (tmp_path / "cpu.cfs_period_us").write_text("100000\n")
+    assert available_cpus(tmp_path / "no-cpu.max", tmp_path) == expected
 
 
 def test_the_default_is_the_cpus_available_or_none_on_one() -> None:
