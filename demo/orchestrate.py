@@ -15,13 +15,17 @@ recurring` and the same short window).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Literal, TextIO
+
+import grpc
 
 from demo import scenarios
 from demo.fleet import Fleet
@@ -52,6 +56,7 @@ BehaviorName = Literal["scaledobject", "defaults"]
 SHORT_WINDOW_S = 30.0  # floor-short's scale-down window, and the forecast fleet's in agents
 SHORT_DOWN_POLICY = Policy("Percent", 100, 15.0)
 FORECAST_SCALED_OBJECT = "rating-api-forecast"
+ENDPOINTS_EVERY_S = 0.2  # how often the ready pods are compared with the last list sent
 
 
 @dataclass(frozen=True)
@@ -279,6 +284,22 @@ def admin_addresses(fleet: Fleet) -> list[str]:
     return sorted(pod.admin_address for pod in fleet.serving())
 
 
+async def follow_endpoints(ready: Callable[[], list[str]], trigger: DirectTrigger) -> None:
+    """Until cancelled: tell the scaler of each change of a fleet's `ready` pods at once
+    (one GetMetricSpec with the new `endpoints`), as a cluster's `endpointSlices`
+    discovery sees a pod join or leave within a second. Without it the scaler would
+    learn of the new list only at KEDA's next read, up to a polling interval later,
+    and meanwhile poll pods that no longer get all the load."""
+    known = ready()
+    while True:
+        await asyncio.sleep(ENDPOINTS_EVERY_S)
+        current = ready()
+        if current != known and current:
+            with contextlib.suppress(grpc.aio.AioRpcError, TimeoutError, ValueError):
+                await trigger.target_per_pod(current)
+                known = current  # a failed call is tried again
+
+
 def make_controls(stage: Stage, spec: HpaSpec, settings: Settings) -> list[Control]:
     """One loop per fleet: its trigger, and its HPA (the short window's, or `spec`'s)."""
     offered = OfferedTrigger(lambda: stage.load.offered_per_s(stage.clock()))
@@ -335,6 +356,9 @@ async def drive(
         tasks.append(loop.create_task(
             control.syncs(stage.clock, first_at_s=phase_s, sync_s=settings.sync_s)))  # fmt: skip
         tasks.append(loop.create_task(control.polls(stage.clock, polling_s=settings.polling_s)))
+    for name, trigger in stage.direct.items():
+        ready = partial(admin_addresses, stage.fleets[name])
+        tasks.append(loop.create_task(follow_endpoints(ready, trigger)))
     sampler = loop.create_task(sample_states(stage.clock, controls, scenario.duration_s, states))
     try:
         rows = await follow_load(stage, scenario, spec, states, [*tasks, sampler], out)

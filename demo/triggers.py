@@ -5,7 +5,10 @@
   then `GetMetrics` with the spec's metric name, then `IsActive` (skipped when
   `GetMetrics` failed). The trigger's
   `endpoints` list the fleet's ready pods at the time of the call, as a discovery of
-  ready endpoints would; the rest of the metadata is the ScaledObject's.
+  ready endpoints would; the rest of the metadata is the ScaledObject's. Between reads
+  the demo sends the new list at each change of the ready pods
+  (`demo.orchestrate.follow_endpoints`), so the scaler polls a joining pod as soon as it
+  is ready, as an `endpointSlices` watch lets it in a cluster.
 - `PrometheusTrigger`: KEDA's `prometheus` trigger: an instant query through the
   Prometheus HTTP API at each read; an empty answer, NaN or an infinity counts as 0
   (`ignoreNullValues`, true by default); active above `activationThreshold` (0).
