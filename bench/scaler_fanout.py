@@ -16,6 +16,10 @@ cycle for cycle against (a) over all their pods; `--large N` (default 10,000) is
 target of N pods, the poller alone (the pods spread over processes of 5,000 each, as a
 process may hold 20,000 files here, which the bare pool beside it would pass).
 
+`--forecast` adds (d): the poller with `forecast: recurring` on its target, its
+history 30 minutes of agent bursts, the forecast asked once per cycle; (d) against (b)
+is what the forecast costs a scaler polling N pods.
+
 `--workers N` (default 2) adds (c) beside them: the same poller with its pods in N
 worker processes (`scaler.workers`), free to run on every core, their CPU added to this
 process's; the fleets report the share of pods answered per cycle, and the workers'
@@ -58,6 +62,7 @@ from bench._scaler_procs import (
     pin_self,
     table,
 )
+from bench.forecast_cost import agent_load
 from harness import HOST
 from harness.launch import raise_open_files
 from harness.machine import machine
@@ -75,6 +80,9 @@ POLLER_CORE, PODS_CORE = 0, 1
 TARGET_MS = 250.0
 TARGET_PODS = 1000
 BARE, POLLER = "a) bare", "b) poller"
+FORECAST = "d) poller, forecast: recurring"
+FORECAST_TARGET = 0.05  # the CPU `forecast: recurring` may add to a poll cycle, at most
+FORECAST_WINDOW_S, FORECAST_LEAD_S = 5.0, 30.0  # the ScaledObject's window, the default lead
 RECOVERY_POD_TIMEOUT_S = 1.0
 ALL_CORES = os.sched_getaffinity(0)
 FORGET_WAIT_S = 10.0  # after the workers' targets are forgotten, before their RSS is read
@@ -190,6 +198,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--only-workers", action="store_true", help="fleets: (c) alone, without (b) beside it"
     )
+    parser.add_argument(
+        "--forecast",
+        action="store_true",
+        help="add (d): the poller with forecast: recurring on its target (the forecast's cost)",
+    )
     parser.add_argument("--quick", action="store_true", help="10 cycles, 2 warm-up, gap 0.1 s")
     args = parser.parse_args(argv)
     defaults = (10, 2, 0.1, 3) if args.quick else (30, 3, 0.2, 5)
@@ -220,6 +233,10 @@ async def measure(pods: FakePods, args: argparse.Namespace) -> tuple[SizeResult,
                 lambda: poller_cycle(gated, len(pods.ports)),
                 Cycles(),
             )
+        if args.forecast:
+            forecasting = make_poller(pods.ports, clients[0].fetch)
+            with_history(forecasting)
+            kinds[FORECAST] = (lambda: forecast_cycle(forecasting, len(pods.ports)), Cycles())
         pool = None
         if args.workers:
             pool = await start_pool(args)
@@ -380,6 +397,30 @@ async def poller_cycle(poller: TargetPoller, count: int) -> int:
     return count - answered
 
 
+def with_history(poller: TargetPoller) -> None:
+    """The poller's target with `forecast: recurring`, its history already 30 minutes of
+    agent bursts (`bench.forecast_cost.agent_load`), so that each period search runs on
+    a real pattern as in a scaler that has been up for a while."""
+    view = poller.view
+    view.touch(FORECAST_WINDOW_S, forecast=True)
+    assert view.forecast is not None
+    load, _ = agent_load(1)
+    start_s = time.monotonic() - len(load)
+    for second, demand in enumerate(load):
+        view.forecast.record(start_s + second, demand)
+
+
+async def forecast_cycle(poller: TargetPoller, count: int) -> int:
+    """A poll cycle of a forecasting target (its history recorded, its period searched
+    every 15 s), then the forecast asked once, as a GetMetrics and `/v1/targets` ask."""
+    failed = await poller_cycle(poller, count)
+    forecast = poller.view.forecast
+    assert forecast is not None
+    forecast.forecast(FORECAST_LEAD_S)
+    forecast.next_burst_in_s()
+    return failed
+
+
 async def bare_cycle(session: aiohttp.ClientSession, ports: list[int]) -> int:
     async def get(port: int) -> bool:
         try:
@@ -441,8 +482,22 @@ def print_report(results: list[SizeResult], args: argparse.Namespace, where: str
             print(
                 f"- {result.pods} pods, {name[:1]}/a: cycle time {ratio:.2f}, CPU {cpu_ratio:.2f}"
             )
+    print_forecast_cost(results)
     print_recovery(results)
     verdict(results)
+
+
+def print_forecast_cost(results: list[SizeResult]) -> None:
+    """(d) against (b): what `forecast: recurring` adds to a poll cycle's CPU."""
+    for result in results:
+        if FORECAST in result.kinds:
+            plain = statistics.fmean(result.kinds[POLLER].cpu_s)
+            extra = statistics.fmean(result.kinds[FORECAST].cpu_s) / plain - 1
+            verdict_text = "within" if extra <= FORECAST_TARGET else "over"
+            print(
+                f"- {result.pods} pods, the forecast's cost: CPU per cycle {extra:+.1%} "
+                f"(d against b), {verdict_text} the target of +{FORECAST_TARGET:.0%}"
+            )
 
 
 def print_recovery(results: list[SizeResult]) -> None:
