@@ -58,7 +58,7 @@ image-deps:  ## apt-get install buildah, mmdebstrap, umoci and runc, if missing 
 	fi
 
 image: image-deps $(STAMP)  ## build the image from the Dockerfile if not cached, then run each command from it (root)
-	$(PY) -m e2e.image --check
+	$(PY) -m e2e.cluster.image --check
 
 e2e: image $(STAMP)  ## real kube-apiserver, controller-manager, etcd, KEDA and Prometheus on this machine (root; see README)
 	$(PY) -m e2e $(E2E_ARGS)

@@ -1,5 +1,5 @@
 """`make e2e`: build what is missing (cached outside the checkout), then run the loop on
-a real control plane inside private namespaces (see `e2e.sandbox`).
+a real control plane inside private namespaces (see `e2e.cluster.sandbox`).
 
     python -m e2e [--hpa-sync S] [--duration S] [--phase S] [--no-zero] [--build-only]
     python -m e2e --runs N     the bench: N runs, the step spread over the sync cycle,
@@ -15,7 +15,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from e2e import bench, build, image, sandbox
+from e2e.cluster import build, image, sandbox
+from e2e.report import bench
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -43,8 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--zero",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="after the faults, the fleet at zero behind rating-activator (e2e.zero_fleet; "
-        "on by default, --no-zero to skip)",
+        help="after the faults, the fleet at zero behind rating-activator "
+        "(e2e.experiment.zero_fleet; on by default, --no-zero to skip)",
     )
     args = parser.parse_args(argv)
     if args.runs < 1:

@@ -1,11 +1,11 @@
 """Inside the sandbox: bring the cluster up, run the demo's step against the three
 rating Deployments (direct, Prometheus, floor), then the faults, the voluntary
-disruptions (an eviction, a rolling restart) and the fleet at zero (`e2e.zero_fleet`,
+disruptions (an eviction, a rolling restart) and the fleet at zero (`e2e.experiment.zero_fleet`,
 unless --no-zero), and write the outputs. Exits non-zero when a component dies, the
 loop did not happen, or a fault, disruption or zero-fleet check fails.
 
 The step lands `--phase` seconds after an HPA sync (every HPA syncs in the same
-instant, see `e2e.control_plane.start_hpa_controller`), so all fleets meet the same
+instant, see `e2e.cluster.control_plane.start_hpa_controller`), so all fleets meet the same
 point of the sync cycle, and bench runs can spread it over the cycle.
 
     python -m e2e.in_sandbox [--hpa-sync S] [--duration S] [--phase S] [--out DIR]
@@ -27,24 +27,13 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from e2e import (
-    artifacts,
-    build,
-    control_plane,
-    disruptions,
-    faults,
-    helm,
-    hpa_syncs,
-    node,
-    pod_images,
-    readback,
-    sandbox,
-    zero_fleet,
-)
-from e2e.agreement import Agreement
-from e2e.balanced_load import Load, burst
-from e2e.cluster import NAMESPACES, OVERLAYS, ROOT, Cluster, bring_up, dump, endpoints_of
-from e2e.observe import Sample
+from e2e.cluster import build, control_plane, helm, hpa_syncs, node, pod_images, sandbox
+from e2e.cluster.observe import Sample
+from e2e.cluster.up import NAMESPACES, OVERLAYS, ROOT, Cluster, bring_up, dump, endpoints_of
+from e2e.experiment import disruptions, faults, readback, zero_fleet
+from e2e.experiment.agreement import Agreement
+from e2e.experiment.balanced_load import Load, burst
+from e2e.report import artifacts
 from harness import hpa, scaledobject
 from harness.group import ChildDied, Group
 
@@ -61,7 +50,7 @@ class Settings:
     duration_s: float
     prometheus: str
     phase_s: float
-    zero: bool = True  # the fleet at zero (e2e.zero_fleet), after the faults
+    zero: bool = True  # the fleet at zero (e2e.experiment.zero_fleet), after the faults
 
     @property
     def step_per_s(self) -> float:

@@ -27,10 +27,10 @@ from typing import Any
 import yaml
 from kubernetes import client
 
-from e2e import control_plane, image, node, sandbox
-from e2e.cluster import KUBECTL, ROOT
-from e2e.cluster_dns import DNS_HOST
-from e2e.kube import api_client, list_and_watch
+from e2e.cluster import control_plane, image, node, sandbox
+from e2e.cluster.cluster_dns import DNS_HOST
+from e2e.cluster.kube import api_client, list_and_watch
+from e2e.cluster.up import KUBECTL, ROOT
 from harness.group import Group, wait_for
 
 NAMESPACE = "default"

@@ -11,7 +11,7 @@ controller manager, then the API server, then etcd).
 
 `component` makes the child of a long run: signalled as a process group (it may start
 commands of its own) and with no parent-death signal, as it outlives the thread that
-started it (the e2e run lives in a PID namespace of its own, see `e2e.sandbox`, so the
+started it (the e2e run lives in a PID namespace of its own, see `e2e.cluster.sandbox`, so the
 kernel ends whatever is left when the run exits, however it exits).
 """
 

@@ -1,5 +1,6 @@
 """The overlay `make e2e` runs its fleet at zero from (manifests/overlays/e2e-zero):
-the checks of the zero overlay hold for it too, and it says what e2e/zero_fleet.py expects."""
+the checks of the zero overlay hold for it too, and it says what
+e2e/experiment/zero_fleet.py expects."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from e2e import zero_fleet as zero
+from e2e.experiment import zero_fleet as zero
 from tests.deploy import test_crossrefs as crossrefs
 from tests.deploy import test_render as rendering
 from tests.deploy import test_schemas as schemas

@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from charts import generate
-from e2e import build, helm
+from e2e.cluster import build, helm
 from tests.deploy.kube import MANIFESTS, Obj, kustomize, named, of_kind
 from tests.deploy.test_schemas import validate
 
@@ -38,7 +38,7 @@ def helm_binary() -> Path:
     if shutil.which("go") is None:  # no recipe to check: any helm in the cache
         if build.binary("helm").exists():
             return build.binary("helm")
-        pytest.skip("needs Go to build helm (e2e/build.py), or a helm in the e2e cache")
+        pytest.skip("needs Go to build helm (e2e/cluster/build.py), or a helm in the e2e cache")
     return helm.binary()
 
 

@@ -1,8 +1,8 @@
 """The three commands from the built image, run as the manifests run them: the image's
-numeric user, a read-only root, a tmpfs on /tmp, no capabilities (runc, `e2e/oci.py`).
+numeric user, a read-only root, a tmpfs on /tmp, no capabilities (runc, `e2e/cluster/oci.py`).
 
-The image is what `python -m e2e.image` built for the current sources; without it these
-tests skip. `python -m e2e.image --check` builds it and runs them on it, never skipping.
+The image is what `python -m e2e.cluster.image` built for the current sources; without it these
+tests skip. `python -m e2e.cluster.image --check` builds it and runs them on it, never skipping.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from e2e import image, oci
+from e2e.cluster import image, oci
 from harness.ready import free_port, wait_http_ok
 from tests.api.httpclient import post_json, request
 
@@ -35,11 +35,13 @@ def _unavailable(reason: str) -> None:
 @pytest.fixture(scope="module")
 def built() -> dict[str, Any]:
     """The record of the image built for these sources (skips when there is none)."""
-    # `python -m e2e.image --check` names the image it built, whatever was edited since.
+    # `python -m e2e.cluster.image --check` names the image it built, whatever was edited since.
     key = image.current_key()
     record = image.read_record(key)
     if record is None:
-        _unavailable(f"no image built for these sources (key {key}): run python -m e2e.image")
+        _unavailable(
+            f"no image built for these sources (key {key}): run python -m e2e.cluster.image"
+        )
     if os.geteuid() != 0 or shutil.which(oci.RUNTIME) is None:
         _unavailable(f"running the image needs root and {oci.RUNTIME}")
     assert record is not None

@@ -14,9 +14,9 @@ from typing import Any
 
 from kubernetes import client
 
-from e2e import control_plane, node, sandbox
-from e2e.cluster_dns import DNS_HOST, ClusterDns
-from e2e.kube import api_client, as_json
+from e2e.cluster import control_plane, node, sandbox
+from e2e.cluster.cluster_dns import DNS_HOST, ClusterDns
+from e2e.cluster.kube import api_client, as_json
 from harness.group import Group, wait_for
 
 NAME = "web"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from e2e.agreement import spread, summary
+from e2e.experiment.agreement import spread, summary
 
 
 @pytest.mark.parametrize(

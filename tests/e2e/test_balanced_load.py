@@ -16,8 +16,15 @@ from collections.abc import Iterator
 import aiohttp
 import pytest
 
-from e2e.balanced_load import Load, Phase, burst, lagging, offered_per_s, outcome_of_failure
-from e2e.offered import OfferedRates
+from e2e.cluster.offered import OfferedRates
+from e2e.experiment.balanced_load import (
+    Load,
+    Phase,
+    burst,
+    lagging,
+    offered_per_s,
+    outcome_of_failure,
+)
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from e2e import bench
+from e2e.report import bench
 
 
 def summary(phase: float, direct: int, prometheus: int, floor: int) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from e2e import build, image, node, sandbox
+from e2e.cluster import build, image, node, sandbox
 
 NEEDED = (
     "etcd",
@@ -41,7 +41,10 @@ def skip_reason() -> str | None:
     if absent:
         return f"no {', '.join(absent)} in {build.bin_dir()}: `make e2e` builds them"
     if image.read_record(image.current_key()) is None:
-        return "no image built for these sources: `make e2e` (or python -m e2e.image) builds it"
+        return (
+            "no image built for these sources: `make e2e` "
+            "(or python -m e2e.cluster.image) builds it"
+        )
     return None
 
 

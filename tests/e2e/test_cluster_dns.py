@@ -8,7 +8,7 @@ from typing import Any
 from dnslib import DNSRecord
 from dnslib.server import DNSServer
 
-from e2e.cluster_dns import Records, _Resolver
+from e2e.cluster.cluster_dns import Records, _Resolver
 
 
 def piece(*endpoints: tuple[str, bool], port: int = 8080) -> dict[str, Any]:

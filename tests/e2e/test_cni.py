@@ -1,4 +1,4 @@
-"""The node's CNI plugin (`e2e.cni`), called as containerd calls it, in a network and
+"""The node's CNI plugin (`e2e.cluster.cni`), called as containerd calls it, in a network and
 mount namespace of the test's own: a pod's namespace file (made by `unshare --net=FILE`,
 as containerd makes one) becomes the namespace the plugin runs in, its address is on
 `lo` there, and DEL takes both away. Needs root; skipped otherwise."""
@@ -30,7 +30,7 @@ config = json.dumps({"cniVersion": "1.0.0", "name": "t", "type": "openclaw-e2e-l
 def call(command, container="", netns=""):
     env = os.environ | {"CNI_COMMAND": command, "CNI_CONTAINERID": container,
                         "CNI_NETNS": netns, "CNI_IFNAME": "eth0", "CNI_PATH": "/nonexistent"}
-    done = subprocess.run([sys.executable, "-m", "e2e.cni"], input=config, env=env,
+    done = subprocess.run([sys.executable, "-m", "e2e.cluster.cni"], input=config, env=env,
                           capture_output=True, text=True)
     return {"rc": done.returncode, "out": json.loads(done.stdout) if done.stdout else None}
 

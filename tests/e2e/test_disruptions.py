@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from e2e.disruptions import (
+from e2e.experiment.disruptions import (
     allows_one,
     budget_view,
     is_ready,

@@ -6,7 +6,7 @@ import calendar
 
 import pytest
 
-from e2e import hpa_syncs
+from e2e.cluster import hpa_syncs
 
 LINE = (
     'I1203 07:05:01.250000   4242 horizontal.go:870] "Proposing desired replicas"'

@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from e2e import node, pod_burst, pod_images
+from e2e import pod_burst
+from e2e.cluster import node, pod_images
 
 
 def read_archive(data: bytes) -> dict[str, bytes]:

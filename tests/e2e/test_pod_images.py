@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from e2e import image, oci, pod_images
+from e2e.cluster import image, oci, pod_images
 
 
 def write_layout(root: Path, tag: str) -> str:
@@ -70,7 +70,7 @@ def test_no_image_is_said(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
 def test_the_built_image_digest_matches_its_layout() -> None:
     record = image.read_record(image.current_key())
     if record is None:
-        pytest.skip("no image built for these sources: run python -m e2e.image")
+        pytest.skip("no image built for these sources: run python -m e2e.cluster.image")
     keys = pod_images.image_keys(record["key"])
     assert keys["digest"] == record["digest"]
     assert keys["digest"] == oci.manifest_digest(Path(record["layout"]), record["layout_tag"])

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from e2e.readback import same
+from e2e.experiment.readback import same
 
 WANTED = {
     "scaleUp": {

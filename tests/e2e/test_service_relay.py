@@ -1,4 +1,4 @@
-"""`e2e.service_relay` as a real process: bytes pass both ways unchanged, a half-close
+"""`e2e.cluster.service_relay` as a real process: bytes pass both ways unchanged, a half-close
 reaches the other side, an upstream that is down closes the client's connection, and a
 bad argument is refused by name."""
 
@@ -44,7 +44,7 @@ def upstream() -> Iterator[int]:
 
 def start(tmp_path: Path, upstream_port: int) -> tuple[Child, int]:
     port = free_port()
-    argv = [sys.executable, "-m", "e2e.service_relay", f"127.0.0.1:{port}"]
+    argv = [sys.executable, "-m", "e2e.cluster.service_relay", f"127.0.0.1:{port}"]
     child = spawn("relay", [*argv, f"127.0.0.1:{upstream_port}"], tmp_path / "relay.log")
     wait_log_line(child, "service-relay: 127.0.0.1")
     return child, port
@@ -78,7 +78,7 @@ def test_an_upstream_that_is_down_closes_the_connection(tmp_path: Path) -> None:
 
 def test_a_bad_address_is_refused_by_name() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "e2e.service_relay", "nowhere", "127.0.0.1:1"],
+        [sys.executable, "-m", "e2e.cluster.service_relay", "nowhere", "127.0.0.1:1"],
         cwd=ROOT,
         capture_output=True,
         text=True,

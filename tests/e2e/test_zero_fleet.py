@@ -1,5 +1,6 @@
-"""The fleet at zero's figures (e2e.zero): the activators' counters read from their
-/metrics text, a pod's start from its API timestamps, and what fails the run."""
+"""The fleet at zero's figures (e2e.experiment.zero_fleet): the activators' counters
+read from their /metrics text, a pod's start from its API timestamps, and what fails
+the run."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from e2e import zero_fleet as zero
+from e2e.experiment import zero_fleet as zero
 
 METRICS = """\
 # HELP openclaw_rating_activator_held_total Requests held for a pod.

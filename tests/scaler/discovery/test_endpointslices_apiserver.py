@@ -32,8 +32,8 @@ from tests.scaler.discovery.test_endpointslices import (
     until,
 )
 
-e2e_build = pytest.importorskip("e2e.build")
-control_plane = pytest.importorskip("e2e.control_plane")
+e2e_build = pytest.importorskip("e2e.cluster.build")
+control_plane = pytest.importorskip("e2e.cluster.control_plane")
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[3]
@@ -51,7 +51,9 @@ def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """etcd and kube-apiserver on 127.0.0.1 (no controllers: the test writes the slices)."""
     missing = [str(path) for path in _binaries() if not path.is_file()]
     if missing:
-        pytest.skip(f"needs {', '.join(missing)}: `python -m e2e.build` (make e2e) builds them")
+        pytest.skip(
+            f"needs {', '.join(missing)}: `python -m e2e.cluster.build` (make e2e) builds them"
+        )
     run = tmp_path_factory.mktemp("apiserver")
     keys = control_plane.make_pki(run / "pki")
     etcd_port, peer_port, api_port = (control_plane.free_port() for _ in range(3))

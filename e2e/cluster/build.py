@@ -6,7 +6,7 @@ version, package, flags, Go version, the wrapper module's go.mod/go.sum) is kept
 warm run costs a few hashes. Builds run under `nice -n 19`; Go's own build and module
 caches make a rebuild after a recipe change fast.
 
-    python -m e2e.build [--only NAME ...] [--list]
+    python -m e2e.cluster.build [--only NAME ...] [--list]
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-GOMOD = HERE / "gomod"
+E2E_DIR = Path(__file__).resolve().parents[1]
+GOMOD = E2E_DIR / "gomod"
 KUBERNETES_VERSION = "v1.35.4"
 ETCD_VERSION = "v3.6.16"
 KEDA_VERSION = "v2.20.2"
@@ -155,7 +155,7 @@ def keda_source() -> Path:
     target = cache_dir() / "src" / f"keda-{KEDA_VERSION}"
     if (target / "go.mod").exists():
         return target
-    info = json.loads(go(["mod", "download", "-json", f"{KEDA_MODULE}@{KEDA_VERSION}"], HERE))
+    info = json.loads(go(["mod", "download", "-json", f"{KEDA_MODULE}@{KEDA_VERSION}"], E2E_DIR))
     partial = target.with_name(target.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     shutil.copytree(info["Dir"], partial)
@@ -246,7 +246,7 @@ def say(text: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m e2e.build", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m e2e.cluster.build", description=__doc__)
     names = [c.name for c in COMPONENTS]
     parser.add_argument("--only", action="append", choices=names, help="build only these")
     parser.add_argument("--list", action="store_true", help="print each binary's record")

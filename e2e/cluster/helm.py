@@ -11,12 +11,12 @@ from pathlib import Path
 
 import yaml
 
-from e2e import build
+from e2e.cluster import build
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "rating-api"
 # What the e2e overlay changes in the base, as chart values (the direct fleet).
-VALUES = Path(__file__).resolve().parent / "helm-values.yaml"
+VALUES = Path(__file__).resolve().parents[1] / "helm-values.yaml"
 RELEASE = "rating-api"
 # The fleet `make e2e` installs with Helm; the others stay on `kubectl apply -k`.
 FLEET = "direct"

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from kubernetes import client
 
-from e2e.kube import Json, as_json
+from e2e.cluster.kube import Json, as_json
 
 DEPLOYMENT = "rating-api"
 HPA = "keda-hpa-rating-api"

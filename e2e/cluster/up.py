@@ -14,16 +14,15 @@ from pathlib import Path
 
 from kubernetes import client
 
-from e2e import control_plane, helm, hpa_syncs, keda_operator, node, sandbox
-from e2e.balanced_load import Endpoints
-from e2e.cluster_dns import DNS_HOST, ClusterDns
-from e2e.control_plane import HOST, ControlPlane
-from e2e.kube import api_client, as_json, has_condition
-from e2e.observe import Observer
-from e2e.offered import OfferedRates
+from e2e.cluster import control_plane, helm, hpa_syncs, keda_operator, node, sandbox
+from e2e.cluster.cluster_dns import DNS_HOST, ClusterDns, Endpoints
+from e2e.cluster.control_plane import HOST, ControlPlane
+from e2e.cluster.kube import api_client, as_json, has_condition
+from e2e.cluster.observe import Observer
+from e2e.cluster.offered import OfferedRates
 from harness.group import Group, component, wait_for
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 KUBECTL = Path(sys.executable).parent / "kubectl"
 OVERLAYS = {"direct": "e2e", "prometheus": "e2e-prometheus", "floor": "e2e-floor"}
 NAMESPACES = {

@@ -19,8 +19,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from e2e.balanced_load import Load, Phase
-from e2e.cluster import NAMESPACES, OVERLAYS, ROOT, Cluster, Say, endpoints_of, scale
+from e2e.cluster.up import NAMESPACES, OVERLAYS, ROOT, Cluster, Say, endpoints_of, scale
+from e2e.experiment.balanced_load import Load, Phase
 
 SCALER = "rating-scaler"
 SCALER_REPLICAS = 2  # as in manifests/base

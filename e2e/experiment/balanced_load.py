@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
+from e2e.cluster.cluster_dns import Endpoints
+
 BODY = b'{"items":[{"id":"agent-planner","up":42,"down":7}]}'
 REQUEST_TIMEOUT_S = 2.0
 MAX_IN_FLIGHT = 256
@@ -27,8 +29,6 @@ MAX_IN_FLIGHT = 256
 # server's close of an idle connection can cross a request sent on it, which is then
 # lost (the race every HTTP/1.1 keep-alive has; aiohttp's default is 15 s).
 CLIENT_IDLE_S = 4.0
-
-Endpoints = Callable[[], Sequence[tuple[str, int]]]
 
 
 def lagging(

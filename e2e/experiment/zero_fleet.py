@@ -39,9 +39,10 @@ from typing import Any
 import aiohttp
 from kubernetes import client
 
-from e2e.balanced_load import BODY, CLIENT_IDLE_S, Endpoints, outcome_of_failure
-from e2e.cluster import ROOT, Cluster, Say, endpoints_of
-from e2e.kube import Json, as_json
+from e2e.cluster.cluster_dns import Endpoints
+from e2e.cluster.kube import Json, as_json
+from e2e.cluster.up import ROOT, Cluster, Say, endpoints_of
+from e2e.experiment.balanced_load import BODY, CLIENT_IDLE_S, outcome_of_failure
 
 NAMESPACE = "openclaw-rating-zero"
 OVERLAY = "e2e-zero"

@@ -8,8 +8,8 @@ manifests set it (no capabilities, no new privileges, the image's numeric user, 
 read-only root, a tmpfs on /tmp for the emptyDir). There is no network namespace: the
 container shares the host's, and the servers bind 127.0.0.1 only.
 
-`python -m e2e.image --check` (tests/deploy/test_image.py) runs the image this way;
-`make e2e` runs it through kubelet and containerd (`e2e.node`), and reads its pods'
+`python -m e2e.cluster.image --check` (tests/deploy/test_image.py) runs the image this way;
+`make e2e` runs it through kubelet and containerd (`e2e.cluster.node`), and reads its pods'
 cgroup limits with `cgroup_limits`.
 """
 

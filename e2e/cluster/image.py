@@ -1,7 +1,7 @@
 """Build the project's container image from its Dockerfile without a Docker engine.
 
-    python -m e2e.image            # build what is missing, print the image's digest
-    python -m e2e.image --check    # the same, then run each command from the image
+    python -m e2e.cluster.image            # build what is missing, print the image's digest
+    python -m e2e.cluster.image --check    # the same, then run each command from the image
                                    # (tests/deploy/test_image.py)
 
 The base is made here from Debian's packages: `mmdebstrap` writes a minimal bookworm
@@ -11,7 +11,7 @@ on it through its `PYTHON_IMAGE` argument, with the host's network (pip needs th
 package index) and the host's CA bundle mounted for the RUN steps only (a TLS proxy
 between this machine and the index is then trusted; nothing of it lands in a layer).
 The result is pushed to an OCI image layout, and `umoci` unpacks that layout into the
-rootfs that `e2e/oci.py` runs with runc.
+rootfs that `e2e/cluster/oci.py` runs with runc.
 
 Everything lives under `${OPENCLAW_E2E_CACHE:-/var/cache/openclaw-e2e}/image/`: the
 containers storage (`storage/`), and per source tree `<key>/` with `oci/`, `bundle/rootfs`,
@@ -37,9 +37,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from e2e.oci import RUNTIME
+from e2e.cluster.oci import RUNTIME
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
 # grpcio's wheel links libstdc++, which the python:slim images carry (apt needs it);
@@ -341,7 +341,9 @@ def check(key: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m e2e.image", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m e2e.cluster.image", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--check", action="store_true", help="then run each command from it")
     parser.add_argument("--rebuild", action="store_true", help="build even if cached (base too)")
     args = parser.parse_args(argv)

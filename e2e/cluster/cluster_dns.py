@@ -4,7 +4,7 @@ A headless Service answers with the ready addresses of its EndpointSlices (as Co
 does, so the scaler's headless-Service discovery and KEDA's round-robin over the
 scaler's replicas work as in a cluster); a ClusterIP Service answers with its
 ClusterIP. Served on 127.0.0.53:53 (UDP and TCP); `/etc/resolv.conf` points there
-inside the run's mount namespace (see `e2e.sandbox`). TTL 5 s, like CoreDNS.
+inside the run's mount namespace (see `e2e.cluster.sandbox`). TTL 5 s, like CoreDNS.
 """
 
 from __future__ import annotations
@@ -17,12 +17,16 @@ from dnslib import QTYPE, RCODE, RR, A, DNSRecord
 from dnslib.server import BaseResolver, DNSHandler, DNSServer
 from kubernetes import client
 
-from e2e.kube import Json, list_and_watch
+from e2e.cluster.kube import Json, list_and_watch
 
 DNS_HOST = "127.0.0.53"
 ZONE = "svc.cluster.local"
 TTL_S = 5
 WATCH_TIMEOUT_S = 60
+
+# A Service's ready (address, port) pairs as a client-side balancer reads them, anew
+# at each call (see `Records.endpoints`).
+Endpoints = Callable[[], Sequence[tuple[str, int]]]
 
 
 def ready_addresses(slices: Sequence[Mapping[str, Any]]) -> list[str]:

@@ -5,8 +5,8 @@ kube-scheduler binding pods to it.
   what this host refuses: `restrict_oom_score_adj` (no process here may lower its
   oom_score_adj, and the CRI asks -998 for a sandbox) and no unprivileged-port sysctl
   (runc refuses net.* sysctls in the namespace it runs in, which pods share here).
-- The pod network is `e2e.cni`: each pod's address from POD_CIDR on the run's `lo`.
-- Images come from no registry. The project's image (`python -m e2e.image`) is imported
+- The pod network is `e2e.cluster.cni`: each pod's address from POD_CIDR on the run's `lo`.
+- Images come from no registry. The project's image (`python -m e2e.cluster.image`) is imported
   from its OCI layout under the name the manifests use (`openclaw/rating-edge:<chart
   appVersion>`, so imagePullPolicy IfNotPresent finds it), and the sandbox image is a
   one-layer image of the pause program built here (e2e/gomod/pause).
@@ -14,7 +14,7 @@ kube-scheduler binding pods to it.
   CA; the API server authorizes it with the Node authorizer), registers the Node with
   the address NODE_IP on `lo` (kubelet refuses loopback node addresses), and runs on
   cgroup v1 (`failCgroupV1: false`: this host mounts v1 controllers).
-- The `kubernetes` Service's address has no kube-proxy behind it: `e2e.service_relay`
+- The `kubernetes` Service's address has no kube-proxy behind it: `e2e.cluster.service_relay`
   listens there and relays to the API server, for the scaler's in-cluster client.
 - The pods' cgroups sit under a parent of the run's own (`cgroup_parent`), which
   `sweep` empties and removes at the end: kubelet leaves its pods running when stopped.
@@ -44,13 +44,13 @@ from typing import IO, Any
 import yaml
 from kubernetes import client
 
-from e2e import build, image, pki, sandbox
-from e2e.cluster_dns import DNS_HOST
-from e2e.control_plane import HOST, ControlPlane, free_port, kubeconfig_text
-from e2e.kube import api_client, as_json, has_condition
+from e2e.cluster import build, image, pki, sandbox
+from e2e.cluster.cluster_dns import DNS_HOST
+from e2e.cluster.control_plane import HOST, ControlPlane, free_port, kubeconfig_text
+from e2e.cluster.kube import api_client, as_json, has_condition
 from harness.group import Group, component, wait_for
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 NODE_NAME = "e2e-node"
 NODE_IP = "10.240.0.1"
 POD_CIDR = "10.244.0.0/16"
@@ -136,9 +136,8 @@ def write_cni(node_dir: Path) -> None:
     for sub in ("bin", "net.d", "state"):
         (cni / sub).mkdir(parents=True, exist_ok=True)
     plugin = cni / "bin" / CNI_PLUGIN
-    plugin.write_text(
-        f"#!/bin/sh\nPYTHONPATH={ROOT} exec {sandbox.python_argv('e2e.cni', [])[0]} -m e2e.cni\n"
-    )
+    command = " ".join(sandbox.python_argv("e2e.cluster.cni", []))
+    plugin.write_text(f"#!/bin/sh\nPYTHONPATH={ROOT} exec {command}\n")
     plugin.chmod(0o755)
     network = {"type": CNI_PLUGIN, "subnet": POD_CIDR, "dataDir": str(cni / "state")}
     conflist = {"cniVersion": "1.0.0", "name": "openclaw-e2e", "plugins": [network]}
@@ -391,7 +390,7 @@ def start_service_relay(
     address, port = kubernetes_service(api)
     subprocess.run(["ip", "addr", "replace", f"{address}/32", "dev", "lo"], check=True)
     upstream = plane.server.removeprefix("https://")
-    argv = sandbox.python_argv("e2e.service_relay", [f"{address}:{port}", upstream])
+    argv = sandbox.python_argv("e2e.cluster.service_relay", [f"{address}:{port}", upstream])
     procs.start(component("service-relay", argv, log_dir / "service-relay.log", cwd=ROOT))
 
 

@@ -1,12 +1,12 @@
 """The run's private namespaces: network, mount and PID, made with `unshare` (root).
 
 - Network: a namespace of its own has one device, `lo`, and no route anywhere else.
-  The control plane binds 127.0.0.1; pod addresses (10.244/16, see `e2e.cni`)
+  The control plane binds 127.0.0.1; pod addresses (10.244/16, see `e2e.cluster.cni`)
   are added to that same `lo`, so every packet of the run stays on loopback.
 - PID: the harness is process 1 there; when it exits, however it exits, the kernel
   ends every process left in the namespace. Nothing outlives the run.
 - Mount: /etc/resolv.conf is replaced, in this namespace only, by one that names the
-  harness's cluster DNS stand-in (`e2e.cluster_dns`), as kubelet does for a pod.
+  harness's cluster DNS stand-in (`e2e.cluster.cluster_dns`), as kubelet does for a pod.
 """
 
 from __future__ import annotations

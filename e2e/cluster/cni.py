@@ -5,7 +5,7 @@ the command and the pod's network namespace in the environment (`CNI_COMMAND`,
 `CNI_CONTAINERID`, `CNI_NETNS`, `CNI_IFNAME`), the network's configuration on stdin, a
 result or an error as JSON on stdout.
 
-A pod here gets what `e2e.sandbox` designs for it: an address from the
+A pod here gets what `e2e.cluster.sandbox` designs for it: an address from the
 configured subnet (10.244.0.0/16) added to `lo` of the run's network namespace, whose
 only device is `lo`. So that the pod's processes can bind that address, the pod's
 network namespace is made that same namespace: ADD bind-mounts the namespace the plugin

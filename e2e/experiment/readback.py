@@ -1,16 +1,16 @@
 """What the HPA that KEDA made really holds, beside what its ScaledObject asks for:
 the behavior (tolerances included, which the API server drops when the
 HPAConfigurableTolerance gate is off) and the tolerances the controller applied at
-its last sync (from its log, see `e2e.hpa_syncs`)."""
+its last sync (from its log, see `e2e.cluster.hpa_syncs`)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-from e2e import hpa_syncs
-from e2e.cluster import Cluster
-from e2e.observe import quantity
+from e2e.cluster import hpa_syncs
+from e2e.cluster.observe import quantity
+from e2e.cluster.up import Cluster
 
 
 def same(wanted: Any, found: Any) -> bool:

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from e2e.observe import Sample
+from e2e.cluster.observe import Sample
 from harness import hpa
 from scaler.scaling import desired_replicas
 

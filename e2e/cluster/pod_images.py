@@ -13,8 +13,8 @@ from typing import Any
 
 from kubernetes import client
 
-from e2e import image, node, oci
-from e2e.kube import as_json
+from e2e.cluster import image, node, oci
+from e2e.cluster.kube import as_json
 
 Json = Mapping[str, Any]
 

@@ -18,8 +18,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from e2e import build, pki
-from e2e.control_plane import HOST, ControlPlane
+from e2e.cluster import build, pki
+from e2e.cluster.control_plane import HOST, ControlPlane
 from harness import free_port
 from harness.group import Group, component
 

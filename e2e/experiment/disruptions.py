@@ -26,10 +26,10 @@ from typing import Any
 
 from kubernetes import client
 
-from e2e.balanced_load import Load, Phase, lagging
-from e2e.cluster import NAMESPACES, Cluster, Say, endpoints_of
-from e2e.faults import SCALER, SCALER_REPLICAS, healthy, seconds, wait_until
-from e2e.kube import Json, as_json, has_condition
+from e2e.cluster.kube import Json, as_json, has_condition
+from e2e.cluster.up import NAMESPACES, Cluster, Say, endpoints_of
+from e2e.experiment.balanced_load import Load, Phase, lagging
+from e2e.experiment.faults import SCALER, SCALER_REPLICAS, healthy, seconds, wait_until
 
 NAMESPACE = NAMESPACES["direct"]
 API = "rating-api"

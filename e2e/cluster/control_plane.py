@@ -2,12 +2,12 @@
 cluster runs them (the HPA controller in a controller manager of its own, started
 later: see `start_hpa_controller`).
 
-The API server authorizes with the Node authorizer (kubelet, see `e2e.node`) and RBAC
+The API server authorizes with the Node authorizer (kubelet, see `e2e.cluster.node`) and RBAC
 (everything the harness itself runs uses the admin client cert, group system:masters)
 and has the aggregation layer on: a front-proxy CA and client cert, so KEDA's metrics
 adapter can serve external.metrics.k8s.io. The `kubernetes` Service gets no endpoints
 (`--endpoint-reconciler-type=none`): its address would be loopback, which Endpoints and
-EndpointSlices refuse; pods reach the API server through `e2e.service_relay` instead.
+EndpointSlices refuse; pods reach the API server through `e2e.cluster.service_relay` instead.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from e2e import build, pki
+from e2e.cluster import build, pki
 from harness.group import Group, component, wait_for
 from harness.ready import HOST as HOST  # re-exported: the loopback every component uses
 from harness.ready import free_port as free_port  # re-exported for the callers' ports
@@ -176,7 +176,7 @@ def controller_manager_argv(
         f"--service-account-private-key-file={keys.service_account.key}",
         f"--feature-gates={FEATURE_GATES}",
         "--v=1",
-        # One line per HPA sync, with the tolerances applied (read by e2e.hpa_syncs).
+        # One line per HPA sync, with the tolerances applied (read by e2e.cluster.hpa_syncs).
         "--vmodule=horizontal=4",
     ]
 

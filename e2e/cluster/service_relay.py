@@ -4,7 +4,7 @@ are, to the API server. TLS stays end to end: the API server's certificate names
 Service's address. Pods reach the API through it as in a cluster, with the
 KUBERNETES_SERVICE_HOST and _PORT that kubelet gives them.
 
-    python -m e2e.service_relay LISTEN_HOST:PORT UPSTREAM_HOST:PORT
+    python -m e2e.cluster.service_relay LISTEN_HOST:PORT UPSTREAM_HOST:PORT
 """
 
 from __future__ import annotations
@@ -68,7 +68,9 @@ async def serve(listen: tuple[str, int], upstream: tuple[str, int]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m e2e.service_relay", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m e2e.cluster.service_relay", description=__doc__
+    )
     parser.add_argument("listen", type=host_port, help="HOST:PORT to listen on")
     parser.add_argument("upstream", type=host_port, help="HOST:PORT to relay to")
     args = parser.parse_args(argv)
