@@ -219,6 +219,8 @@ EXTRA_ENV = {"rating-api": ".Values.api.extraEnv", "rating-scaler": ".Values.sca
 # Kinds whose labels take more from a value: kube-prometheus-stack's Prometheus selects
 # monitors and rules by a label (its `release`) that only the user knows.
 EXTRA_LABELS = dict.fromkeys(("PodMonitor", "PrometheusRule"), ".Values.monitoring.labels")
+# Trigger keys that a value adds: the forecast's, none while it is off.
+EXTRA_METADATA = {("ScaledObject", "rating-api"): '(include "rating-api.forecast" . | fromYaml)'}
 HELM_LABELS = {
     "helm.sh/chart": '{{ include "rating-api.chart" . }}',
     "app.kubernetes.io/managed-by": "{{ .Release.Service }}",
@@ -288,6 +290,11 @@ def mark(obj: Obj, exprs: dict[str, str], components: Sequence[str] = ()) -> Obj
     for label, expr in HELM_LABELS.items():
         labels[label] = token(len(exprs))
         exprs[labels[label]] = expr
+    if (kind, name) in EXTRA_METADATA:
+        metadata = marked["spec"]["triggers"][0]["metadata"]
+        marker = f"helm_extra_metadata_{len(exprs)}_"
+        metadata[marker] = ""
+        exprs[marker] = EXTRA_METADATA[kind, name]
     if kind in EXTRA_LABELS:
         name = f"helm_extra_labels_{len(exprs)}_"
         labels[name] = ""
@@ -319,7 +326,7 @@ def to_template(obj: Obj, components: Sequence[str] = ()) -> str:
     for name, expr in exprs.items():
         if name.startswith("helm_extra_env_"):
             text = re.sub(rf"^( *)- name: {name}\n", extra_block(expr), text, flags=re.M)
-        elif name.startswith("helm_extra_labels_"):
+        elif name.startswith(("helm_extra_labels_", "helm_extra_metadata_")):
             text = re.sub(rf"^( *){name}: ''\n", extra_block(expr), text, flags=re.M)
         else:
             assert text.count(name) == 1, f"{name} ({expr}) appears {text.count(name)} times"

@@ -233,6 +233,23 @@ def test_the_target_per_pod_is_computed_from_the_refill(
     assert metadata["targetPerPod"] == target
 
 
+@pytest.mark.parametrize("activator", ["false", "true"])
+def test_the_forecast_keys_reach_the_trigger_only_when_asked(
+    tmp_path: Path, activator: str
+) -> None:
+    def metadata(*args: str) -> Obj:
+        objects = template(tmp_path, "--set", f"activator.enabled={activator}", *args)
+        trigger: Obj = named(objects, "ScaledObject", "rating-api")["spec"]["triggers"][0]
+        return trigger["metadata"]
+
+    assert "forecast" not in metadata() and "forecastLead" not in metadata()
+    asked = metadata(
+        "--set", "autoscaling.forecast=recurring", "--set", "autoscaling.forecastLead=45"
+    )
+    assert (asked["forecast"], asked["forecastLead"]) == ("recurring", "45")
+    assert metadata("--set", "autoscaling.forecast=recurring")["forecastLead"] == "30"
+
+
 # Each switch by kind leaves out the activator's objects of that kind too.
 SWITCHED_KINDS = {
     "networkPolicies.enabled": "NetworkPolicy",
@@ -554,6 +571,18 @@ BAD_VALUES = {
     "fallback-out-of-bounds": (
         ["--set", "autoscaling.fallbackReplicas=25"],
         ["autoscaling.fallbackReplicas (25) must lie between replicaCount (2)"],
+    ),
+    "forecast-maybe": (
+        ["--set", "autoscaling.forecast=maybe"],
+        ["/autoscaling/forecast", "value must be one of 'off', 'recurring'"],
+    ),
+    "forecast-lead-0": (
+        ["--set", "autoscaling.forecastLead=0"],
+        ["/autoscaling/forecastLead", "minimum: got 0, want 1"],
+    ),
+    "forecast-lead-601": (
+        ["--set", "autoscaling.forecastLead=601"],
+        ["/autoscaling/forecastLead", "maximum"],
     ),
     "create-without-name": (
         ["--set", "namespace.create=true"],

@@ -34,3 +34,13 @@ or else the Services of the namespace the chart installs into.
 {{- printf "*.%s.svc.cluster.local" (include "rating-api.namespace" .) -}}
 {{- end -}}
 {{- end -}}
+
+{{/*
+The trigger's forecast keys, as YAML: none while autoscaling.forecast is "off".
+*/}}
+{{- define "rating-api.forecast" -}}
+{{- if ne .Values.autoscaling.forecast "off" -}}
+forecast: {{ .Values.autoscaling.forecast | quote }}
+forecastLead: {{ .Values.autoscaling.forecastLead | toString | quote }}
+{{- end -}}
+{{- end -}}
