@@ -239,8 +239,8 @@ def test_the_forecast_keys_reach_the_trigger_only_when_asked(
 ) -> None:
     def metadata(*args: str) -> Obj:
         objects = template(tmp_path, "--set", f"activator.enabled={activator}", *args)
-        trigger: Obj = named(objects, "ScaledObject", "rating-api")["spec"]["triggers"][0]
-        return trigger["metadata"]
+        found: Obj = named(objects, "ScaledObject", "rating-api")["spec"]["triggers"][0]["metadata"]
+        return found
 
     assert "forecast" not in metadata() and "forecastLead" not in metadata()
     asked = metadata(
