@@ -148,6 +148,11 @@ def agent_report(runs: Sequence[Outcome]) -> None:
         f"pod-seconds {shown(cost, 'x')} direct's "
         f"({meets(cost is not None and cost <= TARGET_COST)} <= {TARGET_COST:g}x)."
     )
+    print("\nWho pays (medians: refused on bursts 4-6, pod-seconds against the oracle's):")
+    for fleet in ("direct", "floor-short", "forecast"):
+        refused_n = statistics.median(o.scored(fleet)[0] for o in runs)
+        over = median([o.ratio(fleet, "oracle", "replica_seconds") for o in runs])
+        print(f"- {fleet}: {refused_n:g} refused, {shown(over, 'x')} the oracle's pod-seconds")
 
 
 def no_pattern_report(runs: Sequence[Outcome]) -> None:
@@ -167,6 +172,15 @@ def no_pattern_report(runs: Sequence[Outcome]) -> None:
     worst = [o.ratio("forecast", "direct", "replica_seconds") for o in runs]
     ok = all(w is not None and w <= TARGET_NO_PATTERN for w in worst)
     print(f"\nPod-seconds within {TARGET_NO_PATTERN:g}x of direct in every run: {meets(ok)}.")
+    refused_ok = all(refused_within(o) for o in runs)
+    print(f"Refused within {TARGET_NO_PATTERN:g}x of direct in every run: {meets(refused_ok)}.")
+
+
+def refused_within(o: Outcome) -> bool:
+    """The forecast fleet refused at most TARGET_NO_PATTERN x the direct fleet's (none
+    when the direct refused none)."""
+    direct, forecast = o.summary.fleets["direct"].refused, o.summary.fleets["forecast"].refused
+    return forecast <= direct * TARGET_NO_PATTERN
 
 
 def meets(ok: bool) -> str:
