@@ -10,7 +10,6 @@ activator that reads `os.environ`.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import re
 import socket
@@ -18,8 +17,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Literal, get_args
 
-from common.flags import BadValue, Setting, add_flags, describe_settings, epilog, parse_settings
-from common.numbers import parse_decimal, parse_integer
+from common.flags import (
+    BadValue,
+    Setting,
+    add_flags,
+    describe_settings,
+    epilog,
+    parse_settings,
+    refusal,
+)
+from common.numbers import finite_above, finite_at_least, parse_decimal, parse_integer
 
 LogLevel = Literal["debug", "info", "warning", "error"]
 ENV_PREFIX = "RATING_ACTIVATOR_"
@@ -104,7 +111,7 @@ class ActivatorConfig:
             name = getattr(self, dest)
             ok = (not name and dest == "public_service") or bool(_DNS_LABEL.match(name))
             _require(self, dest, ok, "must be a lower-case DNS label")
-        _require(self, "hold_timeout_s", _finite_above(self.hold_timeout_s, 0.0), "must be > 0")
+        _require(self, "hold_timeout_s", finite_above(self.hold_timeout_s, 0.0), "must be > 0")
         _require(self, "max_held", self.max_held >= 1, "must be >= 1")
         _require(
             self,
@@ -113,13 +120,13 @@ class ActivatorConfig:
             "must be at least --max-body-bytes: one largest request must fit",
         )
         _require(
-            self, "forward_timeout_s", _finite_above(self.forward_timeout_s, 0.0), "must be > 0"
+            self, "forward_timeout_s", finite_above(self.forward_timeout_s, 0.0), "must be > 0"
         )
         _require(self, "pod_name", bool(self.pod_name), "must not be empty")
         _require(self, "max_body_bytes", self.max_body_bytes >= 1, "must be >= 1")
         _require(self, "max_header_bytes", self.max_header_bytes >= 1024, "must be >= 1024")
         for dest in ("keep_alive_timeout_s", "request_timeout_s"):
-            _require(self, dest, _finite_above(getattr(self, dest), 0.0), "must be > 0")
+            _require(self, dest, finite_above(getattr(self, dest), 0.0), "must be > 0")
         _require(
             self,
             "max_connections",
@@ -127,7 +134,7 @@ class ActivatorConfig:
             "must be more than --max-held: each held request keeps its connection open",
         )
         for dest in ("shutdown_delay_s", "drain_timeout_s"):
-            _require(self, dest, _finite_at_least(getattr(self, dest), 0.0), "must be >= 0")
+            _require(self, dest, finite_at_least(getattr(self, dest), 0.0), "must be >= 0")
         _require(
             self, "log_level", self.log_level in get_args(LogLevel), f"must be one of {_LEVELS}"
         )
@@ -298,13 +305,4 @@ def describe(config: ActivatorConfig) -> str:
 
 def _require(config: ActivatorConfig, dest: str, ok: bool, message: str) -> None:
     if not ok:
-        label = _SETTING_BY_DEST[dest].flag.label
-        raise ConfigError(f"{label} {message}, got {getattr(config, dest)!r}")
-
-
-def _finite_at_least(value: float, low: float) -> bool:
-    return math.isfinite(value) and value >= low
-
-
-def _finite_above(value: float, low: float) -> bool:
-    return math.isfinite(value) and value > low
+        raise ConfigError(refusal(_SETTING_BY_DEST[dest], config, message))

@@ -9,7 +9,6 @@ downward API), then to the host name. This is the only module that reads `os.env
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import socket
 from collections.abc import Callable, Mapping, Sequence
@@ -17,8 +16,16 @@ from dataclasses import MISSING, dataclass, field, fields
 from typing import Literal, get_args
 
 from api import bucket_schema
-from common.flags import BadValue, Setting, add_flags, describe_settings, epilog, parse_settings
-from common.numbers import parse_decimal, parse_integer
+from common.flags import (
+    BadValue,
+    Setting,
+    add_flags,
+    describe_settings,
+    epilog,
+    parse_settings,
+    refusal,
+)
+from common.numbers import finite_above, finite_at_least, parse_decimal, parse_integer
 from common.token_file import TokenFileError, read_token
 
 LogLevel = Literal["debug", "info", "warning", "error"]
@@ -85,20 +92,20 @@ class ApiConfig:
             self, "log_level", self.log_level in get_args(LogLevel), f"must be one of {_LEVELS}"
         )
         _require(
-            self, "shutdown_delay_s", _finite_at_least(self.shutdown_delay_s, 0.0), "must be >= 0"
+            self, "shutdown_delay_s", finite_at_least(self.shutdown_delay_s, 0.0), "must be >= 0"
         )
         _require(
-            self, "drain_timeout_s", _finite_at_least(self.drain_timeout_s, 0.0), "must be >= 0"
+            self, "drain_timeout_s", finite_at_least(self.drain_timeout_s, 0.0), "must be >= 0"
         )
         _require(self, "max_header_bytes", self.max_header_bytes >= 1024, "must be >= 1024")
         _require(
             self,
             "keep_alive_timeout_s",
-            _finite_above(self.keep_alive_timeout_s, 0.0),
+            finite_above(self.keep_alive_timeout_s, 0.0),
             "must be > 0",
         )
         _require(
-            self, "request_timeout_s", _finite_above(self.request_timeout_s, 0.0), "must be > 0"
+            self, "request_timeout_s", finite_above(self.request_timeout_s, 0.0), "must be > 0"
         )
         _require(self, "max_connections", self.max_connections >= 2, "must be >= 2")
 
@@ -238,13 +245,4 @@ def describe(config: ApiConfig) -> str:
 
 def _require(config: ApiConfig, dest: str, ok: bool, message: str) -> None:
     if not ok:
-        value = getattr(config, dest)
-        raise ConfigError(f"{_SETTING_BY_DEST[dest].flag.label} {message}, got {value!r}")
-
-
-def _finite_at_least(value: float, low: float) -> bool:
-    return math.isfinite(value) and value >= low
-
-
-def _finite_above(value: float, low: float) -> bool:
-    return math.isfinite(value) and value > low
+        raise ConfigError(refusal(_SETTING_BY_DEST[dest], config, message))

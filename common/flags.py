@@ -145,6 +145,12 @@ def describe_settings(settings: Sequence[Setting], config: object) -> str:
     return " ".join(f"{s.flag.name}={getattr(config, s.dest)}" for s in settings)
 
 
+def refusal(setting: Setting, config: object, message: str) -> str:
+    """Why a parsed setting's value is refused, naming its flag:
+    `--drain-timeout must be >= 0, got -1.0`."""
+    return f"{setting.flag.label} {message}, got {getattr(config, setting.dest)!r}"
+
+
 def _parsed(setting: Setting, value: Given) -> object:
     parsed = setting.parse(value.text.strip())
     if parsed is None:

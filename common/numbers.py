@@ -28,3 +28,13 @@ def parse_decimal(text: str) -> float | None:
         return None
     number = float(text)
     return number if math.isfinite(number) else None  # 1e999 overflows to inf
+
+
+def finite_at_least(value: float, low: float) -> bool:
+    """`value` is a number (not inf or NaN) of at least `low`."""
+    return math.isfinite(value) and value >= low
+
+
+def finite_above(value: float, low: float) -> bool:
+    """`value` is a number (not inf or NaN) above `low`."""
+    return math.isfinite(value) and value > low
